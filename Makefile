@@ -1,0 +1,41 @@
+# `make test` and `make demo` set everything up on a fresh machine: the virtual environment is (re)built
+# whenever it is missing or any file that decides its contents has changed.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.requirements.sha256
+VENV_INPUTS := $(wildcard requirements/*.txt) scripts/bootstrap_venv.sh pyproject.toml
+# Offline and quiet: no hub downloads, no wandb, a small vLLM KV cache for CPU runs.
+export HF_HUB_OFFLINE := 1
+export WANDB_MODE := disabled
+export VLLM_CPU_KVCACHE_SPACE ?= 1
+export TOKENIZERS_PARALLELISM := false
+export DS_BUILD_OPS := 0
+
+.PHONY: venv lint test test-fast demo clean
+
+venv:
+	@want=$$(cat $(VENV_INPUTS) | sha256sum | cut -d' ' -f1); \
+	if [ "$$want" != "$$(cat $(STAMP) 2>/dev/null)" ]; then \
+	  echo "virtual environment $(VENV) missing or stale: building it (about 2-4 minutes)"; \
+	  bash scripts/bootstrap_venv.sh $(VENV) && echo "$$want" > $(STAMP); \
+	fi
+
+lint: venv
+	$(VENV)/bin/ruff check openrlhf_distill tests benchmarks
+	$(VENV)/bin/ruff format --check openrlhf_distill tests benchmarks
+	$(PY) -m compileall -q openrlhf_distill tests benchmarks
+	@for f in scripts/*.sh recipes/*.sh .ci/run; do bash -n "$$f" || exit 1; done; echo "bash -n: ok"
+
+test: lint
+	$(PY) -m pytest
+
+# Everything except the tests that run OpenRLHF trainers or vLLM engines.
+test-fast: lint
+	$(PY) -m pytest -m "not slow"
+
+demo: venv
+	PATH=$(abspath $(VENV))/bin:$$PATH bash recipes/quickstart_cpu.sh
+
+clean:
+	rm -rf $(VENV) runs/quickstart_cpu

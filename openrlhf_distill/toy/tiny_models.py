@@ -1,0 +1,105 @@
+"""Builds tiny HF-format causal language models with a real tokenizer and chat template, offline, in seconds.
+
+The tokenizer is a byte-level BPE trained with the `tokenizers` library on a small generated corpus of words,
+digits and arithmetic, so any text round-trips (bytes fall back to single-byte tokens) and numbers stay short.
+transformers' AutoTokenizer (used by OpenRLHF and vLLM alike) loads it as the architecture's own tokenizer
+class, e.g. Qwen2Tokenizer, which splits digits one per token as real Qwen models do.
+The weights are random: these models exist to run OpenRLHF's trainers, vLLM and our stages for real on a CPU.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+_WORDS = (
+    "the a answer is question what how many plus minus times equals total left each has have had more less "
+    "so then step first next final result number sum difference product of and to in on for with we get "
+    "user assistant system yes no good bad correct wrong cat dog apples books coins"
+).split()
+
+
+@dataclass(frozen=True)
+class TinyModelSpec:
+    arch: str = "qwen2"  # "qwen2" or "llama"
+    hidden_size: int = 64
+    intermediate_size: int = 128
+    num_hidden_layers: int = 2
+    # head_dim = 64 / 2 = 32: vLLM's CPU attention supports head sizes 32, 64, 80, ... but not 16
+    num_attention_heads: int = 2
+    num_key_value_heads: int = 1
+    vocab_size: int = 512  # BPE target; the real size is what training reaches
+    max_position_embeddings: int = 1024
+    seed: int = 0
+
+
+def _corpus(rng: random.Random, lines: int = 2000) -> list[str]:
+    out = []
+    for _ in range(lines):
+        a, b = rng.randint(0, 999), rng.randint(0, 999)
+        op = rng.choice(["+", "-", "*"])
+        words = " ".join(rng.choice(_WORDS) for _ in range(rng.randint(3, 10)))
+        out.append(f"{words} {a} {op} {b} = {a + b if op == '+' else a - b if op == '-' else a * b}. #### {a}")
+    return out
+
+
+def build_tokenizer(spec: TinyModelSpec = TinyModelSpec()):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    rng = random.Random(spec.seed)
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=spec.vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),  # every byte is a token: nothing is unknown
+        show_progress=False,
+    )
+    bpe.train_from_iterator(_corpus(rng), trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>", bos_token=None, unk_token=None
+    )
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+def build_tiny_causal_lm(out_dir: str, spec: TinyModelSpec = TinyModelSpec()) -> str:
+    """Writes a random tiny causal LM + tokenizer to ``out_dir`` (HF format) and returns the folder."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+    tokenizer = build_tokenizer(spec)
+    classes = {"qwen2": (Qwen2Config, Qwen2ForCausalLM), "llama": (LlamaConfig, LlamaForCausalLM)}
+    if spec.arch not in classes:
+        raise ValueError(f"arch must be one of {sorted(classes)}, not {spec.arch!r}")
+    config_cls, model_cls = classes[spec.arch]
+    config = config_cls(
+        vocab_size=len(tokenizer),
+        hidden_size=spec.hidden_size,
+        intermediate_size=spec.intermediate_size,
+        num_hidden_layers=spec.num_hidden_layers,
+        num_attention_heads=spec.num_attention_heads,
+        num_key_value_heads=spec.num_key_value_heads,
+        max_position_embeddings=spec.max_position_embeddings,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=None,
+        tie_word_embeddings=True,
+        torch_dtype="float32",
+    )
+    torch.manual_seed(spec.seed)
+    model = model_cls(config)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    os.makedirs(out_dir, exist_ok=True)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir

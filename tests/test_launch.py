@@ -1,0 +1,48 @@
+"""What the adapter runs: the CPU engine's command and environment, and the GPU engine left as users run it."""
+
+import os
+
+import pytest
+
+from openrlhf_distill.compat import launch, patches
+from openrlhf_distill.compat.flags import TRAIN_RM, TRAIN_SFT, flag_value
+
+
+def test_cpu_engine_runs_one_patched_process_with_the_distributed_env():
+    plan = launch.plan(TRAIN_SFT, ["--data.dataset", "d.jsonl"], engine="cpu")
+    assert plan.command[1:3] == ["-m", "openrlhf.cli.train_sft"]
+    assert flag_value(plan.command, "--ds.attn_implementation") == "eager"
+    assert {k: plan.env[k] for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR")} == {
+        "RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1"}  # fmt: skip
+    assert 1024 <= int(plan.env["MASTER_PORT"]) <= 65535
+    assert plan.env["PYTHONPATH"].split(os.pathsep)[0] == patches.BOOT_DIR
+    assert not flag_value(plan.command, "--eval.dataset")  # SFT needs none; only train_rm does
+
+
+def test_cpu_engine_gives_train_rm_an_eval_set_unless_the_user_did():
+    plan = launch.plan(TRAIN_RM, ["--data.dataset", "p.jsonl", "--data.dataset_split", "x"], engine="cpu")
+    assert flag_value(plan.command, "--eval.dataset") == "p.jsonl"
+    assert flag_value(plan.command, "--eval.split") == "x"
+    mine = launch.plan(TRAIN_RM, ["--data.dataset", "p.jsonl", "--eval.dataset", "e.jsonl"], engine="cpu")
+    assert flag_value(mine.command, "--eval.dataset") == "e.jsonl"
+    assert mine.command.count("--eval.dataset") == 1
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--ds.attn_implementation", "flash_attention_2"], "needs a GPU"),
+        (["--ds.packing_samples"], "needs flash-attn"),
+    ],
+)
+def test_cpu_engine_refuses_gpu_only_settings_with_a_clear_error(argv, message):
+    with pytest.raises(ValueError, match=message):
+        launch.plan(TRAIN_SFT, ["--data.dataset", "d.jsonl", *argv], engine="cpu")
+
+
+def test_gpu_engine_is_the_deepspeed_launcher_with_the_users_flags_untouched():
+    argv = ["--data.dataset", "d.jsonl", "--ds.attn_implementation", "flash_attention_2", "--ds.packing_samples"]
+    plan = launch.plan(TRAIN_RM, argv, engine="gpu")
+    assert os.path.basename(plan.command[0]) == "deepspeed"
+    assert plan.command[1:] == ["--module", "openrlhf.cli.train_rm", *argv]
+    assert "RANK" not in plan.env or plan.env["RANK"] == os.environ.get("RANK")

@@ -1,0 +1,124 @@
+"""The runtime patch mechanism: what it changes, where it reaches, and that it stands aside when it should."""
+
+import os
+import textwrap
+
+from openrlhf_distill.compat import patches
+
+
+def _env(**extra) -> dict:
+    env = patches.subprocess_env()
+    env.pop(patches.ENV_SKIP, None)
+    env.update(extra)
+    return env
+
+
+def test_openrlhf_models_import_on_cpu_through_the_flash_attn_stand_in(run_python):
+    code = textwrap.dedent(
+        """
+        import openrlhf.models, openrlhf.trainer.sft_trainer  # import flash_attn at module top
+        import flash_attn.bert_padding as bp
+        from transformers.utils import is_flash_attn_2_available
+        assert not is_flash_attn_2_available(), "transformers must not think flash-attn is usable"
+        try:
+            bp.unpad_input(None, None)
+        except RuntimeError as e:
+            print("CALL:", e)
+        try:
+            from flash_attn.ops.triton.cross_entropy import cross_entropy_loss  # OpenRLHF falls back on ImportError
+        except ImportError:
+            print("OPTIONAL: ImportError")
+        """
+    )
+    result = run_python(code, env=_env())
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "CALL: flash-attn is not installed" in result.stdout and "--ds.packing_samples" in result.stdout
+    assert "OPTIONAL: ImportError" in result.stdout
+
+
+def test_without_the_stand_in_openrlhf_models_do_not_import(run_python):
+    # The failure the stand-in exists for: proves the test above is not passing by accident.
+    result = run_python("import openrlhf.models", env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert result.returncode != 0
+    assert "flash_attn" in result.stderr
+
+
+def test_patches_reach_a_spawned_grandchild_process(run_python):
+    # vLLM's engine processes and Ray workers are started with "spawn", fresh interpreters: the patches must
+    # come from interpreter start-up, not from whatever the parent imported.
+    code = textwrap.dedent(
+        """
+        import multiprocessing as mp
+
+        def report(queue):
+            import torch
+            from openrlhf_distill.compat import patches
+            queue.put((str(torch.cuda.current_device()), list(patches.applied)))
+
+        if __name__ == "__main__":
+            ctx = mp.get_context("spawn")
+            queue = ctx.Queue()
+            child = ctx.Process(target=report, args=(queue,))
+            child.start()
+            print("CHILD", queue.get(timeout=120))
+            child.join()
+        """
+    )
+    result = run_python(code, env=_env())
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "CHILD ('cpu', ['torch_cuda_to_cpu', 'device_mesh_on_cpu'])" in result.stdout
+
+
+def test_skip_list_and_off_switch_leave_torch_cuda_alone(run_python):
+    code = textwrap.dedent(
+        """
+        import torch
+        from openrlhf_distill.compat import patches
+        try:
+            torch.cuda.current_device()
+            print("CUDA CALL PATCHED")
+        except Exception:
+            print("CUDA CALL RAISES")
+        print("APPLIED", patches.applied)
+        """
+    )
+    skipped = run_python(code, env=_env(**{patches.ENV_SKIP: "torch_cuda_to_cpu"}))
+    assert "CUDA CALL RAISES" in skipped.stdout and "APPLIED ['device_mesh_on_cpu']" in skipped.stdout, skipped.stderr
+    off = run_python(code, env=_env(**{patches.ENV_MODE: "off"}))
+    assert "CUDA CALL RAISES" in off.stdout and "APPLIED []" in off.stdout, off.stderr[-2000:]
+    on = run_python(code, env=_env())
+    assert "CUDA CALL PATCHED" in on.stdout, on.stderr[-2000:]
+
+
+def test_on_a_cuda_machine_cpu_patches_stand_aside_and_fixes_still_apply(run_python):
+    # Test double for a GPU machine (none here): torch.cuda.is_available answers True while the torch patches
+    # are decided, and is restored before OpenRLHF is imported (bitsandbytes cannot import on a fake CUDA).
+    code = textwrap.dedent(
+        """
+        from openrlhf_distill.compat import flash_attn_stub
+        flash_attn_stub.install()
+        import torch
+        real_is_available = torch.cuda.is_available
+        torch.cuda.is_available = lambda: True
+        original = (torch.cuda.set_device, torch.cuda.current_device, torch.cuda.synchronize)
+        from openrlhf_distill.compat import patches
+        patches.install()
+        torch.cuda.is_available = real_is_available
+        assert (torch.cuda.set_device, torch.cuda.current_device, torch.cuda.synchronize) == original
+        import openrlhf.models.model
+        print("APPLIED", patches.applied)
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = run_python(code, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "APPLIED ['reward_mean_std_from_config']" in result.stdout
+
+
+def test_boot_hook_chains_to_the_sitecustomize_it_shadows(run_python, tmp_path):
+    (tmp_path / "sitecustomize.py").write_text("import builtins\nbuiltins.OTHER_SITECUSTOMIZE_RAN = True\n")
+    env = _env()
+    env["PYTHONPATH"] = env["PYTHONPATH"] + os.pathsep + str(tmp_path)
+    code = "import builtins, sys; print('CHAINED', getattr(builtins, 'OTHER_SITECUSTOMIZE_RAN', False))"
+    result = run_python(code, env=env)
+    assert "CHAINED True" in result.stdout, result.stderr[-2000:]
