@@ -44,6 +44,35 @@ def _add_tiny_model(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
 
 
+def _add_label(sub) -> None:
+    p = sub.add_parser("label", help="majority vote over teacher answers, 0/1 labels for teacher and student samples")
+    p.add_argument("--prompts", required=True, help="prompt records (JSON Lines)")
+    p.add_argument("--teacher-samples", required=True, help="teacher sample records: a .jsonl file or a folder")
+    p.add_argument("--student-samples", default=None, help="student sample records: a .jsonl file or a folder")
+    p.add_argument("--out", required=True, help="folder for votes.jsonl, teacher/student.jsonl, metrics.json")
+    p.add_argument("--task", default=None, help="task of prompts that have no `task` field")
+    p.add_argument("--vote.min_ratio", type=float, default=0.5, help="winner's share of valid answers needed")
+    p.add_argument("--vote.min_valid", type=int, default=1, help="readable answers a question needs to vote")
+    p.add_argument("--vote.max_temperature", type=float, default=None,
+                   help="only teacher samples at or below this temperature vote (default: all)")  # fmt: skip
+
+
+def _add_build(sub) -> None:
+    p = sub.add_parser("build", help="SFT, RM-pair, RM-point and RL-prompt sets in OpenRLHF's formats")
+    p.add_argument("--prompts", required=True, help="the prompt records the labels were made from")
+    p.add_argument("--labels", required=True, help="the folder `openrlhf-distill label` wrote")
+    p.add_argument("--out", required=True)
+    p.add_argument("--task", default=None, help="task of prompts that have no `task` field")
+    p.add_argument("--sft.max_per_question", type=int, default=None, help="cap on SFT rows per question")
+    p.add_argument("--rm.pairs_per_question", type=int, default=16, help="cap on RM pairs per question")
+    p.add_argument("--rm.sources", default="teacher,student", help="samples RM data is built from")
+    p.add_argument("--rm.no_balance_sources", action="store_true",
+                   help="draw pairs from all source mixes pooled, not in turns")  # fmt: skip
+    p.add_argument("--data.format", choices=["chat", "plain"], default="chat",
+                   help="chat: messages for --data.apply_chat_template; plain: strings")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="openrlhf-distill",
@@ -53,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_doctor(sub)
     for command in TRAINER_COMMANDS:
         _add_trainer(sub, command)
+    _add_label(sub)
+    _add_build(sub)
     _add_tiny_model(sub)
     return parser
 
@@ -68,6 +99,37 @@ def _run_trainer(args, openrlhf_argv: list[str]) -> int:
     return 0
 
 
+def _run_label(args) -> int:
+    from .labelling import VoteConfig, label_samples
+    from .reports import print_label_metrics
+
+    config = VoteConfig(
+        min_ratio=getattr(args, "vote.min_ratio"),
+        min_valid=getattr(args, "vote.min_valid"),
+        max_temperature=getattr(args, "vote.max_temperature"),
+    )
+    metrics = label_samples(args.prompts, args.teacher_samples, args.out, student=args.student_samples,
+                            config=config, default_task=args.task)  # fmt: skip
+    print_label_metrics(metrics)
+    return 0
+
+
+def _run_build(args) -> int:
+    from .builders import BuildConfig, build_datasets
+
+    config = BuildConfig(
+        sft_max_per_question=getattr(args, "sft.max_per_question"),
+        pairs_max_per_question=getattr(args, "rm.pairs_per_question"),
+        balance_sources=not getattr(args, "rm.no_balance_sources"),
+        rm_sources=tuple(s for s in getattr(args, "rm.sources").split(",") if s),
+        chat_format=getattr(args, "data.format") == "chat",
+        seed=args.seed,
+    )
+    summary = build_datasets(args.prompts, args.labels, args.out, config, default_task=args.task)
+    print(" ".join(f"{name}: {count} rows" for name, count in summary["rows"].items()) + f" -> {args.out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
@@ -79,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from .compat.launch import OpenRLHFRunError
     from .compat.version import OpenRLHFNotSupported
+    from .records import RecordError
 
     try:
         if args.command == "doctor":
@@ -87,12 +150,16 @@ def main(argv: list[str] | None = None) -> int:
             return doctor(as_json=args.json)
         if args.command in TRAINER_COMMANDS:
             return _run_trainer(args, rest)
+        if args.command == "label":
+            return _run_label(args)
+        if args.command == "build":
+            return _run_build(args)
         if args.command == "tiny-model":
             from .toy.tiny_models import TinyModelSpec, build_tiny_causal_lm
 
             print(build_tiny_causal_lm(args.out_dir, TinyModelSpec(arch=args.arch, seed=args.seed)))
             return 0
-    except (OpenRLHFNotSupported, OpenRLHFRunError, ValueError) as error:
+    except (OpenRLHFNotSupported, OpenRLHFRunError, RecordError, ValueError) as error:
         print(f"openrlhf-distill {args.command}: error: {error}", file=sys.stderr)
         return 2
     raise AssertionError(f"unhandled command {args.command}")

@@ -29,7 +29,7 @@ pip_quiet install -q -c "$hold" --no-deps "$(grep -v '^#' "$ROOT/requirements/op
 # and triton, which has no CPU backend and breaks OpenRLHF's SFT on CPU.
 step "removing CUDA-linked companions"
 pip_quiet uninstall -q -y torchvision torchaudio torchcodec triton 2>/dev/null || true
-step "openrlhf-distill (editable)"
-pip_quiet install -q -c "$hold" --no-deps -e "$ROOT"
+step "openrlhf-distill (editable, with its own few dependencies)"
+pip_quiet install -q -c "$hold" -e "$ROOT"
 "$VENV/bin/openrlhf-distill" doctor
 step "done"

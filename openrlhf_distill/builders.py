@@ -1,0 +1,230 @@
+"""Stages 3 and 7: the training sets, in OpenRLHF's formats, from the votes and the labelled samples.
+
+Writes to ``out`` (all at once: a failed build leaves the previous one in place):
+
+- ``sft.jsonl`` (``input``, ``output``): teacher responses that agree with their question's pseudo-label,
+  duplicates removed, at most ``sft_max_per_question`` per question, in generation order.
+- ``rm_pairs.jsonl`` (``prompt``, ``chosen``, ``rejected``, ``meta``): a label-1 and a label-0 response of the
+  SAME question, at most ``pairs_max_per_question`` per question, drawn with a per-question seed and, by
+  default, in turns from each mix of sources (teacher/teacher, teacher/student, student/teacher,
+  student/student) so that neither source crowds out the other.
+- ``rm_points.jsonl`` (``prompt``, ``response``, ``label``, ``meta``): every labelled sample.
+- ``rl_prompts.jsonl`` (``input``, ``label``): questions with a pseudo-label; ``label`` is the pseudo-label,
+  and the gold answer, where there is one, sits in its own ``gold`` field for metrics only.
+- ``build_metrics.json``: what was built and what was left out, and why.
+
+Chat format (default): prompts as chat messages and responses as one assistant message, the layout OpenRLHF's
+datasets need with ``--data.apply_chat_template`` (its RewardDataset concatenates prompt + chosen as lists).
+Plain format: strings, for ``--data.input_template`` training.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+from .labelling import Question, load_questions, question_key
+from .records import (
+    LABELLED_SAMPLE,
+    SOURCES,
+    VOTE,
+    RecordError,
+    as_messages,
+    atomic_output_dir,
+    read_records,
+    write_json_atomic,
+    write_jsonl_atomic,
+)
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    sft_max_per_question: int | None = None  # None: every distinct agreeing teacher response
+    pairs_max_per_question: int = 16
+    balance_sources: bool = True  # draw pairs in turns from each (chosen source, rejected source) mix
+    rm_sources: tuple[str, ...] = SOURCES  # ("teacher",) is the teacher-only ablation
+    chat_format: bool = True
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Labelled:
+    source: str
+    sample_index: int
+    response: str
+    label: int
+
+
+def _load_votes(path: str, questions: dict) -> dict[str, str]:
+    """Pseudo-labels of accepted questions, by question key. Gold fields of a vote are not read."""
+    labels = {}
+    for line, vote in read_records(path, VOTE):
+        key = question_key(vote["id"])
+        if key not in questions:
+            raise RecordError(path, line, "id", f"question id {vote['id']!r} is not in the prompts file")
+        if vote["accepted"]:
+            if vote.get("pseudo_label") is None:
+                raise RecordError(path, line, "pseudo_label", "an accepted vote needs a pseudo-label")
+            labels[key] = vote["pseudo_label"]
+    return labels
+
+
+def _load_labelled(labels_dir: str, pseudo_labels: dict[str, str]) -> dict[str, list[Labelled]]:
+    by_question: dict[str, list[Labelled]] = defaultdict(list)
+    for source in SOURCES:
+        path = os.path.join(labels_dir, f"{source}.jsonl")
+        if not os.path.exists(path):
+            continue
+        for line, sample in read_records(path, LABELLED_SAMPLE):
+            key = question_key(sample["id"])
+            if key not in pseudo_labels:
+                raise RecordError(path, line, "id", f"labelled sample of question {sample['id']!r}, which has no "
+                                  "accepted vote in votes.jsonl: the labels folder is inconsistent")  # fmt: skip
+            if sample["source"] != source:
+                raise RecordError(path, line, "source", f"{sample['source']!r} sample in {source}.jsonl")
+            by_question[key].append(Labelled(source, sample["sample_index"], sample["response"], sample["label"]))
+    return by_question
+
+
+class _Formatter:
+    def __init__(self, chat: bool):
+        self.chat = chat
+
+    def prompt(self, question: Question):
+        record = question.record
+        formatted = question.task.format_prompt(record)
+        if self.chat:
+            return as_messages(formatted)
+        if isinstance(formatted, str):
+            return formatted
+        if len(formatted) == 1 and formatted[0]["role"] == "user":
+            return formatted[0]["content"]
+        raise ValueError(f"question {record['id']!r}: its prompt is a multi-message chat; build with the chat format")
+
+    def response(self, text: str):
+        return [{"role": "assistant", "content": text}] if self.chat else text
+
+
+def select_sft(samples: list[Labelled], cap: int | None) -> tuple[list[str], Counter]:
+    """Distinct agreeing teacher responses, in generation order, at most ``cap``."""
+    counts = Counter()
+    chosen, seen = [], set()
+    for s in sorted(samples, key=lambda s: s.sample_index):
+        if s.source != "teacher" or s.label != 1:
+            continue
+        text = s.response.strip()
+        if text in seen:
+            counts["duplicates_removed"] += 1
+            continue
+        if cap is not None and len(chosen) >= cap:
+            counts["over_cap"] += 1
+            continue
+        seen.add(text)
+        chosen.append(s.response)
+    return chosen, counts
+
+
+def select_pairs(samples: list[Labelled], config: BuildConfig, rng: random.Random) -> list[tuple[Labelled, Labelled]]:
+    """(chosen, rejected) pairs of one question's samples: label 1 against label 0, each pair of texts once."""
+    usable = [s for s in samples if s.source in config.rm_sources]
+    good = [s for s in usable if s.label == 1]
+    bad = [s for s in usable if s.label == 0]
+    mixes = []
+    for c_source, r_source in itertools.product(config.rm_sources, repeat=2):
+        pairs = [(c, r) for c in good if c.source == c_source for r in bad if r.source == r_source]
+        if pairs:
+            rng.shuffle(pairs)
+            mixes.append(pairs)
+    if not config.balance_sources:
+        pool = [p for pairs in mixes for p in pairs]
+        rng.shuffle(pool)
+        mixes = [pool]
+    seen: set[tuple[str, str]] = set()
+
+    def distinct(pairs):
+        for chosen, rejected in pairs:
+            texts = (chosen.response.strip(), rejected.response.strip())
+            if texts[0] != texts[1] and texts not in seen:
+                seen.add(texts)
+                yield chosen, rejected
+
+    picked = []
+    queues = [distinct(pairs) for pairs in mixes]
+    while queues and len(picked) < config.pairs_max_per_question:
+        for queue in list(queues):  # one pair from each mix in turn
+            pair = next(queue, None)
+            if pair is None:
+                queues.remove(queue)
+            elif len(picked) < config.pairs_max_per_question:
+                picked.append(pair)
+    return picked
+
+
+def build_datasets(
+    prompts: str, labels_dir: str, out: str, config: BuildConfig = BuildConfig(), default_task: str | None = None
+) -> dict:
+    """Builds the SFT, RM-pair, RM-point and RL-prompt sets; returns the build metrics."""
+    if config.sft_max_per_question is not None and config.sft_max_per_question < 1:
+        raise ValueError("sft_max_per_question must be >= 1 (or None for no cap)")
+    if unknown := set(config.rm_sources) - set(SOURCES):
+        raise ValueError(f"rm_sources: unknown source(s) {sorted(unknown)}; use {', '.join(SOURCES)}")
+    questions = load_questions(prompts, default_task)
+    pseudo_labels = _load_votes(os.path.join(labels_dir, "votes.jsonl"), questions)
+    labelled = _load_labelled(labels_dir, pseudo_labels)
+    fmt = _Formatter(config.chat_format)
+
+    metrics = {"sft": Counter(), "rm_pairs": Counter(), "rm_points": Counter(), "rl_prompts": Counter()}
+    sft, pairs, points, rl = [], [], [], []
+    for key, question in questions.items():
+        record = question.record
+        if key not in pseudo_labels:
+            metrics["rl_prompts"]["questions_without_pseudo_label"] += 1
+            continue
+        prompt = fmt.prompt(question)
+        samples = labelled.get(key, [])
+
+        responses, sft_counts = select_sft(samples, config.sft_max_per_question)
+        metrics["sft"].update(sft_counts)
+        metrics["sft"]["questions_with_rows" if responses else "questions_without_rows"] += 1
+        sft += [{"input": prompt, "output": fmt.response(r), "meta": {"id": record["id"]}} for r in responses]
+
+        # A per-question seed: a question's pairs do not change when other questions are added or removed.
+        question_pairs = select_pairs(samples, config, random.Random(f"{config.seed}:{key}"))
+        if not question_pairs:
+            usable = [s.label for s in samples if s.source in config.rm_sources]
+            reason = "no_samples" if not usable else "all_label_1" if all(usable) else "all_label_0" if not any(
+                usable) else "only_identical_texts"  # fmt: skip
+            metrics["rm_pairs"][f"questions_without_pairs_{reason}"] += 1
+        for chosen, rejected in question_pairs:
+            metrics["rm_pairs"][f"{chosen.source}_vs_{rejected.source}"] += 1
+            pairs.append({
+                "prompt": prompt,
+                "chosen": fmt.response(chosen.response),
+                "rejected": fmt.response(rejected.response),
+                "meta": {"id": record["id"], "chosen_source": chosen.source, "rejected_source": rejected.source},
+            })  # fmt: skip
+
+        for s in samples:
+            if s.source in config.rm_sources:
+                metrics["rm_points"][f"{s.source}_label_{s.label}"] += 1
+                points.append({"prompt": prompt, "response": fmt.response(s.response), "label": s.label,
+                               "meta": {"id": record["id"], "source": s.source}})  # fmt: skip
+
+        row = {"input": prompt, "label": pseudo_labels[key], "id": record["id"]}
+        if question.gold is not None:
+            row["gold"] = question.gold  # for RL metrics; the reward reads `label`
+        rl.append(row)
+
+    summary = {
+        "config": {**config.__dict__, "rm_sources": list(config.rm_sources)},
+        "rows": {"sft": len(sft), "rm_pairs": len(pairs), "rm_points": len(points), "rl_prompts": len(rl)},
+        **{name: dict(counts) for name, counts in metrics.items()},
+    }
+    with atomic_output_dir(out) as partial:
+        for name, rows in (("sft", sft), ("rm_pairs", pairs), ("rm_points", points), ("rl_prompts", rl)):
+            write_jsonl_atomic(os.path.join(partial, f"{name}.jsonl"), rows)
+        write_json_atomic(os.path.join(partial, "build_metrics.json"), summary)
+    return summary

@@ -1,0 +1,248 @@
+"""Stages 2 and 6: the teacher's majority vote per question, and a 0/1 label for every teacher and student sample.
+
+Reads prompts (for each question's task and, for metrics only, its gold answer) and sample files, and writes
+to ``out``:
+
+- ``votes.jsonl``: one vote per prompt, in prompt order (see :mod:`openrlhf_distill.voting`);
+- ``teacher.jsonl`` / ``student.jsonl``: the samples of accepted questions, with ``answer`` and ``extraction``
+  re-read by the task layer and ``label`` 1 (equivalent to the pseudo-label) or 0 (another answer, or none);
+- ``metrics.json``: coverage, why questions were dropped, extraction-rule counts and, where prompts carry
+  gold, label accuracy, reward accuracy and per-source accuracy.
+
+Labels come from the pseudo-label only: gold answers are read for the metrics and nothing else.
+Memory stays bounded by the number of questions, not of samples: teacher files are streamed twice (count
+the votes, then label) and samples are never held.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from .records import (
+    PROMPT,
+    SAMPLE,
+    RecordError,
+    atomic_output_dir,
+    jsonl_files,
+    read_records,
+    write_json_atomic,
+    write_jsonl_atomic,
+)
+from .tasks import Task, get_task
+from .voting import Vote, vote_from_counts
+
+
+@dataclass(frozen=True)
+class VoteConfig:
+    min_ratio: float = 0.5  # the winner's share of valid answers needed for a pseudo-label
+    min_valid: int = 1  # readable answers needed at all
+    max_temperature: float | None = None  # only teacher samples at or below it vote (None: all vote)
+
+
+@dataclass
+class Question:
+    id: str | int  # as the prompts file spells it
+    record: dict  # the prompt record, `task` filled in
+    task: Task  # one instance per task name, shared (the math task caches parsed answers)
+    gold: str | None  # canonical; metrics only
+    counts: Counter = field(default_factory=Counter)  # votes by canonical answer
+    total: int = 0  # voting samples, unreadable ones included
+    vote: Vote | None = None
+
+
+class SeenSamples:
+    """Finds a repeated (id, source, sample_index) with one bit per index, not one object per sample."""
+
+    def __init__(self):
+        self._bits: dict[tuple[str, str], bytearray] = {}
+
+    def add(self, key: str, source: str, index: int) -> bool:
+        """Marks the sample; returns False when it was already there."""
+        bits = self._bits.setdefault((key, source), bytearray())
+        byte, bit = divmod(index, 8)
+        if byte >= len(bits):
+            bits.extend(bytes(byte - len(bits) + 1))
+        if bits[byte] >> bit & 1:
+            return False
+        bits[byte] |= 1 << bit
+        return True
+
+
+def question_key(question_id) -> str:
+    """Prompt ids may be JSON strings or integers; samples refer to them either way."""
+    return str(question_id)
+
+
+def load_questions(prompts_path: str, default_task: str | None = None) -> dict[str, Question]:
+    """The prompts by question key; ``default_task`` fills in records that have no ``task``."""
+    questions: dict[str, Question] = {}
+    tasks: dict[str, Task] = {}
+    for line, record in read_records(prompts_path, PROMPT):
+        key = question_key(record["id"])
+        if key in questions:
+            raise RecordError(prompts_path, line, "id", f"question id {record['id']!r} appears twice")
+        if record.get("task") is None:
+            if default_task is None:
+                raise RecordError(prompts_path, line, "task", "missing (or give the stage a default task: --task)")
+            record = {**record, "task": default_task}
+        if record["task"] not in tasks:
+            try:
+                tasks[record["task"]] = get_task(record["task"])
+            except ValueError as error:
+                raise RecordError(prompts_path, line, "task", str(error)) from None
+        task = tasks[record["task"]]
+        gold = None
+        if record.get("gold") is not None:
+            try:
+                gold = task.parse_gold(record)
+            except ValueError as error:
+                raise RecordError(prompts_path, line, "gold", str(error)) from None
+        questions[key] = Question(id=record["id"], record=record, task=task, gold=gold)
+    if not questions:
+        raise RecordError(prompts_path, None, None, "no prompts")
+    return questions
+
+
+def _samples(path: str, source: str, questions: dict[str, Question], seen: SeenSamples | None) -> Iterator[dict]:
+    """Checked samples of one source, with the answer re-read by the task layer (the one place answers are read)."""
+    for file in jsonl_files(path):
+        for line, sample in read_records(file, SAMPLE):
+            if sample["source"] != source:
+                raise RecordError(file, line, "source", f"{sample['source']!r} sample among the {source} samples")
+            question = questions.get(question_key(sample["id"]))
+            if question is None:
+                raise RecordError(file, line, "id", f"question id {sample['id']!r} is not in the prompts file")
+            if seen is not None and not seen.add(question_key(sample["id"]), source, sample["sample_index"]):
+                key = (sample["id"], source, sample["sample_index"])
+                raise RecordError(file, line, "sample_index", f"sample (id, source, sample_index) = {key!r} repeats")
+            extraction = question.task.extract(sample["response"])
+            yield {**sample, "answer": extraction.answer, "extraction": extraction.rule}
+
+
+def _votes_on(sample: dict, config: VoteConfig) -> bool:
+    return config.max_temperature is None or sample["temperature"] <= config.max_temperature
+
+
+class Metrics:
+    """Counts for metrics.json; gold enters here and nowhere else."""
+
+    def __init__(self):
+        self.samples = {s: Counter() for s in ("teacher", "student")}
+        self.rules = {s: Counter() for s in ("teacher", "student")}
+        self.reward_agree = {s: [0, 0] for s in ("teacher", "student")}  # [label == gold label, with gold]
+        self.correct = {s: [0, 0] for s in ("teacher", "student")}  # [answer == gold, with gold]
+
+    def count_sample(self, source: str, sample: dict, question: Question, label: int | None) -> None:
+        counts = self.samples[source]
+        counts["read"] += 1
+        self.rules[source][sample["extraction"] or "none"] += 1
+        if sample["answer"] is None:
+            counts["no_answer"] += 1
+        if label is None:
+            counts["excluded_no_pseudo_label"] += 1
+        else:
+            counts[f"label_{label}"] += 1
+        if question.gold is not None:
+            right = sample["answer"] is not None and question.task.is_equivalent(sample["answer"], question.gold)
+            self.correct[source][0] += right
+            self.correct[source][1] += 1
+            if label is not None:
+                self.reward_agree[source][0] += label == int(right)
+                self.reward_agree[source][1] += 1
+
+    def summary(self, questions: dict[str, Question], config: VoteConfig) -> dict:
+        votes = [q.vote for q in questions.values()]
+        accepted = [q for q in questions.values() if q.vote.accepted]
+        with_gold = [q for q in accepted if q.gold is not None]
+        label_right = sum(q.task.is_equivalent(q.vote.pseudo_label, q.gold) for q in with_gold)
+        histogram = Counter(min(int(v.majority_ratio * 10), 9) for v in votes if v.valid)
+
+        def share(pair):
+            return {"value": pair[0] / pair[1] if pair[1] else None, "n": pair[1]}
+
+        return {
+            "vote_config": dataclasses.asdict(config),
+            "questions": {
+                "total": len(votes),
+                "accepted": len(accepted),
+                "coverage": len(accepted) / len(votes),
+                "dropped": dict(Counter(v.reason for v in votes if not v.accepted)),
+            },
+            "majority_ratio_histogram": {f"{b / 10:.1f}-{(b + 1) / 10:.1f}": histogram[b] for b in range(10)},
+            "label_accuracy": share([label_right, len(with_gold)]),
+            "samples": {s: dict(c) for s, c in self.samples.items() if c},
+            "extraction_rules": {s: dict(c) for s, c in self.rules.items() if c},
+            "sample_accuracy_vs_gold": {s: share(p) for s, p in self.correct.items() if p[1]},
+            "reward_accuracy": {s: share(p) for s, p in self.reward_agree.items() if p[1]},
+        }
+
+
+def _label(sample: dict, question: Question) -> int | None:
+    vote = question.vote
+    if not vote.accepted:
+        return None
+    agrees = sample["answer"] is not None and question.task.is_equivalent(sample["answer"], vote.pseudo_label)
+    return int(agrees)
+
+
+def label_samples(
+    prompts: str,
+    teacher: str,
+    out: str,
+    *,
+    student: str | None = None,
+    config: VoteConfig = VoteConfig(),
+    default_task: str | None = None,
+) -> dict:
+    """Runs the vote and writes votes, labelled samples and metrics to ``out``; returns the metrics."""
+    questions = load_questions(prompts, default_task)
+
+    seen = SeenSamples()
+    for sample in _samples(teacher, "teacher", questions, seen):
+        if _votes_on(sample, config):
+            question = questions[question_key(sample["id"])]
+            question.total += 1
+            if sample["answer"] is not None:
+                question.counts[sample["answer"]] += 1
+    for question in questions.values():
+        question.vote = vote_from_counts(
+            question.counts,
+            question.total,
+            min_ratio=config.min_ratio,
+            min_valid=config.min_valid,
+            is_equivalent=question.task.is_equivalent,
+        )
+        question.counts = Counter()  # no longer needed: keep memory to the votes
+
+    metrics = Metrics()
+
+    def labelled(path: str, source: str, seen_check: SeenSamples | None) -> Iterator[dict]:
+        for sample in _samples(path, source, questions, seen_check):
+            question = questions[question_key(sample["id"])]
+            label = _label(sample, question)
+            metrics.count_sample(source, sample, question, label)
+            if label is not None:
+                yield {**sample, "label": label}
+
+    def vote_records():
+        for question in questions.values():
+            record = question.vote.to_record(question.id)
+            if question.gold is not None:
+                label_correct = question.vote.accepted and question.task.is_equivalent(
+                    question.vote.pseudo_label, question.gold
+                )
+                record["label_correct"] = bool(label_correct)
+            yield record
+
+    with atomic_output_dir(out) as partial:
+        write_jsonl_atomic(os.path.join(partial, "teacher.jsonl"), labelled(teacher, "teacher", None))
+        if student is not None:
+            write_jsonl_atomic(os.path.join(partial, "student.jsonl"), labelled(student, "student", SeenSamples()))
+        write_jsonl_atomic(os.path.join(partial, "votes.jsonl"), vote_records())
+        summary = metrics.summary(questions, config)
+        write_json_atomic(os.path.join(partial, "metrics.json"), summary)
+    return summary

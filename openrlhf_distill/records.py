@@ -1,0 +1,210 @@
+"""The record formats of the pipeline (JSON Lines), how they are read, checked and written.
+
+Every stage reads its inputs through :func:`read_records`, which names the file, the line and the field of
+anything wrong, and writes through :func:`write_jsonl_atomic`, which renames a complete temporary file into
+place so a killed stage never leaves a half-written output behind. See ../shared/DESIGN.md "Records".
+
+- prompt: ``id``, ``prompt`` (a string or chat messages), ``task``, optional ``gold`` (metrics only, never
+  training), optional ``meta``.
+- sample: ``id``, ``source`` (teacher | student), ``model``, ``temperature``, ``sample_index``, ``response``,
+  ``finish_reason``, ``answer`` (canonical, or null), ``extraction`` (the rule that matched, or null).
+- labelled sample: a sample plus ``label`` (1 agrees with the question's pseudo-label, 0 does not).
+- vote: ``id``, ``pseudo_label``, ``counts``, ``valid``, ``total``, ``majority_ratio``, ``accepted``,
+  ``reason`` (why it was not accepted), and ``label_correct`` when the prompt has gold.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+SOURCES = ("teacher", "student")
+
+
+class RecordError(ValueError):
+    """A record that cannot be used, located by file, line (1-based) and field."""
+
+    def __init__(self, path: str, line: int | None, field_name: str | None, problem: str):
+        self.path, self.line, self.field, self.problem = path, line, field_name, problem
+        where = path + (f":{line}" if line is not None else "") + (f" field '{field_name}'" if field_name else "")
+        super().__init__(f"{where}: {problem}")
+
+
+def _is_messages(value) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) > 0
+        and all(isinstance(m, dict) and isinstance(m.get("role"), str) and "content" in m for m in value)
+    )
+
+
+def _text_or_messages(value) -> str | None:
+    if isinstance(value, str) or _is_messages(value):
+        return None
+    return "must be a string or a non-empty list of chat messages ({'role': ..., 'content': ...})"
+
+
+def _string(value) -> str | None:
+    return None if isinstance(value, str) else f"must be a string, got {type(value).__name__}"
+
+
+def _id(value) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
+        return f"must be a non-empty string or an integer, got {value!r}"
+    return None
+
+
+def _source(value) -> str | None:
+    return None if value in SOURCES else f"must be one of {', '.join(SOURCES)}, got {value!r}"
+
+
+def _number(value) -> str | None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+    return None if ok else f"must be a number >= 0, got {value!r}"
+
+
+def _index(value) -> str | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return None if ok else f"must be an integer >= 0, got {value!r}"
+
+
+def _optional_string(value) -> str | None:
+    return None if value is None or isinstance(value, str) else f"must be a string or null, got {value!r}"
+
+
+def _label(value) -> str | None:
+    return None if value in (0, 1) and not isinstance(value, bool) else f"must be 0 or 1, got {value!r}"
+
+
+def _bool(value) -> str | None:
+    return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
+
+
+def _dict(value) -> str | None:
+    return None if isinstance(value, dict) else f"must be an object, got {type(value).__name__}"
+
+
+@dataclass(frozen=True)
+class Schema:
+    name: str
+    required: dict[str, Callable] = field(default_factory=dict)  # field -> check returning a problem or None
+    optional: dict[str, Callable] = field(default_factory=dict)
+
+    def check(self, record, path: str, line: int | None) -> dict:
+        if not isinstance(record, dict):
+            raise RecordError(path, line, None, f"a {self.name} record must be a JSON object")
+        for name, check in self.required.items():
+            if name not in record:
+                raise RecordError(path, line, name, f"missing (a {self.name} record needs {', '.join(self.required)})")
+            problem = check(record[name])
+            if problem:
+                raise RecordError(path, line, name, problem)
+        for name, check in self.optional.items():
+            if name in record and record[name] is not None:
+                problem = check(record[name])
+                if problem:
+                    raise RecordError(path, line, name, problem)
+        return record
+
+
+# `task` may be left out when the stage is given a default task (--task).
+PROMPT = Schema("prompt", {"id": _id, "prompt": _text_or_messages}, {"task": _string, "meta": _dict})
+SAMPLE = Schema(
+    "sample",
+    {
+        "id": _id,
+        "source": _source,
+        "model": _string,
+        "temperature": _number,
+        "sample_index": _index,
+        "response": _string,
+    },
+    {"finish_reason": _optional_string, "answer": _optional_string, "extraction": _optional_string},
+)
+LABELLED_SAMPLE = Schema("labelled sample", {**SAMPLE.required, "label": _label}, SAMPLE.optional)
+VOTE = Schema(
+    "vote",
+    {"id": _id, "counts": _dict, "valid": _index, "total": _index, "accepted": _bool},
+    {"pseudo_label": _optional_string},
+)
+
+
+def read_records(path: str, schema: Schema) -> Iterator[tuple[int, dict]]:
+    """Yields (line number, record) for each non-blank line of a JSON Lines file, checked against ``schema``."""
+    if not os.path.isfile(path):
+        raise RecordError(path, None, None, f"no such file (expected {schema.name} records, JSON Lines)")
+    with open(path, encoding="utf-8") as f:
+        for number, text in enumerate(f, start=1):
+            if not text.strip():
+                continue
+            try:
+                record = json.loads(text)
+            except json.JSONDecodeError as error:
+                raise RecordError(path, number, None, f"malformed JSON: {error.msg} at column {error.colno}") from None
+            yield number, schema.check(record, path, number)
+
+
+def jsonl_files(path: str) -> list[str]:
+    """A JSON Lines file, or the sorted ``*.jsonl`` files of a folder (generation stages write shards)."""
+    if os.path.isdir(path):
+        files = sorted(os.path.join(path, n) for n in os.listdir(path) if n.endswith(".jsonl"))
+        if not files:
+            raise RecordError(path, None, None, "folder holds no .jsonl files")
+        return files
+    return [path]
+
+
+def write_jsonl_atomic(path: str, records: Iterable[dict]) -> int:
+    """Writes records to ``path`` through a temporary file renamed into place; returns how many were written."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    count = 0
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            for record in records:
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+                count += 1
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return count
+
+
+def write_json_atomic(path: str, value) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=2, ensure_ascii=False)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def atomic_output_dir(path: str) -> Iterator[str]:
+    """Yields a temporary folder beside ``path`` to write a stage's outputs into; on success it replaces
+    ``path`` whole, on failure it is removed and ``path`` keeps what it held before."""
+    path = os.path.abspath(path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    partial = f"{path}.partial-{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    os.makedirs(partial)
+    try:
+        yield partial
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    previous = f"{path}.previous-{os.getpid()}"
+    if os.path.exists(path):
+        os.replace(path, previous)
+    os.replace(partial, path)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def as_messages(prompt) -> list[dict]:
+    """A prompt as chat messages: a plain string becomes one user message."""
+    return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else [dict(m) for m in prompt]
