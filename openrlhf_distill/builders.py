@@ -2,15 +2,18 @@
 
 Writes to ``out`` (all at once: a failed build leaves the previous one in place):
 
-- ``sft.jsonl`` (``input``, ``output``): teacher responses that agree with their question's pseudo-label,
-  duplicates removed, at most ``sft_max_per_question`` per question, in generation order.
-- ``rm_pairs.jsonl`` (``prompt``, ``chosen``, ``rejected``, ``meta``): a label-1 and a label-0 response of the
-  SAME question, at most ``pairs_max_per_question`` per question, drawn with a per-question seed and, by
-  default, in turns from each mix of sources (teacher/teacher, teacher/student, student/teacher,
-  student/student) so that neither source crowds out the other.
+- ``sft.jsonl`` (``input``, ``output``): teacher responses labelled at least ``sft_min_label`` (1: they agree
+  with the pseudo-label; for judged tasks, the top score), duplicates removed, at most
+  ``sft_max_per_question`` per question, in generation order.
+- ``rm_pairs.jsonl`` (``prompt``, ``chosen``, ``rejected``, ``meta``): two responses of the SAME question whose
+  labels differ by at least ``pair_margin`` (with vote labels: a label-1 against a label-0 response), at most
+  ``pairs_max_per_question`` per question, drawn with a per-question seed and, by default, in turns from
+  each mix of sources (teacher/teacher, teacher/student, student/teacher, student/student) so that neither
+  source crowds out the other.
 - ``rm_points.jsonl`` (``prompt``, ``response``, ``label``, ``meta``): every labelled sample.
-- ``rl_prompts.jsonl`` (``input``, ``label``): questions with a pseudo-label; ``label`` is the pseudo-label,
-  and the gold answer, where there is one, sits in its own ``gold`` field for metrics only.
+- ``rl_prompts.jsonl`` (``input``, ``label``): accepted questions; ``label`` is the pseudo-label ("" for judged
+  tasks, which have none), and the gold answer, where there is one, sits in its own ``gold`` field for
+  metrics only.
 - ``build_metrics.json``: what was built and what was left out, and why.
 
 Chat format (default): prompts as chat messages and responses as one assistant message, the layout OpenRLHF's
@@ -43,7 +46,9 @@ from .records import (
 @dataclass(frozen=True)
 class BuildConfig:
     sft_max_per_question: int | None = None  # None: every distinct agreeing teacher response
+    sft_min_label: float = 1.0  # vote labels: agreeing responses; judge labels (score / 10): the top score
     pairs_max_per_question: int = 16
+    pair_margin: float = 0.3  # judge labels: 3 points on the 1-10 scale; every vote pair (1 vs 0) passes
     balance_sources: bool = True  # draw pairs in turns from each (chosen source, rejected source) mix
     rm_sources: tuple[str, ...] = SOURCES  # ("teacher",) is the teacher-only ablation
     chat_format: bool = True
@@ -55,20 +60,19 @@ class Labelled:
     source: str
     sample_index: int
     response: str
-    label: int
+    label: float
 
 
-def _load_votes(path: str, questions: dict) -> dict[str, str]:
-    """Pseudo-labels of accepted questions, by question key. Gold fields of a vote are not read."""
+def _load_votes(path: str, questions: dict) -> dict[str, str | None]:
+    """Pseudo-labels of accepted questions, by question key (None for judged questions). Gold fields of a vote
+    are not read."""
     labels = {}
     for line, vote in read_records(path, VOTE):
         key = question_key(vote["id"])
         if key not in questions:
             raise RecordError(path, line, "id", f"question id {vote['id']!r} is not in the prompts file")
         if vote["accepted"]:
-            if vote.get("pseudo_label") is None:
-                raise RecordError(path, line, "pseudo_label", "an accepted vote needs a pseudo-label")
-            labels[key] = vote["pseudo_label"]
+            labels[key] = vote.get("pseudo_label")
     return labels
 
 
@@ -108,12 +112,12 @@ class _Formatter:
         return [{"role": "assistant", "content": text}] if self.chat else text
 
 
-def select_sft(samples: list[Labelled], cap: int | None) -> tuple[list[str], Counter]:
-    """Distinct agreeing teacher responses, in generation order, at most ``cap``."""
+def select_sft(samples: list[Labelled], cap: int | None, min_label: float = 1.0) -> tuple[list[str], Counter]:
+    """Distinct teacher responses labelled at least ``min_label``, in generation order, at most ``cap``."""
     counts = Counter()
     chosen, seen = [], set()
     for s in sorted(samples, key=lambda s: s.sample_index):
-        if s.source != "teacher" or s.label != 1:
+        if s.source != "teacher" or s.label < min_label:
             continue
         text = s.response.strip()
         if text in seen:
@@ -128,13 +132,18 @@ def select_sft(samples: list[Labelled], cap: int | None) -> tuple[list[str], Cou
 
 
 def select_pairs(samples: list[Labelled], config: BuildConfig, rng: random.Random) -> list[tuple[Labelled, Labelled]]:
-    """(chosen, rejected) pairs of one question's samples: label 1 against label 0, each pair of texts once."""
+    """(chosen, rejected) pairs of one question's samples whose labels differ by at least the margin, each pair of
+    texts once."""
     usable = [s for s in samples if s.source in config.rm_sources]
-    good = [s for s in usable if s.label == 1]
-    bad = [s for s in usable if s.label == 0]
     mixes = []
     for c_source, r_source in itertools.product(config.rm_sources, repeat=2):
-        pairs = [(c, r) for c in good if c.source == c_source for r in bad if r.source == r_source]
+        pairs = [
+            (c, r)
+            for c in usable
+            if c.source == c_source
+            for r in usable
+            if r.source == r_source and c.label - r.label >= config.pair_margin - 1e-9  # 0.7 - 0.4 < 0.3 in floats
+        ]
         if pairs:
             rng.shuffle(pairs)
             mixes.append(pairs)
@@ -169,6 +178,8 @@ def build_datasets(
     """Builds the SFT, RM-pair, RM-point and RL-prompt sets; returns the build metrics."""
     if config.sft_max_per_question is not None and config.sft_max_per_question < 1:
         raise ValueError("sft_max_per_question must be >= 1 (or None for no cap)")
+    if not 0 < config.pair_margin <= 1:
+        raise ValueError(f"pair_margin must be in (0, 1], got {config.pair_margin}")
     if unknown := set(config.rm_sources) - set(SOURCES):
         raise ValueError(f"rm_sources: unknown source(s) {sorted(unknown)}; use {', '.join(SOURCES)}")
     questions = load_questions(prompts, default_task)
@@ -186,7 +197,7 @@ def build_datasets(
         prompt = fmt.prompt(question)
         samples = labelled.get(key, [])
 
-        responses, sft_counts = select_sft(samples, config.sft_max_per_question)
+        responses, sft_counts = select_sft(samples, config.sft_max_per_question, config.sft_min_label)
         metrics["sft"].update(sft_counts)
         metrics["sft"]["questions_with_rows" if responses else "questions_without_rows"] += 1
         sft += [{"input": prompt, "output": fmt.response(r), "meta": {"id": record["id"]}} for r in responses]
@@ -194,9 +205,8 @@ def build_datasets(
         # A per-question seed: a question's pairs do not change when other questions are added or removed.
         question_pairs = select_pairs(samples, config, random.Random(f"{config.seed}:{key}"))
         if not question_pairs:
-            usable = [s.label for s in samples if s.source in config.rm_sources]
-            reason = "no_samples" if not usable else "all_label_1" if all(usable) else "all_label_0" if not any(
-                usable) else "only_identical_texts"  # fmt: skip
+            usable = {s.label for s in samples if s.source in config.rm_sources}
+            reason = "no_samples" if not usable else "one_label_only" if len(usable) == 1 else "no_pair_over_margin"
             metrics["rm_pairs"][f"questions_without_pairs_{reason}"] += 1
         for chosen, rejected in question_pairs:
             metrics["rm_pairs"][f"{chosen.source}_vs_{rejected.source}"] += 1
@@ -213,7 +223,7 @@ def build_datasets(
                 points.append({"prompt": prompt, "response": fmt.response(s.response), "label": s.label,
                                "meta": {"id": record["id"], "source": s.source}})  # fmt: skip
 
-        row = {"input": prompt, "label": pseudo_labels[key], "id": record["id"]}
+        row = {"input": prompt, "label": pseudo_labels[key] or "", "id": record["id"]}
         if question.gold is not None:
             row["gold"] = question.gold  # for RL metrics; the reward reads `label`
         rl.append(row)

@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from .compat.flags import TRAIN_RM, TRAIN_SFT
+from .generation.options import add_backend_arguments, backend_from_args
 
 
 def _add_doctor(sub) -> None:
@@ -35,6 +36,13 @@ def _add_trainer(sub, command: str) -> None:
     p.add_argument("--engine", choices=["auto", "gpu", "cpu"], default="auto", help="auto: gpu when CUDA is found")
     p.add_argument("--log", default=None, help="also write the trainer's output to this file")
     p.add_argument("--dry-run", action="store_true", help="print the command instead of running it")
+
+
+def _add_judge(sub) -> None:
+    from .judging import add_judge_arguments
+
+    p = sub.add_parser("judge", help="teacher as judge: 1-10 scores for open-ended samples, labels = score / 10")
+    add_judge_arguments(p)
 
 
 def _add_tiny_model(sub) -> None:
@@ -64,13 +72,38 @@ def _add_build(sub) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--task", default=None, help="task of prompts that have no `task` field")
     p.add_argument("--sft.max_per_question", type=int, default=None, help="cap on SFT rows per question")
+    p.add_argument("--sft.min_label", type=float, default=1.0,
+                   help="least label of SFT responses (1: agree with the vote; judge: score/10)")  # fmt: skip
     p.add_argument("--rm.pairs_per_question", type=int, default=16, help="cap on RM pairs per question")
+    p.add_argument("--rm.pair_margin", type=float, default=0.3,
+                   help="least label gap in a pair (judge: 0.3 = 3 points; vote pairs always pass)")  # fmt: skip
     p.add_argument("--rm.sources", default="teacher,student", help="samples RM data is built from")
     p.add_argument("--rm.no_balance_sources", action="store_true",
                    help="draw pairs from all source mixes pooled, not in turns")  # fmt: skip
     p.add_argument("--data.format", choices=["chat", "plain"], default="chat",
                    help="chat: messages for --data.apply_chat_template; plain: strings")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
+
+
+def _add_generate(sub) -> None:
+    p = sub.add_parser("generate", help="sample the teacher or the student: several temperatures, resumable shards")
+    p.add_argument("--model", required=True, help="model folder (hf, vllm) or served model name (openai)")
+    p.add_argument("--role", choices=["teacher", "student"], required=True, help="the `source` of the samples")
+    p.add_argument("--prompts", required=True, help="prompt records (JSON Lines)")
+    p.add_argument("--out", required=True, help="folder for shard-*.jsonl, manifest.json, summary.json")
+    p.add_argument("--task", default=None, help="task of prompts that have no `task` field")
+    p.add_argument("--temperatures", default="0.3,0.7,1.0", help="comma-separated, in [0, 2]; 0 is greedy")
+    p.add_argument("--n-per-temperature", "--n_per_temperature", dest="n_per_temperature", type=int, default=4)
+    p.add_argument("--max-new-tokens", "--max_new_tokens", dest="max_new_tokens", type=int, default=512)
+    p.add_argument("--top-p", "--top_p", dest="top_p", type=float, default=1.0)
+    p.add_argument("--stop", action="append", default=[], help="a string that ends a sample (repeatable)")
+    p.add_argument("--prompt-style", "--prompt_style", dest="prompt_style", default="zero_shot_cot")
+    p.add_argument("--shard-size", "--shard_size", dest="shard_size", type=int, default=64,
+                   help="prompts per shard; a killed run loses at most one shard")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="discard samples made with other arguments")
+    p.add_argument("--no-progress", action="store_true")
+    add_backend_arguments(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,8 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_doctor(sub)
     for command in TRAINER_COMMANDS:
         _add_trainer(sub, command)
+    _add_generate(sub)
     _add_label(sub)
     _add_build(sub)
+    _add_judge(sub)
     _add_tiny_model(sub)
     return parser
 
@@ -96,6 +131,35 @@ def _run_trainer(args, openrlhf_argv: list[str]) -> int:
         print(" ".join(launch.plan(cli, openrlhf_argv, engine=args.engine).command))
         return 0
     launch.run(cli, openrlhf_argv, engine=args.engine, log_path=args.log)
+    return 0
+
+
+def _run_generate(args) -> int:
+    from .generation.sampling import SamplingConfig, generate_samples
+
+    try:
+        temperatures = tuple(float(t) for t in args.temperatures.split(",") if t.strip())
+    except ValueError:
+        raise ValueError(f"--temperatures: expected comma-separated numbers, got {args.temperatures!r}") from None
+    config = SamplingConfig(
+        role=args.role,
+        temperatures=temperatures,
+        n_per_temperature=args.n_per_temperature,
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed,
+        shard_size=args.shard_size,
+        prompt_style=args.prompt_style,
+        stop=tuple(args.stop),
+        top_p=args.top_p,
+    )
+    config.check()
+    name, start = backend_from_args(args)
+    summary = generate_samples(args.prompts, args.out, model=args.model, backend=name, config=config,
+                               make_backend=start, default_task=args.task, overwrite=args.overwrite,
+                               progress=not args.no_progress)  # fmt: skip
+    rules = ", ".join(f"{k} {v}" for k, v in sorted(summary["extraction_rules"].items()))
+    print(f"{summary['samples']} samples, {summary['tokens']} tokens, {summary['seconds_this_run']:.1f} s this run "
+          f"-> {args.out}\nextraction rules: {rules}")  # fmt: skip
     return 0
 
 
@@ -119,7 +183,9 @@ def _run_build(args) -> int:
 
     config = BuildConfig(
         sft_max_per_question=getattr(args, "sft.max_per_question"),
+        sft_min_label=getattr(args, "sft.min_label"),
         pairs_max_per_question=getattr(args, "rm.pairs_per_question"),
+        pair_margin=getattr(args, "rm.pair_margin"),
         balance_sources=not getattr(args, "rm.no_balance_sources"),
         rm_sources=tuple(s for s in getattr(args, "rm.sources").split(",") if s),
         chat_format=getattr(args, "data.format") == "chat",
@@ -141,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from .compat.launch import OpenRLHFRunError
     from .compat.version import OpenRLHFNotSupported
+    from .generation.backend import BackendError
     from .records import RecordError
 
     try:
@@ -150,16 +217,22 @@ def main(argv: list[str] | None = None) -> int:
             return doctor(as_json=args.json)
         if args.command in TRAINER_COMMANDS:
             return _run_trainer(args, rest)
+        if args.command == "generate":
+            return _run_generate(args)
         if args.command == "label":
             return _run_label(args)
         if args.command == "build":
             return _run_build(args)
+        if args.command == "judge":
+            from .judging import run_judge
+
+            return run_judge(args)
         if args.command == "tiny-model":
             from .toy.tiny_models import TinyModelSpec, build_tiny_causal_lm
 
             print(build_tiny_causal_lm(args.out_dir, TinyModelSpec(arch=args.arch, seed=args.seed)))
             return 0
-    except (OpenRLHFNotSupported, OpenRLHFRunError, RecordError, ValueError) as error:
+    except (OpenRLHFNotSupported, OpenRLHFRunError, RecordError, BackendError, ValueError) as error:
         print(f"openrlhf-distill {args.command}: error: {error}", file=sys.stderr)
         return 2
     raise AssertionError(f"unhandled command {args.command}")

@@ -107,7 +107,7 @@ def load_questions(prompts_path: str, default_task: str | None = None) -> dict[s
     return questions
 
 
-def _samples(path: str, source: str, questions: dict[str, Question], seen: SeenSamples | None) -> Iterator[dict]:
+def read_samples(path: str, source: str, questions: dict[str, Question], seen: SeenSamples | None) -> Iterator[dict]:
     """Checked samples of one source, with the answer re-read by the task layer (the one place answers are read)."""
     for file in jsonl_files(path):
         for line, sample in read_records(file, SAMPLE):
@@ -202,7 +202,7 @@ def label_samples(
     questions = load_questions(prompts, default_task)
 
     seen = SeenSamples()
-    for sample in _samples(teacher, "teacher", questions, seen):
+    for sample in read_samples(teacher, "teacher", questions, seen):
         if _votes_on(sample, config):
             question = questions[question_key(sample["id"])]
             question.total += 1
@@ -221,7 +221,7 @@ def label_samples(
     metrics = Metrics()
 
     def labelled(path: str, source: str, seen_check: SeenSamples | None) -> Iterator[dict]:
-        for sample in _samples(path, source, questions, seen_check):
+        for sample in read_samples(path, source, questions, seen_check):
             question = questions[question_key(sample["id"])]
             label = _label(sample, question)
             metrics.count_sample(source, sample, question, label)

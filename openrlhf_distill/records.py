@@ -8,7 +8,8 @@ place so a killed stage never leaves a half-written output behind. See ../shared
   training), optional ``meta``.
 - sample: ``id``, ``source`` (teacher | student), ``model``, ``temperature``, ``sample_index``, ``response``,
   ``finish_reason``, ``answer`` (canonical, or null), ``extraction`` (the rule that matched, or null).
-- labelled sample: a sample plus ``label`` (1 agrees with the question's pseudo-label, 0 does not).
+- labelled sample: a sample plus ``label`` (1 agrees with the question's pseudo-label, 0 does not; a judge's
+  score / 10 for open-ended tasks, with ``score`` beside it).
 - vote: ``id``, ``pseudo_label``, ``counts``, ``valid``, ``total``, ``majority_ratio``, ``accepted``,
   ``reason`` (why it was not accepted), and ``label_correct`` when the prompt has gold.
 """
@@ -77,7 +78,9 @@ def _optional_string(value) -> str | None:
 
 
 def _label(value) -> str | None:
-    return None if value in (0, 1) and not isinstance(value, bool) else f"must be 0 or 1, got {value!r}"
+    # 0/1 from a vote; a judge's score / 10 in between
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1
+    return None if ok else f"must be a number in [0, 1] (1 = agrees with the pseudo-label), got {value!r}"
 
 
 def _bool(value) -> str | None:

@@ -242,3 +242,25 @@ def test_pairs_never_mix_questions_and_chosen_always_has_label_1(tmp_path_factor
         assert text_label[chosen] == 1 and text_label[rejected] == 0
         per_question[qid] = per_question.get(qid, 0) + 1
     assert all(n <= cap for n in per_question.values())
+
+
+def test_judged_labels_build_pairs_over_the_margin_and_sft_from_the_top_score(tmp_path):
+    # A labels folder as the judge stage writes it: no pseudo-label, label = score / 10.
+    prompts = _write(tmp_path / "p.jsonl", [{"id": "o1", "task": "open", "prompt": "Write a haiku about rain."}])
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    _write(labels / "votes.jsonl", [{"id": "o1", "pseudo_label": None, "counts": {}, "valid": 4, "total": 4,
+                                     "majority_ratio": 0.0, "accepted": True, "reason": None}])  # fmt: skip
+    scores = {"teacher": [("best", 10), ("good", 8), ("fine", 7)], "student": [("weak", 4), ("ok", 6)]}
+    for source, rows in scores.items():
+        _write(labels / f"{source}.jsonl", [
+            {"id": "o1", "source": source, "model": "m", "temperature": 1.0, "sample_index": i, "response": text,
+             "score": score, "label": score / 10} for i, (text, score) in enumerate(rows)])  # fmt: skip
+    build_datasets(prompts, str(labels), str(tmp_path / "data"), BuildConfig(pair_margin=0.3))
+    pairs = {(p["chosen"][0]["content"], p["rejected"][0]["content"]) for p in _read(tmp_path / "data/rm_pairs.jsonl")}
+    # differences of at least 3 points only: 10-7, 10-6, 10-4, 8-4, 7-4
+    assert pairs == {("best", "fine"), ("best", "ok"), ("best", "weak"), ("good", "weak"), ("fine", "weak")}
+    assert [r["output"][0]["content"] for r in _read(tmp_path / "data/sft.jsonl")] == ["best"]
+    points = _read(tmp_path / "data/rm_points.jsonl")
+    assert sorted(p["label"] for p in points) == [0.4, 0.6, 0.7, 0.8, 1.0]
+    assert _read(tmp_path / "data/rl_prompts.jsonl")[0]["label"] == ""

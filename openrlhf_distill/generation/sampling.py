@@ -1,0 +1,233 @@
+"""Stages 1 and 5: sample the teacher (or the student) several times per prompt, at several temperatures.
+
+Every prompt gets ``n_per_temperature`` samples at each temperature, numbered ``sample_index = t * n + k`` (t the
+temperature's position, k the sample) so that (id, source, sample_index) names one sample across temperatures.
+Each sample record carries the answer the task layer reads from it and the rule that read it.
+
+Resumable: the prompts are cut into shards of ``shard_size`` prompts, and each shard is written whole to a
+temporary name then renamed, so a run killed at any point leaves only complete shards; the same command again
+skips them and ends with exactly the requested samples, no duplicates, no gaps. ``manifest.json`` records the
+arguments: a run with other arguments into the same folder is refused (``overwrite=True`` starts afresh).
+Seeds are derived per (seed, question, temperature), so a shard's samples do not depend on which shards ran
+before it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..labelling import Question, load_questions
+from ..records import SAMPLE, SOURCES, jsonl_files, read_records, write_json_atomic, write_jsonl_atomic
+from .backend import TEMPERATURE_RANGE, Backend, Request
+
+MANIFEST = "manifest.json"
+SUMMARY = "summary.json"
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    role: str  # "teacher" or "student": the `source` of every sample
+    temperatures: tuple[float, ...] = (0.3, 0.7, 1.0)
+    n_per_temperature: int = 4
+    max_new_tokens: int = 512
+    seed: int = 0
+    shard_size: int = 64  # prompts per shard: a killed run loses at most one shard of work
+    prompt_style: str = "zero_shot_cot"
+    stop: tuple[str, ...] = ()
+    top_p: float = 1.0
+
+    def check(self) -> None:
+        if self.role not in SOURCES:
+            raise ValueError(f"--role must be one of {', '.join(SOURCES)}, got {self.role!r}")
+        low, high = TEMPERATURE_RANGE
+        if not self.temperatures:
+            raise ValueError("--temperatures: give at least one temperature")
+        for t in self.temperatures:
+            if not low <= t <= high:
+                raise ValueError(f"--temperatures: {t} is outside [{low}, {high}] (0 is greedy decoding)")
+        if len(set(self.temperatures)) != len(self.temperatures):
+            raise ValueError(f"--temperatures: {list(self.temperatures)} repeats a temperature; raise n instead")
+        for name in ("n_per_temperature", "max_new_tokens", "shard_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+
+
+class ArgumentsChanged(ValueError):
+    """The output folder holds samples made with other arguments."""
+
+
+def request_seed(seed: int, question_id, temperature_index: int) -> int:
+    digest = hashlib.sha256(f"{seed}:{question_id}:{temperature_index}".encode()).hexdigest()
+    return int(digest[:8], 16) & 0x7FFFFFFF
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _manifest(prompts: str, model: str, backend: str, config: SamplingConfig, default_task, questions) -> dict:
+    return {
+        "prompts": os.path.abspath(prompts),
+        "prompts_sha256": file_sha256(prompts),
+        "num_prompts": len(questions),
+        "model": os.path.abspath(model) if os.path.isdir(model) else model,
+        "backend": backend,
+        "default_task": default_task,
+        **{k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()},
+    }
+
+
+def _claim_output(out: str, manifest: dict, overwrite: bool) -> None:
+    path = os.path.join(out, MANIFEST)
+    if os.path.exists(path):
+        with open(path) as f:
+            previous = json.load(f)
+        changed = {k: (previous.get(k), v) for k, v in manifest.items() if previous.get(k) != v}
+        if changed and not overwrite:
+            what = "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in sorted(changed.items()))
+            raise ArgumentsChanged(
+                f"{out} holds samples made with other arguments ({what}). Use another --out, the same arguments "
+                "to resume, or --overwrite to start afresh."
+            )
+        if changed or overwrite:
+            for name in os.listdir(out):
+                if name.startswith("shard-") or name == SUMMARY:
+                    os.remove(os.path.join(out, name))
+    elif os.path.isdir(out) and any(n.startswith("shard-") for n in os.listdir(out)) and not overwrite:
+        raise ArgumentsChanged(f"{out} holds shards but no {MANIFEST}: use another --out or --overwrite")
+    write_json_atomic(path, manifest)
+
+
+def _shard_name(index: int) -> str:
+    return f"shard-{index:05d}.jsonl"
+
+
+class _Progress:
+    """A progress bar with samples/s (tqdm's rate), generated tokens/s and ETA."""
+
+    def __init__(self, total: int, done: int, label: str):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, initial=done, unit="sample", desc=label, dynamic_ncols=True)
+        self.start, self.tokens = time.perf_counter(), 0
+
+    def update(self, samples: int, tokens: int) -> None:
+        self.tokens += tokens
+        elapsed = max(time.perf_counter() - self.start, 1e-9)
+        self.bar.set_postfix_str(f"{self.tokens / elapsed:,.0f} tok/s", refresh=False)
+        self.bar.update(samples)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _shard_samples(questions: list[Question], completions_by_request, requests_meta, model: str, role: str):
+    for (question, temperature, t_index, n), completions in zip(requests_meta, completions_by_request, strict=True):
+        if len(completions) != n:
+            raise RuntimeError(f"backend returned {len(completions)} completions for a request of {n}")
+        for k, completion in enumerate(completions):
+            extraction = question.task.extract(completion.text)
+            yield {
+                "id": question.id,
+                "source": role,
+                "model": model,
+                "temperature": temperature,
+                "sample_index": t_index * n + k,
+                "response": completion.text,
+                "finish_reason": completion.finish_reason,
+                "num_tokens": completion.num_tokens,
+                "answer": extraction.answer,
+                "extraction": extraction.rule,
+            }
+
+
+def generate_samples(
+    prompts: str,
+    out: str,
+    *,
+    model: str,
+    backend: str,
+    config: SamplingConfig,
+    make_backend: Callable[[], Backend],
+    default_task: str | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Samples every prompt into ``out`` (resuming what a previous identical run left); returns the summary.
+
+    ``make_backend`` is called only when a shard is missing, so a complete rerun loads no model.
+    """
+    config.check()
+    questions = list(load_questions(prompts, default_task).values())
+    for q in questions:  # a bad prompt fails now, not after hours of sampling
+        q.task.format_prompt(q.record, style=config.prompt_style)
+    os.makedirs(out, exist_ok=True)
+    _claim_output(out, _manifest(prompts, model, backend, config, default_task, questions), overwrite)
+
+    shards = [questions[i : i + config.shard_size] for i in range(0, len(questions), config.shard_size)]
+    per_question = len(config.temperatures) * config.n_per_temperature
+    pending = [i for i in range(len(shards)) if not os.path.exists(os.path.join(out, _shard_name(i)))]
+    done = (len(questions) - sum(len(shards[i]) for i in pending)) * per_question
+    started = time.perf_counter()
+    engine = None
+    bar = _Progress(len(questions) * per_question, done, f"{config.role} samples") if progress and pending else None
+    try:
+        for index in pending:
+            engine = engine or make_backend()
+            requests, meta = [], []
+            for question in shards[index]:
+                prompt = question.task.format_prompt(question.record, style=config.prompt_style)
+                for t_index, temperature in enumerate(config.temperatures):
+                    seed = request_seed(config.seed, question.id, t_index)
+                    requests.append(Request(prompt, temperature, config.n_per_temperature, config.max_new_tokens,
+                                            seed, config.stop, config.top_p))  # fmt: skip
+                    meta.append((question, temperature, t_index, config.n_per_temperature))
+            completions = engine.generate(requests)
+            rows = list(_shard_samples(shards[index], completions, meta, model, config.role))
+            write_jsonl_atomic(os.path.join(out, _shard_name(index)), rows)
+            if bar:
+                bar.update(len(rows), sum(r["num_tokens"] for r in rows))
+    finally:
+        if bar:
+            bar.close()
+        if engine is not None:
+            engine.close()
+    summary = summarise(out, len(questions) * per_question)
+    summary["seconds_this_run"] = round(time.perf_counter() - started, 3)
+    if engine is not None:
+        summary["backend"] = {"name": engine.info.name, "reproducible": engine.info.reproducible, **engine.info.extra}
+    write_json_atomic(os.path.join(out, SUMMARY), summary)
+    return summary
+
+
+def summarise(out: str, expected: int) -> dict:
+    """Counts what the shards hold, and checks it is exactly what was asked: every sample once."""
+    samples, tokens = 0, 0
+    rules, finish = Counter(), Counter()
+    for path in jsonl_files(out):
+        seen = set()  # shards hold disjoint questions: a repeat can only be within one
+        for line, sample in read_records(path, SAMPLE):
+            key = (str(sample["id"]), sample["sample_index"])
+            if key in seen:
+                raise RuntimeError(f"{path}:{line}: sample {key} appears twice in {out}")
+            seen.add(key)
+            samples += 1
+            tokens += sample.get("num_tokens") or 0
+            rules[sample.get("extraction") or "none"] += 1
+            finish[sample.get("finish_reason") or "unknown"] += 1
+    if samples != expected:
+        raise RuntimeError(f"{out} holds {samples} samples, {expected} were asked for")
+    return {"samples": samples, "tokens": tokens, "extraction_rules": dict(rules), "finish_reasons": dict(finish)}
