@@ -127,6 +127,7 @@ def test_a_finished_run_rerun_loads_no_model_and_other_arguments_are_refused(tmp
 CLI = [sys.executable, "-m", "openrlhf_distill.cli", "generate", "--role", "teacher", "--no-progress"]
 
 
+@pytest.mark.slow
 def test_a_run_killed_mid_way_resumes_to_exactly_the_samples_of_an_uninterrupted_run(tmp_path, tiny_model):
     prompts = _prompts(tmp_path / "p.jsonl", n=16)
     args = ["--model", tiny_model, "--prompts", prompts, "--temperatures", "0.7,1.0", "--n-per-temperature", "2",
@@ -185,6 +186,7 @@ def _bad_prompts(tmp_path):
     return str(path)
 
 
+@pytest.mark.slow
 def test_judge_command_runs_on_a_real_backend_and_counts_what_it_could_not_read(tmp_path, tiny_model):
     # A random tiny model never writes "Score: N": every judgement is retried once, then excluded and counted.
     prompts = tmp_path / "open.jsonl"
