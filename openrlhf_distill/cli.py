@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .compat.flags import TRAIN_RM, TRAIN_SFT
+from .compat.flags import TRAIN_DISTILL_RM, TRAIN_SFT
 from .generation.options import add_backend_arguments, backend_from_args
 
 
@@ -21,7 +21,7 @@ def _add_doctor(sub) -> None:
 # subcommand -> (OpenRLHF CLI it runs, help). Each passes every flag it does not own to OpenRLHF unchanged.
 TRAINER_COMMANDS = {
     "sft": (TRAIN_SFT, "SFT warm-up: OpenRLHF's train_sft"),
-    "train-rm": (TRAIN_RM, "reward model: OpenRLHF's train_rm"),
+    "train-rm": (TRAIN_DISTILL_RM, "reward model: OpenRLHF's train_rm with the pairwise + pointwise loss"),
 }
 
 
@@ -43,6 +43,13 @@ def _add_judge(sub) -> None:
 
     p = sub.add_parser("judge", help="teacher as judge: 1-10 scores for open-ended samples, labels = score / 10")
     add_judge_arguments(p)
+
+
+def _add_eval_rm(sub) -> None:
+    from .reward_model.evaluate import add_arguments
+
+    p = sub.add_parser("eval-rm", help="reward model on held-out data: pseudo and gold pairs, AUC, ECE, best-of-N")
+    add_arguments(p)
 
 
 def _add_tiny_model(sub) -> None:
@@ -119,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_label(sub)
     _add_build(sub)
     _add_judge(sub)
+    _add_eval_rm(sub)
     _add_tiny_model(sub)
     return parser
 
@@ -223,6 +231,10 @@ def main(argv: list[str] | None = None) -> int:
             return _run_label(args)
         if args.command == "build":
             return _run_build(args)
+        if args.command == "eval-rm":
+            from .reward_model.evaluate import run
+
+            return run(args)
         if args.command == "judge":
             from .judging import run_judge
 

@@ -129,6 +129,8 @@ SAMPLE = Schema(
     {"finish_reason": _optional_string, "answer": _optional_string, "extraction": _optional_string},
 )
 LABELLED_SAMPLE = Schema("labelled sample", {**SAMPLE.required, "label": _label}, SAMPLE.optional)
+# Checks only that a line is a JSON object, for files whose fields the reader checks itself, by name.
+ANY_OBJECT = Schema("JSON object")
 VOTE = Schema(
     "vote",
     {"id": _id, "counts": _dict, "valid": _index, "total": _index, "accepted": _bool},

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 class OpenRLHFCli:
     module: str  # run as `python -m MODULE` (CPU) or `deepspeed --module MODULE` (GPU)
     flags: dict  # our name -> OpenRLHF flag
+    needs_eval_set: bool = False  # train_rm: its eval split gives the mean/std stored for normalisation
 
     def __getitem__(self, name: str) -> str:
         return self.flags[name]
@@ -55,7 +56,11 @@ TRAIN_RM = OpenRLHFCli(
         "prompt_key": "--data.prompt_key",
         "value_head_prefix": "--ds.value_head_prefix",
     },
+    needs_eval_set=True,
 )
+
+# OpenRLHF's train_rm with the distilled trainer (pairs + points); takes every train_rm flag plus --distill.rm.*.
+TRAIN_DISTILL_RM = OpenRLHFCli("openrlhf_distill.reward_model.train", TRAIN_RM.flags, needs_eval_set=True)
 
 
 def flag_value(argv: list[str], flag: str) -> str | None:

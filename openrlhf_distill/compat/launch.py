@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 
 from . import patches
-from .flags import TRAIN_RM, OpenRLHFCli, flag_value, has_flag
+from .flags import OpenRLHFCli, flag_value, has_flag
 from .version import check_openrlhf
 
 CPU_ATTENTION = ("eager", "sdpa")
@@ -51,7 +51,7 @@ def _cpu_argv(cli: OpenRLHFCli, argv: list[str]) -> list[str]:
         )
     if has_flag(argv, cli["packing_samples"]):
         raise ValueError(f"{cli['packing_samples']} needs flash-attn on a GPU; remove it for the CPU engine")
-    if cli is TRAIN_RM and not has_flag(argv, cli["eval_dataset"]):
+    if cli.needs_eval_set and not has_flag(argv, cli["eval_dataset"]):
         # Without an eval set train_rm evaluates on the first 1% of the training rows (none under 100 rows, and
         # then it crashes), and that set also gives the mean/std stored for reward normalisation. Evaluating on
         # all training rows keeps OpenRLHF's meaning (training rows) and always has rows.

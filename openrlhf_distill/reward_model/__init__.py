@@ -1,0 +1,2 @@
+"""Stage 8: the distilled reward model, trained on pairs AND labelled points by OpenRLHF's own train_rm with our
+trainer class (:mod:`.trainer`) swapped in; :mod:`.train` is the entry point, :mod:`.data` checks the inputs."""

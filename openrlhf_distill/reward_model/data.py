@@ -1,0 +1,123 @@
+"""Checks the RM inputs before OpenRLHF reads them, and writes clean copies beside the checkpoint.
+
+Rows that cannot teach anything are dropped and counted: a pair whose chosen and rejected responses are the
+same, an empty response, a prompt so long that ``--data.max_len`` leaves no room for the response (OpenRLHF
+truncates on the right and forces the last token to EOS, so both responses would vanish). A label outside
+[0, 1] is an error: it means the points file is not what it should be.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..records import ANY_OBJECT, RecordError, read_records, write_json_atomic, write_jsonl_atomic
+
+
+def _text(value) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "".join(str(m.get("content", "")) for m in value if isinstance(m, dict))
+    return ""
+
+
+class PromptLength:
+    """Token length of a prompt as OpenRLHF will format it (chat template with generation prompt, or plain)."""
+
+    def __init__(self, model_path: str, apply_chat_template: bool, chat_template: str | None = None):
+        from transformers import AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
+        if chat_template:
+            self.tokenizer.chat_template = chat_template
+        self.apply_chat_template = apply_chat_template
+
+    def __call__(self, prompt) -> int:
+        if prompt is None:
+            return 0
+        if self.apply_chat_template:
+            messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+            text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            return len(self.tokenizer(text, add_special_tokens=False).input_ids)
+        return len(self.tokenizer(prompt).input_ids)
+
+
+def _field(path, line, row, name):
+    if name not in row:
+        raise RecordError(path, line, name, "missing")
+    return row[name]
+
+
+def clean_pairs(path: str, out: str, *, prompt_key, chosen_key, rejected_key, max_len, prompt_length) -> dict:
+    kept, counts = [], {"read": 0, "kept": 0, "identical_chosen_rejected": 0, "empty_response": 0,
+                        "prompt_too_long": 0}  # fmt: skip
+    for line, row in read_records(path, ANY_OBJECT):
+        counts["read"] += 1
+        chosen, rejected = _field(path, line, row, chosen_key), _field(path, line, row, rejected_key)
+        prompt = _field(path, line, row, prompt_key) if prompt_key else None
+        if not _text(chosen).strip() or not _text(rejected).strip():
+            counts["empty_response"] += 1
+        elif _text(chosen).strip() == _text(rejected).strip():
+            counts["identical_chosen_rejected"] += 1
+        elif prompt_length(prompt) >= max_len - 2:  # 2: at least one response token and the EOS
+            counts["prompt_too_long"] += 1
+        else:
+            kept.append(row)
+    counts["kept"] = write_jsonl_atomic(out, kept)
+    return counts
+
+
+def clean_points(path: str, out: str, *, prompt_key, max_len, prompt_length) -> dict:
+    kept, counts = [], {"read": 0, "kept": 0, "empty_response": 0, "prompt_too_long": 0}
+    for line, row in read_records(path, ANY_OBJECT):
+        counts["read"] += 1
+        label = _field(path, line, row, "label")
+        if isinstance(label, bool) or not isinstance(label, int | float) or not 0 <= label <= 1:
+            raise RecordError(path, line, "label", f"must be a number in [0, 1] (1 = correct), got {label!r}")
+        response = _field(path, line, row, "response")
+        prompt = _field(path, line, row, prompt_key) if prompt_key else None
+        if not _text(response).strip():
+            counts["empty_response"] += 1
+        elif prompt_length(prompt) >= max_len - 2:
+            counts["prompt_too_long"] += 1
+        else:
+            kept.append(row)
+    counts["kept"] = write_jsonl_atomic(out, kept)
+    return counts
+
+
+def prepare(args) -> dict:
+    """Cleans the local pairs / eval pairs / points files named in the parsed (flat, dotted) arguments, points
+    the arguments at the clean copies, and writes ``distill_rm_data/report.json`` beside the checkpoint."""
+    get = lambda name: getattr(args, name, None)  # noqa: E731
+    folder = os.path.join(get("ckpt.output_dir") or ".", "distill_rm_data")
+    measure = None
+    report = {}
+    keys = dict(prompt_key=get("data.prompt_key"), max_len=get("data.max_len"))
+    for flag, kind in (("data.dataset", "pairs"), ("eval.dataset", "eval_pairs"), ("distill.rm.points", "points")):
+        path = get(flag)
+        if not path or not os.path.isfile(path):
+            continue  # a hub data set or a mixture: OpenRLHF reads it as is
+        measure = measure or PromptLength(get("model.model_name_or_path"), get("data.apply_chat_template"),
+                                          get("data.tokenizer_chat_template"))  # fmt: skip
+        out = os.path.join(folder, f"{kind}.jsonl")
+        if kind == "points":
+            counts = clean_points(path, out, prompt_length=measure, **keys)
+        else:
+            counts = clean_pairs(path, out, chosen_key=get("data.chosen_key"), rejected_key=get("data.rejected_key"),
+                                 prompt_length=measure, **keys)  # fmt: skip
+        if counts["kept"] == 0:
+            raise ValueError(f"{path}: no usable rows ({counts}); see openrlhf_distill/reward_model/data.py")
+        report[kind] = {"file": path, **counts}
+        setattr(args, flag, out)
+    if report:
+        write_json_atomic(os.path.join(folder, "report.json"), report)
+        for kind, counts in report.items():
+            dropped = {k: v for k, v in counts.items() if k not in ("file", "read", "kept") and v}
+            print(f"[openrlhf-distill] {kind}: kept {counts['kept']} of {counts['read']} rows"
+                  + (f", dropped {dropped}" if dropped else ""), flush=True)  # fmt: skip
+    pairs = report.get("pairs", {}).get("kept")
+    if pairs is not None and pairs < get("train.batch_size"):
+        raise ValueError(f"{pairs} usable pairs, fewer than --train.batch_size {get('train.batch_size')}: "
+                         "OpenRLHF would train zero steps; lower --train.batch_size or add pairs")  # fmt: skip
+    return report

@@ -1,0 +1,234 @@
+"""The distilled reward model: its loss, its input checks, and real training through OpenRLHF's train_rm on CPU."""
+
+import json
+import math
+import random
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from openrlhf_distill.compat import flash_attn_stub, patches
+from openrlhf_distill.records import RecordError
+
+flash_attn_stub.install()  # openrlhf.models imports flash_attn at module top; nothing else is patched here
+
+
+def _sigmoid(x):
+    return 1 / (1 + math.exp(-x))
+
+
+@pytest.mark.parametrize("pairwise_coef, pointwise_coef", [(1.0, 0.5), (1.0, 0.0), (0.0, 1.0)])
+def test_combined_loss_matches_a_hand_computation(pairwise_coef, pointwise_coef):
+    import torch
+    from openrlhf.models import PairWiseLoss
+
+    from openrlhf_distill.reward_model.trainer import pair_point_loss
+
+    chosen, rejected = [1.0, -0.5], [0.2, 0.3]
+    rewards, labels = [2.0, -1.0, 0.5, 0.0], [1.0, 0.0, 0.7, 0.2]  # 0.7 and 0.2: judge-style soft labels
+    tensors = [torch.tensor(values) for values in (chosen, rejected, rewards, labels)]
+    loss, pair, point = pair_point_loss(PairWiseLoss(), pairwise_coef, pointwise_coef, tensors[0], tensors[1], None,
+                                        tensors[2], tensors[3])  # fmt: skip
+    want_pair = sum(-math.log(_sigmoid(c - r)) for c, r in zip(chosen, rejected, strict=True)) / 2
+    want_point = -sum(y * math.log(_sigmoid(r)) + (1 - y) * math.log(1 - _sigmoid(r))
+                      for r, y in zip(rewards, labels, strict=True)) / 4  # fmt: skip
+    assert pair.item() == pytest.approx(want_pair, rel=1e-5)
+    assert point.item() == pytest.approx(want_point, rel=1e-5)
+    assert loss.item() == pytest.approx(pairwise_coef * want_pair + pointwise_coef * want_point, rel=1e-5)
+
+
+def _write(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def test_unusable_pairs_are_dropped_and_counted(tmp_path):
+    from openrlhf_distill.reward_model.data import clean_pairs
+
+    rows = [
+        {"prompt": "q1", "chosen": "#### 5", "rejected": "#### 6"},  # kept
+        {"prompt": "q2", "chosen": "#### 5", "rejected": " #### 5 "},  # the same response twice: teaches nothing
+        {"prompt": "q3", "chosen": "", "rejected": "#### 6"},  # empty response
+        {"prompt": "q4 " + "x" * 50, "chosen": "#### 5", "rejected": "#### 6"},  # prompt leaves no room
+        {
+            "prompt": "q5",
+            "chosen": [{"role": "assistant", "content": "a"}],
+            "rejected": [{"role": "assistant", "content": ""}],
+        },  # empty chat response  # fmt: skip
+    ]
+    counts = clean_pairs(_write(tmp_path / "pairs.jsonl", rows), str(tmp_path / "clean.jsonl"), prompt_key="prompt",
+                         chosen_key="chosen", rejected_key="rejected", max_len=20, prompt_length=len)  # fmt: skip
+    assert counts == {"read": 5, "kept": 1, "identical_chosen_rejected": 1, "empty_response": 2, "prompt_too_long": 1}
+    assert [json.loads(line)["prompt"] for line in open(tmp_path / "clean.jsonl")] == ["q1"]
+
+
+def test_a_label_outside_zero_one_is_an_error_naming_file_line_and_field(tmp_path):
+    from openrlhf_distill.reward_model.data import clean_points
+
+    rows = [{"prompt": "q", "response": "r", "label": 1}, {"prompt": "q", "response": "r", "label": 1.5}]
+    path = _write(tmp_path / "points.jsonl", rows)
+    with pytest.raises(RecordError, match=r"points.jsonl:2 field 'label': must be a number in \[0, 1\]"):
+        clean_points(path, str(tmp_path / "clean.jsonl"), prompt_key="prompt", max_len=20, prompt_length=len)
+    missing = _write(tmp_path / "points2.jsonl", [{"prompt": "q", "label": 1}])
+    with pytest.raises(RecordError, match=r"points2.jsonl:1 field 'response': missing"):
+        clean_points(missing, str(tmp_path / "c2.jsonl"), prompt_key="prompt", max_len=20, prompt_length=len)
+
+
+# Separable on purpose: a correct response ends "correct", a wrong one "wrong".
+def _separable(n, seed):
+    rng = random.Random(seed)
+    pairs, points = [], []
+    for _ in range(n):
+        a, b = rng.randint(0, 50), rng.randint(0, 50)
+        prompt = [{"role": "user", "content": f"what is {a} + {b}?"}]
+        good = [{"role": "assistant", "content": f"#### {a + b} correct"}]
+        bad = [{"role": "assistant", "content": f"#### {a + b + rng.randint(1, 9)} wrong"}]
+        pairs.append({"prompt": prompt, "chosen": good, "rejected": bad})
+        points += [{"prompt": prompt, "response": good, "label": 1}, {"prompt": prompt, "response": bad, "label": 0}]
+    return pairs, points
+
+
+def _train(tmp_path, tiny_model, name, *extra):
+    pairs, points = _separable(64, seed=1)
+    cmd = [sys.executable, "-m", "openrlhf_distill.cli", "train-rm", "--engine", "cpu",
+           "--model.model_name_or_path", tiny_model, "--data.dataset", _write(tmp_path / "pairs.jsonl", pairs),
+           "--data.prompt_key", "prompt", "--data.apply_chat_template", "--data.max_len", "64",
+           "--train.batch_size", "8", "--train.micro_batch_size", "4", "--train.max_epochs", "3",
+           "--adam.lr", "2e-3", "--ds.param_dtype", "bf16", "--ckpt.output_dir", str(tmp_path / name),
+           "--distill.rm.points", _write(tmp_path / "points.jsonl", points),
+           "--distill.rm.metrics_file", str(tmp_path / f"{name}.metrics.jsonl"), *extra]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    return result
+
+
+SCORE = textwrap.dedent(
+    """
+    import json, sys, torch
+    from openrlhf.models import get_llm_for_sequence_regression
+    from transformers import AutoTokenizer
+    from openrlhf_distill.compat.formats import reward_model_input
+    path, pairs = sys.argv[1], json.loads(sys.argv[2])
+    model = get_llm_for_sequence_regression(path, "reward", normalize_reward=False, attn_implementation="eager",
+                                            param_dtype="bf16").eval()
+    tok = AutoTokenizer.from_pretrained(path)
+    tok.padding_side = "left"
+    def score(key):
+        texts = [reward_model_input(tok.apply_chat_template(p["prompt"] + p[key], tokenize=False), tok.eos_token)
+                 for p in pairs]
+        batch = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        with torch.no_grad():
+            return model(batch.input_ids, attention_mask=batch.attention_mask).float().tolist()
+    print("RESULT", json.dumps({"chosen": score("chosen"), "rejected": score("rejected"),
+                                "head": model.value_head_prefix}))
+    """
+)
+
+
+def _score(model_dir, pairs):
+    cmd = [sys.executable, "-c", SCORE, model_dir, json.dumps(pairs)]
+    result = subprocess.run(cmd, env=patches.subprocess_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(next(x for x in result.stdout.splitlines() if x.startswith("RESULT "))[7:])
+
+
+@pytest.fixture(scope="module")
+def trained_rm(tmp_path_factory, tiny_model):
+    work = tmp_path_factory.mktemp("distill_rm")
+    result = _train(work, tiny_model, "rm")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return work
+
+
+@pytest.mark.slow
+def test_pairs_and_points_train_a_reward_model_that_ranks_held_out_pairs(trained_rm):
+    steps = [json.loads(line) for line in open(trained_rm / "rm.metrics.jsonl")]
+    assert steps and {"pairwise_loss", "pointwise_loss", "pointwise_acc", "reward_label1", "reward_label0"} <= set(
+        steps[-1])  # fmt: skip
+    assert steps[-1]["pointwise_loss"] < steps[0]["pointwise_loss"]
+    config = json.load(open(trained_rm / "rm" / "config.json"))
+    assert config["value_head_prefix"] == "score" and config["std"] > 0  # an ordinary OpenRLHF RM checkpoint
+    held_out, _ = _separable(20, seed=99)
+    first = _score(str(trained_rm / "rm"), held_out)
+    wins = sum(c > r for c, r in zip(first["chosen"], first["rejected"], strict=True))
+    assert wins / len(held_out) >= 0.95, f"held-out pairwise accuracy {wins}/{len(held_out)}"
+    # Reload round trip: a second fresh load through OpenRLHF's loader gives identical rewards.
+    assert _score(str(trained_rm / "rm"), held_out) == first
+
+
+@pytest.mark.slow
+def test_eval_rm_reports_pairs_auc_calibration_and_best_of_n(trained_rm, tmp_path):
+    held_out, points = _separable(12, seed=77)
+    rng = random.Random(3)
+    prompts, samples = [], []
+    for q in range(6):  # gold-labelled student samples: two right, two wrong per question
+        a, b = rng.randint(0, 50), rng.randint(0, 50)
+        prompts.append({"id": f"g{q}", "task": "arithmetic", "prompt": f"what is {a} + {b}?", "gold": str(a + b)})
+        for i, answer in enumerate([a + b, a + b + 1, a + b, a + b + 3]):
+            word = "correct" if answer == a + b else "wrong"
+            samples.append({"id": f"g{q}", "source": "student", "model": "s", "temperature": 1.0, "sample_index": i,
+                            "response": f"#### {answer} {word}"})  # fmt: skip
+    files = {
+        name: _write(tmp_path / f"{name}.jsonl", rows)
+        for name, rows in (("pairs", held_out), ("points", points), ("prompts", prompts), ("samples", samples))
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "openrlhf_distill.cli",
+        "eval-rm",
+        "--model",
+        str(trained_rm / "rm"),
+        *[arg for name, path in files.items() for arg in (f"--{name}", path)],
+        "--out",
+        str(tmp_path / "report.json"),
+    ]
+    # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.load(open(tmp_path / "report.json"))
+    assert report["pseudo_pairs"]["n"] == 12 and report["pseudo_pairs"]["accuracy"] >= 0.9
+    assert report["gold_pairs"]["n"] == 6 * 4 and report["gold_pairs"]["accuracy"] >= 0.9
+    assert report["points"]["auc"] >= 0.9 and 0 <= report["points"]["ece"] <= 1
+    assert report["best_of_n"]["questions"] == 6 and report["best_of_n"]["random"] == 0.5
+    assert report["best_of_n"]["rm_top"] >= 0.9 > report["best_of_n"]["random"]
+    assert "best-of-N accuracy: RM's top" in result.stdout
+
+
+def test_auc_and_calibration_error_on_literal_values():
+    from openrlhf_distill.reward_model.evaluate import auc, expected_calibration_error
+
+    assert auc([0.9, 0.8, 0.1], [1, 1, 0]) == 1.0
+    assert auc([0.1, 0.8, 0.9], [1, 1, 0]) == 0.0
+    assert auc([0.5, 0.5], [1, 0]) == 0.5  # a tie counts half
+    assert auc([0.5], [1]) is None  # no negatives: undefined
+    assert expected_calibration_error([0.9, 0.9, 0.1, 0.1], [1, 1, 0, 0]) == pytest.approx(0.1)
+    assert expected_calibration_error([0.95, 0.95], [0, 0]) == pytest.approx(0.95)
+
+
+@pytest.mark.slow
+def test_pointwise_only_ablation_also_learns_and_bad_labels_stop_the_run(tmp_path, tiny_model):
+    result = _train(tmp_path, tiny_model, "pointwise", "--distill.rm.pairwise_coef", "0")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    held_out, _ = _separable(20, seed=98)
+    scores = _score(str(tmp_path / "pointwise"), held_out)
+    assert sum(c > r for c, r in zip(scores["chosen"], scores["rejected"], strict=True)) >= 18
+
+    bad = _write(tmp_path / "bad_points.jsonl", [{"prompt": "q", "response": "r", "label": 2}])
+    failed = _train(tmp_path, tiny_model, "bad", "--distill.rm.points", bad)
+    assert failed.returncode == 2 and "bad_points.jsonl:1 field 'label'" in failed.stderr
+
+
+def test_train_rm_takes_every_openrlhf_train_rm_flag_plus_ours():
+    # OpenRLHF's own parser is extended, not copied: its flags (and help) come from the installed train_rm.
+    cmd = [sys.executable, "-m", "openrlhf_distill.reward_model.train", "--help"]
+    result = subprocess.run(cmd, env=patches.subprocess_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for flag in ("--ds.value_head_prefix", "--data.chosen_key", "--eval.dataset", "--distill.rm.points",
+                 "--distill.rm.pairwise_coef", "--distill.rm.pointwise_coef"):  # fmt: skip
+        assert flag in result.stdout
+    dry = subprocess.run([sys.executable, "-m", "openrlhf_distill.cli", "train-rm", "--engine", "cpu", "--dry-run",
+                          "--data.dataset", "p.jsonl"], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert "-m openrlhf_distill.reward_model.train --data.dataset p.jsonl" in dry.stdout
+    assert "--eval.dataset p.jsonl" in dry.stdout  # the CPU engine's eval set, as for OpenRLHF's own train_rm
