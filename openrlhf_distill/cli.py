@@ -119,13 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Distill not only data but also rewards (arXiv 2502.19557) on OpenRLHF.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # In pipeline order (../shared/DESIGN.md): sample, label (vote or judge), build sets, SFT, RM, evaluate RM.
     _add_doctor(sub)
-    for command in TRAINER_COMMANDS:
-        _add_trainer(sub, command)
     _add_generate(sub)
     _add_label(sub)
-    _add_build(sub)
     _add_judge(sub)
+    _add_build(sub)
+    _add_trainer(sub, "sft")
+    _add_trainer(sub, "train-rm")
     _add_eval_rm(sub)
     _add_tiny_model(sub)
     return parser
