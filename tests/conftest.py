@@ -5,6 +5,11 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import settings
+
+# No per-example deadline: on a loaded 2-core CI machine a fast example can still take over 200 ms.
+settings.register_profile("project", deadline=None)
+settings.load_profile("project")
 
 # Set before anything imports transformers/vLLM, and inherited by every subprocess a test starts.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -181,14 +181,16 @@ class ScriptedServer:
                     choice = {"message": {"role": "assistant", "content": text}} if chat else {"text": text}
                     answer = {"choices": [{"index": 0, "finish_reason": "stop", **choice}]}
                 data = json.dumps(answer).encode()
+                # Counted out BEFORE answering: once the answer is sent the client may start its next request,
+                # which could otherwise arrive while this one still counts as in flight.
+                with owner.lock:
+                    owner.in_flight -= 1
                 self.send_response(status)
                 for key, value in {**headers, "Content-Type": "application/json"}.items():
                     self.send_header(key, value)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
-                with owner.lock:
-                    owner.in_flight -= 1
 
             def log_message(self, *args):
                 pass
