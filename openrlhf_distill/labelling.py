@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from .records import (
     PROMPT,
     SAMPLE,
+    SOURCES,
     RecordError,
     atomic_output_dir,
     jsonl_files,
@@ -131,10 +132,10 @@ class Metrics:
     """Counts for metrics.json; gold enters here and nowhere else."""
 
     def __init__(self):
-        self.samples = {s: Counter() for s in ("teacher", "student")}
-        self.rules = {s: Counter() for s in ("teacher", "student")}
-        self.reward_agree = {s: [0, 0] for s in ("teacher", "student")}  # [label == gold label, with gold]
-        self.correct = {s: [0, 0] for s in ("teacher", "student")}  # [answer == gold, with gold]
+        self.samples = {s: Counter() for s in SOURCES}
+        self.rules = {s: Counter() for s in SOURCES}
+        self.reward_agree = {s: [0, 0] for s in SOURCES}  # [label == gold label, with gold]
+        self.correct = {s: [0, 0] for s in SOURCES}  # [answer == gold, with gold]
 
     def count_sample(self, source: str, sample: dict, question: Question, label: int | None) -> None:
         counts = self.samples[source]

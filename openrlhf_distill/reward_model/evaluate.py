@@ -79,7 +79,8 @@ def expected_calibration_error(probabilities: list[float], labels: list[float], 
     return sum(abs(sum(y for _, y in g) - sum(p for p, _ in g)) for g in groups.values()) / len(probabilities)
 
 
-def _pairwise(scorer: RewardScorer, pairs: list[dict], prompt_key="prompt") -> dict:
+def pairwise_accuracy(scorer: RewardScorer, pairs: list[dict], prompt_key="prompt") -> dict:
+    """Share of pairs whose chosen response scores above the rejected one."""
     chosen = scorer.scores([scorer.text(p[prompt_key], p["chosen"]) for p in pairs])
     rejected = scorer.scores([scorer.text(p[prompt_key], p["rejected"]) for p in pairs])
     wins = sum(c > r for c, r in zip(chosen, rejected, strict=True))
@@ -145,7 +146,7 @@ def evaluate_reward_model(model: str, *, pairs=None, points=None, prompts=None, 
     scorer = RewardScorer(model)
     report = {"model": model}
     if pairs:
-        report["pseudo_pairs"] = _pairwise(scorer, [row for _, row in read_records(pairs, ANY_OBJECT)])
+        report["pseudo_pairs"] = pairwise_accuracy(scorer, [row for _, row in read_records(pairs, ANY_OBJECT)])
     if points:
         report["points"] = _pointwise(scorer, [row for _, row in read_records(points, ANY_OBJECT)])
     if prompts and samples:

@@ -11,30 +11,15 @@ through the CPU adapter, then measured here on held-out rows and sampled with vL
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
+
+from ..records import ANY_OBJECT, read_records, write_json_atomic, write_jsonl_atomic
 
 
 def _arithmetic_rows(n: int, seed: int) -> list[tuple[int, int]]:
     rng = random.Random(seed)
     return [(rng.randint(0, 50), rng.randint(0, 50)) for _ in range(n)]
-
-
-def _write_atomically(path: str, text: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def _write_jsonl(path: str, rows: list[dict]) -> None:
-    _write_atomically(path, "".join(json.dumps(r) + "\n" for r in rows))
-
-
-def _read_jsonl(path: str) -> list[dict]:
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 def write_data(out: str) -> None:
@@ -52,10 +37,10 @@ def write_data(out: str) -> None:
         }
         for a, b in _arithmetic_rows(80, seed=1)
     ]
-    _write_jsonl(os.path.join(out, "sft.jsonl"), sft[:64])
-    _write_jsonl(os.path.join(out, "sft_heldout.jsonl"), sft[64:])
-    _write_jsonl(os.path.join(out, "pairs.jsonl"), pairs[:64])
-    _write_jsonl(os.path.join(out, "pairs_heldout.jsonl"), pairs[64:])
+    write_jsonl_atomic(os.path.join(out, "sft.jsonl"), sft[:64])
+    write_jsonl_atomic(os.path.join(out, "sft_heldout.jsonl"), sft[64:])
+    write_jsonl_atomic(os.path.join(out, "pairs.jsonl"), pairs[:64])
+    write_jsonl_atomic(os.path.join(out, "pairs_heldout.jsonl"), pairs[64:])
 
 
 def mean_response_nll(model_dir: str, rows: list[dict], prompt_key: str = "input", response_key: str = "output"):
@@ -80,33 +65,13 @@ def mean_response_nll(model_dir: str, rows: list[dict], prompt_key: str = "input
     return total / count
 
 
-def pairwise_accuracy(rm_dir: str, pairs: list[dict]) -> tuple[float, dict]:
-    """Share of pairs whose chosen response the RM scores above the rejected one, loaded by OpenRLHF's loader."""
-    import torch
+def rm_pairwise_accuracy(rm_dir: str, pairs: list[dict]) -> tuple[float, dict]:
+    """Held-out pairwise accuracy of the RM (loaded by OpenRLHF's loader), and the normalisation it stores."""
+    from ..reward_model.evaluate import RewardScorer, pairwise_accuracy
 
-    from openrlhf_distill.compat import boot_install
-    from openrlhf_distill.compat.formats import reward_model_input
-
-    boot_install()
-    from openrlhf.models import get_llm_for_sequence_regression
-    from transformers import AutoTokenizer
-
-    model = get_llm_for_sequence_regression(
-        rm_dir, "reward", normalize_reward=True, attn_implementation="eager", param_dtype="bf16"
-    ).eval()
-    tok = AutoTokenizer.from_pretrained(rm_dir)
-    tok.padding_side = "left"
-
-    def score(response_key: str) -> torch.Tensor:
-        chats = [tok.apply_chat_template(p["prompt"] + p[response_key], tokenize=False) for p in pairs]
-        texts = [reward_model_input(chat, tok.eos_token) for chat in chats]
-        batch = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-        with torch.no_grad():
-            return model(batch.input_ids, attention_mask=batch.attention_mask).float()
-
-    chosen, rejected = score("chosen"), score("rejected")
-    normalisation = {"mean": model.mean.item(), "std": model.std.item()}
-    return (chosen > rejected).float().mean().item(), normalisation
+    scorer = RewardScorer(rm_dir)
+    normalisation = {"mean": scorer.model.mean.item(), "std": scorer.model.std.item()}
+    return pairwise_accuracy(scorer, pairs)["accuracy"], normalisation
 
 
 def vllm_samples(model_dir: str, prompts: list[str], n: int = 2) -> list[list[str]]:
@@ -125,11 +90,11 @@ def vllm_samples(model_dir: str, prompts: list[str], n: int = 2) -> list[list[st
 
 
 def report(out: str) -> dict:
-    sft_heldout = _read_jsonl(os.path.join(out, "sft_heldout.jsonl"))
-    pairs_heldout = _read_jsonl(os.path.join(out, "pairs_heldout.jsonl"))
+    sft_heldout = [row for _, row in read_records(os.path.join(out, "sft_heldout.jsonl"), ANY_OBJECT)]
+    pairs_heldout = [row for _, row in read_records(os.path.join(out, "pairs_heldout.jsonl"), ANY_OBJECT)]
     nll_base = mean_response_nll(os.path.join(out, "base"), sft_heldout)
     nll_sft = mean_response_nll(os.path.join(out, "sft"), sft_heldout)
-    accuracy, normalisation = pairwise_accuracy(os.path.join(out, "rm"), pairs_heldout)
+    accuracy, normalisation = rm_pairwise_accuracy(os.path.join(out, "rm"), pairs_heldout)
     prompts = [r["input"] for r in sft_heldout[:3]]
     samples = vllm_samples(os.path.join(out, "sft"), prompts)
     result = {
@@ -137,7 +102,7 @@ def report(out: str) -> dict:
         "rm_heldout_pairwise_accuracy": {"accuracy": accuracy, "pairs": len(pairs_heldout), **normalisation},
         "vllm_cpu_samples": dict(zip(prompts, samples, strict=True)),
     }
-    _write_atomically(os.path.join(out, "quickstart.json"), json.dumps(result, indent=2) + "\n")
+    write_json_atomic(os.path.join(out, "quickstart.json"), result)
     print("\n== quickstart (foundation smoke run; the method's results come with the toy world) ==")
     print(f"SFT (OpenRLHF train_sft)   held-out NLL/token  base {nll_base:.3f} -> SFT {nll_sft:.3f}")
     print(
