@@ -7,7 +7,7 @@ import pytest
 
 from openrlhf_distill.compat import flags
 
-CLIS = [flags.TRAIN_SFT, flags.TRAIN_RM]
+CLIS = [flags.TRAIN_SFT, flags.TRAIN_RM, flags.TRAIN_PPO_RAY]
 
 
 def declared_flags(module: str) -> set:

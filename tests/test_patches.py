@@ -122,3 +122,63 @@ def test_boot_hook_chains_to_the_sitecustomize_it_shadows(run_python, tmp_path):
     code = "import builtins, sys; print('CHAINED', getattr(builtins, 'OTHER_SITECUSTOMIZE_RAN', False))"
     result = run_python(code, env=env)
     assert "CHAINED True" in result.stdout, result.stderr[-2000:]
+
+
+def test_ppo_patches_are_cpu_only_and_reach_their_modules(run_python):
+    # On a GPU machine the cpu group stands aside (test above); here, on the CPU, every PPO patch lands on the
+    # module OpenRLHF really uses, including the name ppo_actor binds at import.
+    code = textwrap.dedent(
+        """
+        from openrlhf_distill.compat import boot_install, patches, rl_cpu_patches
+        boot_install()
+        import openrlhf.trainer.ray.ppo_actor as ppo_actor
+        import openrlhf.trainer.ray.vllm_worker_wrap as worker_wrap
+        import openrlhf.utils.distributed_util as distributed_util
+        import openrlhf.trainer.ppo_utils.replay_buffer as replay_buffer
+        import torch
+        assert ppo_actor.stateless_init_process_group is rl_cpu_patches.gloo_weight_sync_group
+        assert distributed_util.stateless_init_process_group is rl_cpu_patches.gloo_weight_sync_group
+        assert worker_wrap.WorkerWrap.update_weight.__module__ == rl_cpu_patches.__name__
+        buffer = replay_buffer.NaiveReplayBuffer(sample_batch_size=2)
+        assert buffer.target_device == torch.device("cpu")
+        groups = {p.name: p.group for p in patches.PATCHES}
+        print("GROUPS", sorted({groups[n] for n in ("replay_buffer_on_cpu", "weight_sync_gloo",
+              "weight_sync_gloo_actor", "vllm_cpu_weight_reload")}))
+        """
+    )
+    result = run_python(code, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "GROUPS ['cpu']" in result.stdout
+
+
+def test_gloo_weight_broadcast_carries_dtypes_gloo_refuses(run_python):
+    # The byte view: int16 and bf16 tensors arrive bit for bit between two processes over the gloo group.
+    code = textwrap.dedent(
+        """
+        import multiprocessing as mp, socket
+        def receive(port, queue):
+            import torch
+            from openrlhf_distill.compat.rl_cpu_patches import gloo_weight_sync_group
+            group = gloo_weight_sync_group("127.0.0.1", port, 1, 2)
+            got = [torch.empty(5, dtype=torch.int16), torch.empty(2, 3, dtype=torch.bfloat16)]
+            for t in got:
+                group.broadcast(t, src=0)
+            queue.put([t.float().tolist() for t in got])
+        if __name__ == "__main__":
+            import torch
+            from openrlhf_distill.compat.rl_cpu_patches import gloo_weight_sync_group
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
+            queue = mp.get_context("spawn").Queue()
+            child = mp.get_context("spawn").Process(target=receive, args=(port, queue)); child.start()
+            group = gloo_weight_sync_group("127.0.0.1", port, 0, 2)
+            sent = [torch.arange(5, dtype=torch.int16) * 300, torch.randn(2, 3).to(torch.bfloat16)]
+            for t in sent:
+                group.broadcast(t, src=0)
+            assert queue.get(timeout=60) == [t.float().tolist() for t in sent]
+            child.join(); print("SAME")
+        """
+    )
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "SAME" in result.stdout

@@ -1,7 +1,7 @@
 """CPU patches: OpenRLHF's training path calls CUDA-only torch functions; without a GPU they point at the CPU.
 
 Registered in group ``cpu``, so they apply only where ``torch.cuda.is_available()`` is False.
-The RL stage adds its own (Ray placement, replay buffer device, weight sync) in the same way.
+The RL stage's own (replay buffer device, weight sync) are in :mod:`.rl_cpu_patches`.
 """
 
 from __future__ import annotations

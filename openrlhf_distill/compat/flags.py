@@ -63,6 +63,45 @@ TRAIN_RM = OpenRLHFCli(
 TRAIN_DISTILL_RM = OpenRLHFCli("openrlhf_distill.reward_model.train", TRAIN_RM.flags, needs_eval_set=True)
 
 
+# OpenRLHF's PPO loop on Ray (rollouts in vLLM). Run by our Ray driver (compat/ray_driver.py), which passes
+# every flag through to it.
+TRAIN_PPO_RAY = OpenRLHFCli(
+    "openrlhf.cli.train_ppo_ray",
+    {
+        "actor_model": "--actor.model_name_or_path",
+        "reward_model": "--reward.model_name_or_path",
+        "critic_model": "--critic.model_name_or_path",
+        "remote_reward": "--reward.remote_url",
+        "normalize_reward": "--reward.normalize_enable",
+        "value_head_prefix": "--ds.value_head_prefix",
+        "prompt_dataset": "--data.prompt_dataset",
+        "input_key": "--data.input_key",
+        "label_key": "--data.label_key",
+        "apply_chat_template": "--data.apply_chat_template",
+        "estimator": "--algo.advantage.estimator",
+        "attn_implementation": "--ds.attn_implementation",
+        "packing_samples": "--ds.packing_samples",
+        "param_dtype": "--ds.param_dtype",
+        "zero_stage": "--ds.zero_stage",
+        "output_dir": "--ckpt.output_dir",
+        "ckpt_path": "--ckpt.path",
+        "seed": "--train.seed",
+        "colocate_all": "--train.colocate_all",
+        "async_enable": "--train.async_enable",
+        "vllm_engines": "--vllm.num_engines",
+        "vllm_tensor_parallel": "--vllm.tensor_parallel_size",
+        "vllm_enforce_eager": "--vllm.enforce_eager",
+        "vllm_sync_with_ray": "--vllm.sync_with_ray",
+        # Ray resource groups: each asks for num_nodes * num_gpus_per_node GPUs (default 1 * 8).
+        **{
+            f"{group}_{what}": f"--{group}.{what}"
+            for group in ("actor", "ref", "critic", "reward")
+            for what in ("num_nodes", "num_gpus_per_node")
+        },  # fmt: skip
+    },
+)
+
+
 def flag_value(argv: list[str], flag: str) -> str | None:
     """The value given to ``flag`` in an argv list (``--f v`` or ``--f=v``), the last one winning; else None."""
     value = None

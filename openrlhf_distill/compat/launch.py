@@ -1,8 +1,10 @@
-"""Runs OpenRLHF's own trainer CLIs (train_sft, train_rm): on GPUs with the deepspeed launcher, unchanged;
-on a machine without CUDA as one CPU process, with the runtime patches and the settings the CPU needs."""
+"""Runs OpenRLHF's own entry points: the trainer CLIs (train_sft, train_rm) on GPUs with the deepspeed launcher,
+unchanged, and on a machine without CUDA as one CPU process with the runtime patches and the settings the CPU
+needs; and the PPO loop (train_ppo_ray) through our Ray driver, on a cluster or on a local CPU Ray."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -11,7 +13,7 @@ import sys
 from dataclasses import dataclass
 
 from . import patches
-from .flags import OpenRLHFCli, flag_value, has_flag
+from .flags import TRAIN_PPO_RAY, OpenRLHFCli, flag_value, has_flag
 from .version import check_openrlhf
 
 CPU_ATTENTION = ("eager", "sdpa")
@@ -108,3 +110,97 @@ def run(cli: OpenRLHFCli, argv: list[str], *, engine: str = "auto", log_path: st
             f"last lines:\n{''.join(tail)}"
         )
     return launch
+
+
+# --- PPO (train_ppo_ray) -------------------------------------------------------------------------------------
+
+# Known dead ends of OpenRLHF's PPO loop on the CPU engine, refused up front with the reason.
+_PPO_CPU_REFUSED = {
+    "colocate_all": "shares GPUs through CUDA IPC handles",
+    "vllm_sync_with_ray": "Ray's collective group cannot carry the weight sync over gloo",
+    "packing_samples": "needs flash-attn on a GPU",
+}
+RAY_GROUPS = ("actor", "ref", "critic", "reward")
+
+
+def _int_flag(argv: list[str], flag: str, default: int) -> int:
+    value = flag_value(argv, flag)
+    try:
+        return default if value is None else int(value)
+    except ValueError:
+        raise ValueError(f"{flag} expects an integer, got {value!r}") from None
+
+
+def ppo_cpu_argv(argv: list[str]) -> tuple[list[str], int]:
+    """train_ppo_ray flags for the CPU engine, and the number of logical GPUs the local Ray must declare.
+
+    Adds what a CPU run needs where the user left it out: one "GPU" per Ray group (OpenRLHF's default is 8),
+    one vLLM engine in eager mode, eager attention. Refuses the settings known not to work without CUDA.
+    """
+    cli = TRAIN_PPO_RAY
+    argv = list(argv)
+    for name, reason in _PPO_CPU_REFUSED.items():
+        if has_flag(argv, cli[name]):
+            raise ValueError(f"{cli[name]} is not available on the CPU engine: it {reason}")
+    attn = flag_value(argv, cli["attn_implementation"])
+    if attn is None:
+        argv += [cli["attn_implementation"], "eager"]
+    elif attn not in CPU_ATTENTION:
+        raise ValueError(f"{cli['attn_implementation']} {attn} needs a GPU; use one of {', '.join(CPU_ATTENTION)}")
+    for group in RAY_GROUPS:
+        if not has_flag(argv, cli[f"{group}_num_gpus_per_node"]):
+            argv += [cli[f"{group}_num_gpus_per_node"], "1"]
+    if flag_value(argv, cli["vllm_engines"]) is None:
+        argv += [cli["vllm_engines"], "1"]
+    if _int_flag(argv, cli["vllm_engines"], 1) < 1:
+        raise ValueError(f"{cli['vllm_engines']} must be at least 1: OpenRLHF's PPO loop generates with vLLM")
+    if _int_flag(argv, cli["vllm_tensor_parallel"], 1) != 1:
+        raise ValueError(f"{cli['vllm_tensor_parallel']} must be 1 on the CPU engine")
+    if not has_flag(argv, cli["vllm_enforce_eager"]):
+        argv.append(cli["vllm_enforce_eager"])  # no CUDA graphs to capture
+    # Logical GPUs: every group placed at once (ref and critic may go unused; logical GPUs cost nothing).
+    gpus = _int_flag(argv, cli["vllm_engines"], 1)
+    for group in RAY_GROUPS:
+        gpus += _int_flag(argv, cli[f"{group}_num_nodes"], 1) * _int_flag(argv, cli[f"{group}_num_gpus_per_node"], 8)
+    return argv, gpus
+
+
+def plan_ppo(argv: list[str], *, engine: str = "auto", ray_address: str | None = None, submit: bool = False) -> Launch:
+    """The command that runs OpenRLHF's PPO loop with ``argv`` through :mod:`.ray_driver`.
+
+    - cpu: a local Ray with logical GPUs, the CPU patches in every process (vLLM-CPU verified version only);
+    - gpu: a local Ray, or the cluster at ``ray_address`` / ``RAY_ADDRESS`` (this package shipped to workers);
+    - gpu with ``submit``: ``ray job submit`` to ``ray_address``, the runtime environment carrying the same.
+    """
+    from . import ray_driver
+    from .version import check_vllm_for_cpu_rl
+
+    check_openrlhf()
+    engine = detect_engine() if engine == "auto" else engine
+    if engine not in ("gpu", "cpu"):
+        raise ValueError(f"engine must be auto, gpu or cpu, not {engine!r}")
+    env = patches.subprocess_env()
+    driver = [sys.executable, "-m", ray_driver.__name__]
+    if engine == "cpu":
+        if submit or ray_address:
+            raise ValueError("the CPU engine starts its own local Ray; --ray.address and --ray.submit are for GPUs")
+        check_vllm_for_cpu_rl()
+        argv, gpus = ppo_cpu_argv(argv)
+        env[ray_driver.ENV_LOGICAL_GPUS] = str(gpus)
+        env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; unset, vLLM-CPU asks for most of the RAM
+        env.setdefault("TOKENIZERS_PARALLELISM", "false")
+        env.pop("RAY_ADDRESS", None)
+        return Launch("cpu", [*driver, *argv], env)
+    if submit:
+        if not ray_address:
+            raise ValueError("--ray.submit needs --ray.address (the cluster's dashboard address, http://HEAD:8265)")
+        runtime_env = ray_driver.cluster_runtime_env(ship_package=True)
+        submit_job = [shutil.which("ray") or "ray", "job", "submit", "--address", ray_address,
+                      "--runtime-env-json", json.dumps(runtime_env), "--"]  # fmt: skip
+        command = [*submit_job, "python", "-m", ray_driver.__name__, *argv]
+        return Launch("gpu", command, env)
+    if ray_address:
+        env["RAY_ADDRESS"] = ray_address
+    if env.get("RAY_ADDRESS"):
+        env[ray_driver.ENV_SHIP_PACKAGE] = "1"  # workers on other nodes may not have this package
+    return Launch("gpu", [*driver, *argv], env)

@@ -109,7 +109,7 @@ def install(mode: str | None = None) -> None:
         return
     if mode != "auto":
         raise ValueError(f"{ENV_MODE}={mode!r}: expected 'auto' or 'off'")
-    from . import cpu_patches, fixes  # noqa: F401  (registers the patches)
+    from . import cpu_patches, fixes, rl_cpu_patches  # noqa: F401  (registers the patches)
 
     if not any(isinstance(f, _PostImportHook) for f in sys.meta_path):
         sys.meta_path.insert(0, _PostImportHook())

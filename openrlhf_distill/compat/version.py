@@ -22,11 +22,15 @@ class OpenRLHFNotSupported(RuntimeError):
     """OpenRLHF is missing, or its version is outside :data:`SUPPORTED`."""
 
 
-def installed_openrlhf_version() -> str | None:
+def _installed_version(distribution: str) -> str | None:
     try:
-        return importlib.metadata.version("openrlhf")
+        return importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
         return None
+
+
+def installed_openrlhf_version() -> str | None:
+    return _installed_version("openrlhf")
 
 
 def check_openrlhf(installed: str | None = None) -> str:
@@ -41,5 +45,27 @@ def check_openrlhf(installed: str | None = None) -> str:
             f"OpenRLHF {installed} is installed, but openrlhf-distill supports openrlhf{SUPPORTED_RANGE} "
             f"(its flag names, trainers and the bugs the adapter works around are version-specific). "
             f"Install a supported version: pip install 'openrlhf{SUPPORTED_RANGE}' --no-deps. " + INSTALL_HINT
+        )
+    return installed
+
+
+# The CPU PPO patches replace vLLM internals (weight sync group, in-place reload); verified on this build only.
+VLLM_CPU_VERIFIED_RANGE = ">=0.32.0,<0.33"
+
+
+def check_vllm_for_cpu_rl(installed: str | None = None) -> str:
+    """Returns the installed vLLM version, or raises :class:`OpenRLHFNotSupported` when the CPU RL patches were
+    not verified on it (they reach into vLLM's worker and process-group internals)."""
+    if installed is None:
+        installed = _installed_version("vllm-cpu") or _installed_version("vllm")  # metadata: no slow vllm import
+    if installed is None:
+        raise OpenRLHFNotSupported(
+            "PPO on the CPU engine needs vLLM's CPU build for rollouts, and no vllm is installed. " + INSTALL_HINT
+        )
+    # base_version drops a local tag such as +cpu
+    if Version(Version(installed).base_version) not in SpecifierSet(VLLM_CPU_VERIFIED_RANGE):
+        raise OpenRLHFNotSupported(
+            f"vLLM {installed} is installed; PPO on the CPU engine patches vLLM internals that were verified on "
+            f"vllm{VLLM_CPU_VERIFIED_RANGE} only. Install vllm-cpu 0.32.0 (see README 'Install'), or run PPO on GPUs."
         )
     return installed

@@ -1,0 +1,187 @@
+"""The driver of OpenRLHF's PPO loop: ``python -m openrlhf_distill.compat.ray_driver [train_ppo_ray flags]``.
+
+It starts or joins Ray the way the run needs, then runs ``openrlhf.cli.train_ppo_ray`` as ``__main__`` with the
+flags unchanged (train_ppo_ray skips its own ``ray.init`` when Ray is up):
+
+- CPU engine (``OPENRLHF_DISTILL_RAY_GPUS=N`` set by the launcher): a local Ray with N *logical* GPUs. OpenRLHF
+  places every actor and vLLM engine in ``{"GPU": 1}`` bundles; on a Ray without GPUs those wait forever, a hang
+  rather than an error. Workers get the patch environment (PYTHONPATH with ``compat/boot``), which also reaches
+  the engine processes vLLM spawns inside its Ray actor.
+- GPU engine: a local Ray, or the cluster at ``RAY_ADDRESS``. Ray workers install the patches (only the ``fix``
+  group acts on GPUs: the RM mean/std refill) through a worker setup hook; on a cluster this package is shipped
+  to the workers as a ``py_modules`` entry (``OPENRLHF_DISTILL_SHIP_PACKAGE=1``).
+- Under ``ray job submit`` the job's runtime environment (built by the launcher) already carries all of that.
+
+:func:`validate` runs train_ppo_ray's own argument parser and post-parse checks in-process, stopping before
+anything starts, so a command is known to be accepted before a cluster is asked for resources.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import runpy
+import sys
+
+from . import boot_install
+from .flags import TRAIN_PPO_RAY, flag_value
+
+ENV_LOGICAL_GPUS = "OPENRLHF_DISTILL_RAY_GPUS"
+ENV_SHIP_PACKAGE = "OPENRLHF_DISTILL_SHIP_PACKAGE"
+# A JSON file to write, after training, with the log-probabilities the rollout engine gives a fixed probe text:
+# compared with the saved actor they show whether the engine received the trained weights (see sync_check).
+ENV_ENGINE_PROBE = "OPENRLHF_DISTILL_ENGINE_PROBE"
+PROBE_TEXT = "The answer is 7. The answer is 12. Twelve plus seven is nineteen, so the answer is 19."
+SETUP_HOOK = "openrlhf_distill.compat.boot_install"
+# Passed to Ray workers on the CPU engine: the patches, offline hubs, vLLM-CPU's KV cache size, thread settings.
+FORWARDED_ENV = (
+    "PYTHONPATH", "OPENRLHF_DISTILL_PATCHES", "OPENRLHF_DISTILL_PATCHES_SKIP", "OPENRLHF_DISTILL_PATCHES_VERBOSE",
+    "VLLM_CPU_KVCACHE_SPACE", "VLLM_CPU_OMP_THREADS_BIND", "HF_HUB_OFFLINE", "HF_HOME", "WANDB_MODE", "HOME",
+    "DS_BUILD_OPS", "TOKENIZERS_PARALLELISM",
+)  # fmt: skip
+# train_ppo_ray's own defaults for the env of its workers, kept when we start Ray in its place.
+OPENRLHF_WORKER_ENV = {
+    "TOKENIZERS_PARALLELISM": "true",
+    "NCCL_DEBUG": "WARN",
+    "RAY_ENABLE_ZERO_COPY_TORCH_TENSORS": "1",
+}
+
+
+class PPOArgumentsRejected(ValueError):
+    """OpenRLHF's train_ppo_ray parser or its post-parse checks refused the flags."""
+
+
+def cluster_runtime_env(ship_package: bool) -> dict:
+    """Runtime environment for Ray workers on GPUs: the patch hook, and this package when workers lack it."""
+    env_vars = {k: os.environ.get(k, v) for k, v in OPENRLHF_WORKER_ENV.items()}
+    runtime_env = {"env_vars": env_vars, "worker_process_setup_hook": SETUP_HOOK}
+    if ship_package:
+        import openrlhf_distill
+
+        runtime_env["py_modules"] = [os.path.dirname(os.path.abspath(openrlhf_distill.__file__))]
+    return runtime_env
+
+
+def init_ray() -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    from ray._private.runtime_env.constants import RAY_JOB_CONFIG_JSON_ENV_VAR
+
+    if RAY_JOB_CONFIG_JSON_ENV_VAR in os.environ:  # under `ray job submit`: the job's runtime env applies
+        ray.init()
+        return
+    logical_gpus = os.environ.get(ENV_LOGICAL_GPUS)
+    if logical_gpus:
+        gpus = int(logical_gpus)
+        env_vars = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+        env_vars.setdefault("RAY_ENABLE_ZERO_COPY_TORCH_TENSORS", "1")
+        # Logical CPUs too: every bundle asks for one CPU beside its GPU; actual threads are set per worker.
+        ray.init(num_cpus=gpus + 2, num_gpus=gpus, include_dashboard=False, runtime_env={"env_vars": env_vars})
+        return
+    ray.init(runtime_env=cluster_runtime_env(ship_package=os.environ.get(ENV_SHIP_PACKAGE) == "1"))
+
+
+@contextlib.contextmanager
+def _argv(argv: list[str]):
+    saved = sys.argv
+    sys.argv = [TRAIN_PPO_RAY.module, *argv]
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
+class _Parsed(Exception):
+    def __init__(self, args):
+        self.args_namespace = args
+
+
+def validate(argv: list[str]):
+    """train_ppo_ray's parsed and checked arguments for ``argv``, or :class:`PPOArgumentsRejected` saying why.
+
+    Runs the module's ``__main__`` block with Ray reported as up and the first step of ``train`` (getting the
+    DeepSpeed strategy) replaced by a stop, so every check OpenRLHF makes before training runs, and nothing else.
+    """
+    boot_install()
+    import openrlhf.utils
+    import ray
+
+    real_is_initialized, real_get_strategy = ray.is_initialized, openrlhf.utils.get_strategy
+
+    def stop_before_training(args):
+        raise _Parsed(args)
+
+    ray.is_initialized = lambda: True
+    openrlhf.utils.get_strategy = stop_before_training
+    errors = io.StringIO()
+    try:
+        with _argv(argv), contextlib.redirect_stderr(errors), contextlib.redirect_stdout(io.StringIO()):
+            runpy.run_module(TRAIN_PPO_RAY.module, run_name="__main__")
+    except _Parsed as parsed:
+        return parsed.args_namespace
+    except SystemExit as exit_:  # argparse: unknown flag, bad value
+        message = errors.getvalue().strip().splitlines()
+        raise PPOArgumentsRejected(
+            f"{TRAIN_PPO_RAY.module} rejects the flags: {message[-1] if message else f'exit {exit_.code}'}"
+        ) from None
+    except AssertionError as error:  # its post-parse checks are asserts
+        raise PPOArgumentsRejected(f"{TRAIN_PPO_RAY.module} rejects the flags: {error}") from None
+    finally:
+        ray.is_initialized, openrlhf.utils.get_strategy = real_is_initialized, real_get_strategy
+    raise PPOArgumentsRejected(f"{TRAIN_PPO_RAY.module} returned without reaching training")
+
+
+def _keep_engines(engines: list) -> None:
+    """Wraps OpenRLHF's create_vllm_engines (before train_ppo_ray binds it) to keep the engines it makes."""
+    import openrlhf.trainer.ray as ray_trainer
+
+    create = ray_trainer.create_vllm_engines
+
+    def create_and_keep(*args, **kwargs):
+        made = create(*args, **kwargs)
+        engines.extend(made or [])
+        return made
+
+    ray_trainer.create_vllm_engines = create_and_keep
+
+
+def probe_engine(engine, model_dir: str) -> dict:
+    """The rollout engine's log-probability of each token of :data:`PROBE_TEXT` (after the first)."""
+    import ray
+    from transformers import AutoTokenizer
+    from vllm import SamplingParams
+
+    token_ids = AutoTokenizer.from_pretrained(model_dir)(PROBE_TEXT, add_special_tokens=False)["input_ids"]
+    params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0)
+    output = ray.get(engine.generate.remote(token_ids, params))
+    logprobs = [entry[token].logprob for token, entry in zip(token_ids[1:], output.prompt_logprobs[1:], strict=True)]
+    return {"text": PROBE_TEXT, "token_ids": token_ids, "engine_logprobs": logprobs}
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    boot_install()
+    import ray
+
+    probe_path = os.environ.get(ENV_ENGINE_PROBE)
+    engines: list = []
+    if probe_path:
+        _keep_engines(engines)
+    init_ray()
+    try:
+        with _argv(argv):
+            runpy.run_module(TRAIN_PPO_RAY.module, run_name="__main__", alter_sys=True)
+        if probe_path and engines:
+            from ..records import write_json_atomic
+
+            model_dir = flag_value(argv, TRAIN_PPO_RAY["actor_model"])
+            write_json_atomic(probe_path, probe_engine(engines[0], model_dir))
+    finally:
+        ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()
