@@ -11,9 +11,10 @@ Writes to ``out`` (all at once: a failed build leaves the previous one in place)
   each mix of sources (teacher/teacher, teacher/student, student/teacher, student/student) so that neither
   source crowds out the other.
 - ``rm_points.jsonl`` (``prompt``, ``response``, ``label``, ``meta``): every labelled sample.
-- ``rl_prompts.jsonl`` (``input``, ``label``): accepted questions; ``label`` is the pseudo-label ("" for judged
-  tasks, which have none), and the gold answer, where there is one, sits in its own ``gold`` field for
-  metrics only.
+- ``rl_prompts.jsonl`` (``input``, ``label``, ``id``, ``distill_label``): accepted questions; ``label`` is the
+  pseudo-label ("" for judged tasks, which have none), and the gold answer, where there is one, sits in its own
+  ``gold`` field for metrics only. ``distill_label`` is the JSON string the RL reward function reads
+  (``records.encode_reward_label``: id, task, pseudo-label, gold).
 - ``build_metrics.json``: what was built and what was left out, and why.
 
 Chat format (default): prompts as chat messages and responses as one assistant message, the layout OpenRLHF's
@@ -32,11 +33,13 @@ from dataclasses import dataclass
 from .labelling import Question, load_questions, question_key
 from .records import (
     LABELLED_SAMPLE,
+    REWARD_LABEL_FIELD,
     SOURCES,
     VOTE,
     RecordError,
     as_messages,
     atomic_output_dir,
+    encode_reward_label,
     read_records,
     write_json_atomic,
     write_jsonl_atomic,
@@ -225,7 +228,11 @@ def build_datasets(
 
         row = {"input": prompt, "label": pseudo_labels[key] or "", "id": record["id"]}
         if question.gold is not None:
-            row["gold"] = question.gold  # for RL metrics; the reward reads `label`
+            row["gold"] = question.gold  # for RL metrics; the reward reads the pseudo-label
+        # What the RL reward function reads (--data.label_key distill_label): the pseudo-label with the task and
+        # gold beside it, one JSON string. Only the `gold` scheme and the logged metrics read its gold.
+        row[REWARD_LABEL_FIELD] = encode_reward_label(id=record["id"], task=question.task.name,
+                                                      label=pseudo_labels[key], gold=question.gold)  # fmt: skip
         rl.append(row)
 
     summary = {

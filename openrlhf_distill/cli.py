@@ -52,6 +52,57 @@ def _add_eval_rm(sub) -> None:
     add_arguments(p)
 
 
+def _add_ppo(sub) -> None:
+    from .rewards.schemes import SCHEMES
+
+    p = sub.add_parser(
+        "ppo",
+        allow_abbrev=False,
+        help="RL: OpenRLHF's train_ppo_ray with the reward scheme of --reward.scheme (Ray + vLLM; CPU adapter)",
+        description="Every flag not listed here goes to openrlhf.cli.train_ppo_ray unchanged, e.g. "
+        "--actor.model_name_or_path SFT_DIR --reward.model_name_or_path RM_DIR --data.prompt_dataset "
+        "rl_prompts.jsonl --ckpt.output_dir out/.",
+    )
+    p.add_argument("--reward.scheme", choices=SCHEMES, default="rm",
+                   help="rm: the distilled RM (the paper); vote / gold: 1 if the answer equals the pseudo-label / "
+                   "gold answer; hybrid: alpha * RM + beta * vote; judge: an RM trained on judge labels")  # fmt: skip
+    p.add_argument("--task", default=None, help="task of rows whose label does not name one (vote, gold, hybrid)")
+    p.add_argument("--distill.reward.alpha", type=float, default=1.0, help="hybrid: weight of the normalised RM")
+    p.add_argument("--distill.reward.beta", type=float, default=1.0, help="hybrid: weight of the vote reward")
+    p.add_argument(
+        "--distill.rm_server.url",
+        default=None,
+        help="hybrid: a running `openrlhf-distill serve-rm` (default: serve the RM for the run)",
+    )
+    p.add_argument(
+        "--distill.rm_server.host",
+        default="127.0.0.1",
+        help="hybrid: address the run's RM server listens on (0.0.0.0: engines on other nodes)",
+    )
+    p.add_argument("--distill.rm_server.port", type=int, default=0, help="hybrid: its port (0: a free one)")
+    p.add_argument("--distill.rm_server.max_batch_size", type=int, default=64)
+    p.add_argument("--distill.rm_server.max_wait_ms", type=float, default=5.0)
+    p.add_argument(
+        "--distill.sync_check",
+        action="store_true",
+        help="CPU engine: after training, compare the rollout engine's log-probs with the saved actor",
+    )
+    p.add_argument("--ray.address", default=None, help="join this Ray cluster (default: $RAY_ADDRESS, else local)")
+    p.add_argument("--ray.submit", action="store_true",
+                   help="submit as a Ray job to --ray.address (the dashboard, http://HEAD:8265)")  # fmt: skip
+    p.add_argument("--engine", choices=["auto", "gpu", "cpu"], default="auto", help="auto: gpu when CUDA is found")
+    p.add_argument("--log", default=None, help="also write the run's output to this file")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the command and check it with OpenRLHF's own parser; start nothing")  # fmt: skip
+
+
+def _add_serve_rm(sub) -> None:
+    from .rewards.server import add_arguments
+
+    p = sub.add_parser("serve-rm", help="serve a reward model over HTTP, batching concurrent requests (hybrid)")
+    add_arguments(p)
+
+
 def _add_tiny_model(sub) -> None:
     p = sub.add_parser("tiny-model", help="build a tiny random causal LM + tokenizer offline (tests, toy runs)")
     p.add_argument("out_dir")
@@ -119,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Distill not only data but also rewards (arXiv 2502.19557) on OpenRLHF.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    # In pipeline order (../shared/DESIGN.md): sample, label (vote or judge), build sets, SFT, RM, evaluate RM.
+    # In pipeline order (../shared/DESIGN.md): sample, label (vote or judge), build sets, SFT, RM, evaluate RM, RL.
     _add_doctor(sub)
     _add_generate(sub)
     _add_label(sub)
@@ -128,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_trainer(sub, "sft")
     _add_trainer(sub, "train-rm")
     _add_eval_rm(sub)
+    _add_ppo(sub)
+    _add_serve_rm(sub)
     _add_tiny_model(sub)
     return parser
 
@@ -140,6 +193,37 @@ def _run_trainer(args, openrlhf_argv: list[str]) -> int:
         print(" ".join(launch.plan(cli, openrlhf_argv, engine=args.engine).command))
         return 0
     launch.run(cli, openrlhf_argv, engine=args.engine, log_path=args.log)
+    return 0
+
+
+def _run_ppo(args, openrlhf_argv: list[str]) -> int:
+    from . import ppo
+
+    options = ppo.PPOOptions(
+        scheme=getattr(args, "reward.scheme"),
+        task=args.task,
+        alpha=getattr(args, "distill.reward.alpha"),
+        beta=getattr(args, "distill.reward.beta"),
+        engine=args.engine,
+        ray_address=getattr(args, "ray.address"),
+        submit=getattr(args, "ray.submit"),
+        rm_server_url=getattr(args, "distill.rm_server.url"),
+        rm_server_host=getattr(args, "distill.rm_server.host"),
+        rm_server_port=getattr(args, "distill.rm_server.port"),
+        rm_server_max_batch_size=getattr(args, "distill.rm_server.max_batch_size"),
+        rm_server_max_wait_ms=getattr(args, "distill.rm_server.max_wait_ms"),
+        sync_check=getattr(args, "distill.sync_check"),
+    )
+    ppo_plan = ppo.plan(openrlhf_argv, options)
+    ppo.validate(ppo_plan)  # OpenRLHF's own parser and checks, before any resources are asked for
+    if args.dry_run:
+        print(ppo.describe(ppo_plan))
+        print(f"# accepted by {ppo.TRAIN_PPO_RAY.module}'s argument parser and checks", file=sys.stderr)
+        return 0
+    summary = ppo.run(ppo_plan, log_path=args.log)
+    print(f"{summary['steps']} PPO steps ({summary['scheme']}, {summary['engine']}), reward mean "
+          f"{summary['reward_mean_first']} -> {summary['reward_mean_last']} in {summary['wall_seconds']} s; "
+          f"files in {ppo_plan.run_dir}")  # fmt: skip
     return 0
 
 
@@ -211,13 +295,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    if rest and args.command not in TRAINER_COMMANDS:
+    if rest and args.command not in (*TRAINER_COMMANDS, "ppo"):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
 
     from .compat.launch import OpenRLHFRunError
     from .compat.version import OpenRLHFNotSupported
     from .generation.backend import BackendError
     from .records import RecordError
+    from .rewards.server import RewardServerError
 
     try:
         if args.command == "doctor":
@@ -226,6 +311,12 @@ def main(argv: list[str] | None = None) -> int:
             return doctor(as_json=args.json)
         if args.command in TRAINER_COMMANDS:
             return _run_trainer(args, rest)
+        if args.command == "ppo":
+            return _run_ppo(args, rest)
+        if args.command == "serve-rm":
+            from .rewards.server import run as serve_rm
+
+            return serve_rm(args)
         if args.command == "generate":
             return _run_generate(args)
         if args.command == "label":
@@ -245,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
 
             print(build_tiny_causal_lm(args.out_dir, TinyModelSpec(arch=args.arch, seed=args.seed)))
             return 0
-    except (OpenRLHFNotSupported, OpenRLHFRunError, RecordError, BackendError, ValueError) as error:
+    except (OpenRLHFNotSupported, OpenRLHFRunError, RecordError, BackendError, RewardServerError, ValueError) as error:
         print(f"openrlhf-distill {args.command}: error: {error}", file=sys.stderr)
         return 2
     raise AssertionError(f"unhandled command {args.command}")

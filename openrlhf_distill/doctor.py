@@ -8,7 +8,7 @@ import json
 import platform
 import sys
 
-from .compat.version import SUPPORTED_RANGE, OpenRLHFNotSupported, check_openrlhf
+from .compat.version import SUPPORTED_RANGE, OpenRLHFNotSupported, check_openrlhf, check_vllm_for_cpu_rl
 
 # distribution name, required?, why it matters
 COMPONENTS = [
@@ -46,6 +46,11 @@ def collect() -> dict:
 
         report["cuda"] = {"available": torch.cuda.is_available(), "devices": torch.cuda.device_count()}
         report["engine"] = "gpu" if torch.cuda.is_available() else "cpu"
+        if report["engine"] == "cpu":
+            try:
+                report["cpu_ppo"] = {"ok": True, "vllm": check_vllm_for_cpu_rl()}
+            except OpenRLHFNotSupported as error:  # only `ppo` needs it: a note, not a problem
+                report["cpu_ppo"] = {"ok": False, "why": str(error)}
     return report
 
 
@@ -63,6 +68,9 @@ def print_report(report: dict) -> None:
         print(f"cuda         {str(cuda['devices']) + ' device(s)' if cuda['available'] else 'not available'}")
         how = "with deepspeed / Ray / vLLM" if report["engine"] == "gpu" else "through the CPU adapter"
         print(f"engine       {report['engine']} (stages run OpenRLHF {how})")
+    if "cpu_ppo" in report:
+        ppo = report["cpu_ppo"]
+        print(f"cpu ppo      {'ok: vLLM ' + ppo['vllm'] if ppo['ok'] else 'unavailable: ' + ppo['why']}")
     for problem in report["problems"]:
         print(f"PROBLEM: {problem}")
     if not report["problems"]:

@@ -12,6 +12,8 @@ place so a killed stage never leaves a half-written output behind. See ../shared
   score / 10 for open-ended tasks, with ``score`` beside it).
 - vote: ``id``, ``pseudo_label``, ``counts``, ``valid``, ``total``, ``majority_ratio``, ``accepted``,
   ``reason`` (why it was not accepted), and ``label_correct`` when the prompt has gold.
+- RL prompt (``rl_prompts.jsonl``): ``input``, ``label`` (the pseudo-label, "" when none), ``id``, ``gold`` when
+  known, and ``distill_label``: what the RL reward function reads (see :func:`encode_reward_label`).
 """
 
 from __future__ import annotations
@@ -213,3 +215,81 @@ def atomic_output_dir(path: str) -> Iterator[str]:
 def as_messages(prompt) -> list[dict]:
     """A prompt as chat messages: a plain string becomes one user message."""
     return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else [dict(m) for m in prompt]
+
+
+# --- The reward label: what the RL stage's reward function receives for each prompt ---------------------------
+#
+# OpenRLHF hands reward_func the raw value of the dataset column named by --data.label_key. Ours is
+# ``distill_label``: a JSON *string* (HF datasets would turn a JSON object column into a struct and fill missing
+# keys with None across rows; a string survives unchanged) holding the question's id, task, pseudo-label and
+# gold answer. Gold is carried for the logged metrics and the `gold` scheme only.
+
+REWARD_LABEL_FIELD = "distill_label"
+
+
+@dataclass(frozen=True)
+class RewardLabel:
+    """One prompt's reward label. ``label`` is the pseudo-label (None: the question has none), ``gold`` the gold
+    answer (None: unknown), ``task`` the task name (None: the reward config's task applies)."""
+
+    id: str | int | None = None
+    task: str | None = None
+    label: str | None = None
+    gold: str | None = None
+    from_plain_string: bool = False  # decoded from a bare label, not from our JSON: see decode_reward_label
+
+
+def _plain_answer(value) -> str | None:
+    """An answer as a string: None and "" mean none; numbers (datasets store them) become their text."""
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)
+    return (value.strip() or None) if isinstance(value, str) else value
+
+
+def encode_reward_label(*, id: str | int | None, task: str | None, label: str | None, gold=None) -> str:
+    """The ``distill_label`` string of one RL prompt: JSON of {"id", "task", "label", "gold"}, nulls for none."""
+    fields = {"id": id, "task": task, "label": _plain_answer(label), "gold": _plain_answer(gold)}
+    decode_reward_label(fields)  # the same checks as on reading: never write what cannot be read back
+    return json.dumps(fields, ensure_ascii=False)
+
+
+def decode_reward_label(value) -> RewardLabel:
+    """Reads a reward label, in any of three forms:
+
+    - our JSON string (``encode_reward_label``), recognised by its opening ``{"``;
+    - a dict with the same keys (``label`` required; ``id``, ``task``, ``gold`` optional);
+    - a plain string (or a number), meaning the label itself, for a user's own dataset with a pseudo-label
+      column (``from_plain_string`` is then True: the `gold` scheme reads such a value as the gold answer).
+      A plain string is never parsed as JSON otherwise: "7" stays the string "7", "{1, 2}" stays a set.
+
+    Anything else is a ValueError naming the field and what was expected.
+    """
+    where = f"reward label (--data.label_key, normally '{REWARD_LABEL_FIELD}')"
+    if isinstance(value, str) and value.lstrip().startswith('{"'):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{where}: looks like JSON but is malformed ({error.msg} at column {error.colno}); "
+                             f"expected an object with keys id, task, label, gold") from None  # fmt: skip
+        if not isinstance(value, dict):
+            raise ValueError(f"{where}: expected a JSON object with keys id, task, label, gold")
+    if isinstance(value, dict):
+        if "label" not in value:
+            raise ValueError(f"{where} field 'label': missing (expected keys id, task, label, gold; got "
+                             f"{sorted(value)})")  # fmt: skip
+        answer = lambda v: v is None or (isinstance(v, str | int | float) and not isinstance(v, bool))
+        checks = {"id": lambda v: v is None or _id(v) is None, "task": lambda v: v is None or isinstance(v, str),
+                  "label": answer, "gold": answer}  # fmt: skip
+        expected = {"id": "a non-empty string, an integer or null", "task": "a task name or null",
+                    "label": "a string, a number or null", "gold": "a string, a number or null"}  # fmt: skip
+        for name, ok in checks.items():
+            if not ok(value.get(name)):
+                raise ValueError(f"{where} field '{name}': must be {expected[name]}, got {value.get(name)!r}")
+        return RewardLabel(id=value.get("id"), task=value.get("task") or None, label=_plain_answer(value["label"]),
+                           gold=_plain_answer(value.get("gold")))  # fmt: skip
+    if isinstance(value, str) or (isinstance(value, int | float) and not isinstance(value, bool)):
+        return RewardLabel(label=_plain_answer(value), from_plain_string=True)
+    raise ValueError(f"{where}: must be a JSON string of {{id, task, label, gold}}, an object with those keys, or a "
+                     f"plain label string; got {type(value).__name__} {value!r}")  # fmt: skip

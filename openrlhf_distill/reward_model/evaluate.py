@@ -24,19 +24,30 @@ from ..voting import majority_vote
 
 
 class RewardScorer:
-    def __init__(self, model_dir: str, batch_size: int = 16):
+    """Scores texts with an OpenRLHF reward model, loaded by OpenRLHF's own loader (with the adapter's fixes).
+
+    ``normalize``: rewards come back as (raw - mean) / std with the ``mean``/``std`` stored in the checkpoint's
+    config.json, as OpenRLHF's PPO gives them with ``--reward.normalize_enable`` (the RL reward server uses it,
+    so that a hybrid reward mixes the RM with a 0/1 vote reward on a known scale). Evaluation uses raw rewards.
+    """
+
+    def __init__(self, model_dir: str, batch_size: int = 16, normalize: bool = False):
         from ..compat import boot_install
 
-        boot_install()
+        boot_install()  # among the patches: the fix that refills mean/std from config.json after loading
         from openrlhf.models import get_llm_for_sequence_regression
         from transformers import AutoTokenizer
 
         self.model = get_llm_for_sequence_regression(
-            model_dir, "reward", normalize_reward=False, attn_implementation="eager", param_dtype="bf16"
+            model_dir, "reward", normalize_reward=normalize, attn_implementation="eager", param_dtype="bf16"
         ).eval()
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.tokenizer.padding_side = "left"
         self.batch_size = batch_size
+
+    @property
+    def eos_token(self) -> str:
+        return self.tokenizer.eos_token
 
     def text(self, prompt, response) -> str:
         """Chat prompts (message lists) through the chat template, as training with --data.apply_chat_template;

@@ -103,3 +103,38 @@ def build_tiny_causal_lm(out_dir: str, spec: TinyModelSpec = TinyModelSpec()) ->
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     return out_dir
+
+
+def build_tiny_reward_model(out_dir: str, base_dir: str | None = None, *, head_std: float = 1.0, seed: int = 0) -> str:
+    """Writes an OpenRLHF reward model (a tiny causal LM's body + a random value head ``score``) to ``out_dir``.
+
+    Saved as OpenRLHF's ``train_rm`` saves one (``save_pretrained`` of the model its loader builds, with
+    ``mean``/``std`` in config.json), but untrained: for tests and benchmarks of the code that loads and serves
+    RMs, in a second instead of a training run. The head is drawn with ``head_std`` so that different texts get
+    clearly different rewards, and ``mean``/``std`` are measured on a few texts so normalised rewards are of
+    order 1. ``base_dir``: a tiny causal LM to start from (built here when None).
+    """
+    import torch
+
+    from ..compat import boot_install
+
+    boot_install()  # the flash_attn stand-in and the fixes OpenRLHF's loader needs
+    from openrlhf.models import get_llm_for_sequence_regression
+    from transformers import AutoTokenizer
+
+    base_dir = base_dir or build_tiny_causal_lm(os.path.join(out_dir, "base"))
+    model = get_llm_for_sequence_regression(base_dir, "reward", attn_implementation="eager", param_dtype="bf16")
+    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    tokenizer.padding_side = "left"
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        model.score.weight.copy_(torch.randn(model.score.weight.shape, generator=generator) * head_std)
+        rng = random.Random(seed)
+        texts = [line + tokenizer.eos_token for line in _corpus(rng, lines=32)]
+        batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        raw = model.eval()(batch.input_ids, attention_mask=batch.attention_mask).float()
+    model.config.mean, model.config.std = raw.mean().item(), max(raw.std().item(), 1e-3)
+    model.save_pretrained(out_dir)
+    tokenizer.padding_side = "right"
+    tokenizer.save_pretrained(out_dir)
+    return out_dir

@@ -1,0 +1,267 @@
+"""Stage 9, RL: ``openrlhf-distill ppo`` runs OpenRLHF's PPO loop (``train_ppo_ray``) with the reward scheme
+chosen by ``--reward.scheme``. Every train_ppo_ray flag passes through unchanged; this module only adds what
+the scheme needs:
+
+- ``rm`` / ``judge``: OpenRLHF's learned-RM path, with ``--reward.normalize_enable`` so the RM's stored mean/std
+  (from its training) normalise the reward;
+- ``vote`` / ``gold``: a generated reward-function file as ``--reward.remote_url``, reading the ``distill_label``
+  column the ``build`` stage writes (``--data.label_key``);
+- ``hybrid``: the same file, calling a batching RM server we start on 127.0.0.1 for the run (or one given by
+  ``--distill.rm_server.url``), since OpenRLHF takes a learned RM or a reward function, not both.
+
+The run's own files go to ``<--ckpt.output_dir>/distill_ppo/``: the reward file, ``command.txt``,
+``metrics.jsonl`` (OpenRLHF's per-step log, parsed) and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+from .compat import launch
+from .compat.flags import TRAIN_PPO_RAY, flag_value, has_flag
+from .records import write_json_atomic
+from .rewards.schemes import RM_SCHEMES, SCHEMES, RewardConfig
+
+LABEL_COLUMN = "distill_label"  # written by `openrlhf-distill build` into rl_prompts.jsonl
+RUN_SUBDIR = "distill_ppo"
+_STEP_LINE = re.compile(r"Global step (\d+): (\{.*\})\s*$")
+
+
+@dataclass
+class PPOOptions:
+    scheme: str = "rm"
+    task: str | None = None
+    alpha: float = 1.0
+    beta: float = 1.0
+    engine: str = "auto"
+    ray_address: str | None = None
+    submit: bool = False
+    rm_server_url: str | None = None  # hybrid: a running `openrlhf-distill serve-rm`; else we start one
+    rm_server_host: str = "127.0.0.1"
+    rm_server_port: int = 0
+    rm_server_max_batch_size: int = 64
+    rm_server_max_wait_ms: float = 5.0
+    sync_check: bool = False  # CPU engine: record the rollout engine's log-probs after training (see summary)
+
+
+@dataclass
+class PPOPlan:
+    options: PPOOptions
+    launch: launch.Launch
+    openrlhf_argv: list
+    run_dir: str
+    reward_config: RewardConfig | None = None
+    reward_file: str | None = None
+    rm_server_model: str | None = None  # hybrid: the RM we serve for the run
+    notes: list = field(default_factory=list)
+
+
+def _without_flag(argv: list[str], flag: str) -> list[str]:
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == flag:
+            skip = True
+        elif not arg.startswith(flag + "="):
+            out.append(arg)
+    return out
+
+
+def _scheme_argv(argv: list[str], options: PPOOptions, run_dir: str) -> tuple[list[str], dict]:
+    """train_ppo_ray flags for the scheme, and what else the scheme needs (reward config, served RM)."""
+    cli = TRAIN_PPO_RAY
+    rm_path = flag_value(argv, cli["reward_model"])
+    extra: dict = {}
+    if options.scheme in RM_SCHEMES:
+        if not rm_path:
+            raise ValueError(f"--reward.scheme {options.scheme} needs {cli['reward_model']} (the distilled RM)")
+        if has_flag(argv, cli["remote_reward"]):
+            raise ValueError(f"--reward.scheme {options.scheme} uses the learned RM; drop {cli['remote_reward']}")
+        if not has_flag(argv, cli["normalize_reward"]):
+            argv = argv + [cli["normalize_reward"]]
+        return argv, extra
+    if has_flag(argv, cli["remote_reward"]):
+        raise ValueError(
+            f"--reward.scheme {options.scheme} writes its own reward function; drop {cli['remote_reward']}"
+        )
+    rm_url = None
+    if options.scheme == "hybrid":
+        if options.rm_server_url:
+            rm_url = options.rm_server_url.rstrip("/")
+        elif rm_path:
+            port = options.rm_server_port or launch.free_port()
+            extra["rm_server"] = (rm_path, port)
+            rm_url = f"http://{options.rm_server_host}:{port}"
+        else:
+            raise ValueError(f"--reward.scheme hybrid needs the RM: {cli['reward_model']} or --distill.rm_server.url")
+        argv = _without_flag(argv, cli["reward_model"])  # OpenRLHF would otherwise ignore it silently
+    elif rm_path:
+        raise ValueError(f"--reward.scheme {options.scheme} uses no learned RM; drop {cli['reward_model']} "
+                         "(or use --reward.scheme hybrid)")  # fmt: skip
+    config = RewardConfig(scheme=options.scheme, task=options.task, alpha=options.alpha, beta=options.beta,
+                          rm_url=rm_url).check()  # fmt: skip
+    reward_file = os.path.join(run_dir, f"reward_func_{options.scheme}.py")
+    argv = argv + [cli["remote_reward"], reward_file]
+    if not has_flag(argv, cli["label_key"]):
+        argv += [cli["label_key"], LABEL_COLUMN]
+    extra.update(reward_config=config, reward_file=reward_file)
+    return argv, extra
+
+
+def plan(argv: list[str], options: PPOOptions) -> PPOPlan:
+    """Everything a PPO run is: the command, its environment, the reward settings. Writes nothing."""
+    if options.scheme not in SCHEMES:
+        raise ValueError(f"--reward.scheme: unknown scheme {options.scheme!r}; choose one of {', '.join(SCHEMES)}")
+    if not flag_value(argv, TRAIN_PPO_RAY["actor_model"]):
+        raise ValueError(f"{TRAIN_PPO_RAY['actor_model']} is required (the SFT-warmed student)")
+    output_dir = os.path.abspath(flag_value(argv, TRAIN_PPO_RAY["output_dir"]) or "./ckpt")  # OpenRLHF's default
+    run_dir = os.path.join(output_dir, RUN_SUBDIR)
+    openrlhf_argv, extra = _scheme_argv(list(argv), options, run_dir)
+    planned = launch.plan_ppo(openrlhf_argv, engine=options.engine, ray_address=options.ray_address,
+                              submit=options.submit)  # fmt: skip
+    if options.sync_check:
+        if planned.engine != "cpu":
+            raise ValueError("--distill.sync_check runs on the CPU engine only")
+        from .compat.ray_driver import ENV_ENGINE_PROBE
+
+        planned.env[ENV_ENGINE_PROBE] = os.path.join(run_dir, "engine_probe.json")
+    rm_server = extra.get("rm_server")
+    return PPOPlan(options=options, launch=planned, openrlhf_argv=openrlhf_argv, run_dir=run_dir,
+                   reward_config=extra.get("reward_config"), reward_file=extra.get("reward_file"),
+                   rm_server_model=rm_server[0] if rm_server else None)  # fmt: skip
+
+
+def validate(ppo_plan: PPOPlan):
+    """OpenRLHF's own parser and checks, run on the exact flags the driver will pass; returns its namespace."""
+    from .compat import ray_driver
+
+    command = ppo_plan.launch.command
+    return ray_driver.validate(command[command.index(ray_driver.__name__) + 1 :])
+
+
+def describe(ppo_plan: PPOPlan) -> str:
+    """The command as a shell line, with the environment it needs."""
+    import shlex
+
+    keys = ("PYTHONPATH", "RAY_ADDRESS", "OPENRLHF_DISTILL_RAY_GPUS", "OPENRLHF_DISTILL_SHIP_PACKAGE",
+            "VLLM_CPU_KVCACHE_SPACE", "OPENRLHF_DISTILL_ENGINE_PROBE")  # fmt: skip
+    env = " ".join(f"{k}={shlex.quote(ppo_plan.launch.env[k])}" for k in keys if ppo_plan.launch.env.get(k))
+    return (env + " " if env else "") + shlex.join(ppo_plan.launch.command)
+
+
+def parse_step_line(line: str) -> dict | None:
+    """One of OpenRLHF's ``Global step N: {...}`` log lines as a dict with ``step``; None for other lines."""
+    match = _STEP_LINE.search(line)
+    if not match:
+        return None
+    text = re.sub(r"\b(nan|inf)\b", lambda m: f"'{m.group(1)}'", match.group(2))
+    try:
+        values = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return None
+    clean = {k: (float(v) if v in ("nan", "inf") else v) for k, v in values.items()}
+    return {"step": int(match.group(1)), **clean}
+
+
+def _write_files(ppo_plan: PPOPlan) -> None:
+    from .rewards.function import write_reward_file
+
+    os.makedirs(ppo_plan.run_dir, exist_ok=True)
+    if ppo_plan.reward_file:
+        write_reward_file(ppo_plan.reward_file, ppo_plan.reward_config)
+    with open(os.path.join(ppo_plan.run_dir, "command.txt"), "w") as f:
+        f.write(describe(ppo_plan) + "\n")
+
+
+def _stream(ppo_plan: PPOPlan, log_path: str | None) -> tuple[int, list[dict], list[str]]:
+    steps, tail = [], []
+    metrics_path = os.path.join(ppo_plan.run_dir, "metrics.jsonl")
+    with open(metrics_path, "w") as metrics, open(log_path or os.devnull, "w") as log:
+        proc = subprocess.Popen(ppo_plan.launch.command, env=ppo_plan.launch.env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, bufsize=1, errors="replace")  # fmt: skip
+        for line in proc.stdout:
+            sys.stdout.write(line)
+            log.write(line)
+            tail = (tail + [line])[-60:]
+            step = parse_step_line(line)
+            if step is not None:
+                steps.append(step)
+                metrics.write(json.dumps(step) + "\n")
+                metrics.flush()
+        return proc.wait(), steps, tail
+
+
+def run(ppo_plan: PPOPlan, *, log_path: str | None = None) -> dict:
+    """Runs the PPO loop to completion (with the RM server of a hybrid run around it); returns the summary."""
+    _write_files(ppo_plan)
+    started = time.time()
+    server = None
+    if ppo_plan.rm_server_model:
+        from .rewards.server import RewardModelServer
+
+        port = int(ppo_plan.reward_config.rm_url.rsplit(":", 1)[1])
+        o = ppo_plan.options
+        server = RewardModelServer(ppo_plan.rm_server_model, host=o.rm_server_host, port=port,
+                                   max_batch_size=o.rm_server_max_batch_size,
+                                   max_wait_ms=o.rm_server_max_wait_ms).start()  # fmt: skip
+    try:
+        code, steps, tail = _stream(ppo_plan, log_path)
+    finally:
+        server_stats = server.stats() if server else None
+        if server:
+            server.stop()
+    if code != 0:
+        where = f" (full log: {log_path})" if log_path else ""
+        raise launch.OpenRLHFRunError(f"{TRAIN_PPO_RAY.module} exited with code {code}{where}\n"
+                                      f"command: {describe(ppo_plan)}\nlast lines:\n{''.join(tail)}")  # fmt: skip
+    summary = {
+        "scheme": ppo_plan.options.scheme,
+        "engine": ppo_plan.launch.engine,
+        "steps": len(steps),
+        "wall_seconds": round(time.time() - started, 1),
+        "reward_mean_first": steps[0].get("rollout/reward_mean") if steps else None,
+        "reward_mean_last": steps[-1].get("rollout/reward_mean") if steps else None,
+        "rm_server": server_stats,
+        "command": describe(ppo_plan),
+    }
+    probe = ppo_plan.launch.env.get("OPENRLHF_DISTILL_ENGINE_PROBE")
+    if probe:
+        summary["sync_check"] = sync_check(probe, flag_value(ppo_plan.openrlhf_argv, TRAIN_PPO_RAY["output_dir"]))
+    write_json_atomic(os.path.join(ppo_plan.run_dir, "summary.json"), summary)
+    return summary
+
+
+def model_logprobs(model_dir: str, token_ids: list[int]) -> list[float]:
+    """log p(token_i | tokens before it) for i >= 1, from a saved HF causal LM, in float32."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    ids = torch.tensor([token_ids])
+    with torch.no_grad():
+        logits = model(ids).logits.float().log_softmax(-1)
+    return logits[0, :-1].gather(-1, ids[0, 1:, None])[:, 0].tolist()
+
+
+def sync_check(probe_path: str, actor_dir: str) -> dict:
+    """How far the rollout engine's log-probs (after training) are from the saved actor's.
+
+    A working weight sync gives differences at bf16 precision; a broken one leaves the engine at the initial
+    weights, far from a trained actor.
+    """
+    with open(probe_path) as f:
+        probe = json.load(f)
+    actor = model_logprobs(actor_dir, probe["token_ids"])
+    engine = probe["engine_logprobs"]
+    diffs = [abs(a - b) for a, b in zip(actor, engine, strict=True)]
+    return {"tokens": len(diffs), "max_abs_diff_vs_saved_actor": max(diffs),
+            "mean_abs_diff_vs_saved_actor": math.fsum(diffs) / len(diffs)}  # fmt: skip

@@ -1,0 +1,84 @@
+"""The reward schemes of the RL stage, and the settings of the reward function that implements some of them.
+
+| scheme | reward | where it is computed |
+| --- | --- | --- |
+| ``rm`` | the distilled reward model (the paper) | OpenRLHF's own RM path, ``--reward.model_name_or_path`` |
+| ``judge`` | an RM trained on the teacher-judge's labels (open-ended tasks) | the same path |
+| ``vote`` | 1 when the student's answer equals the teacher's pseudo-label, else 0 | our reward function |
+| ``gold`` | 1 when it equals the gold answer (an upper bound; the only scheme that reads gold) | our reward function |
+| ``hybrid`` | ``alpha`` * normalised RM reward + ``beta`` * the ``vote`` reward | our reward function + RM server |
+
+``RewardConfig`` holds the settings of the reward-function schemes; ``check`` refuses the others, which have
+no reward function.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+SCHEMES = ("rm", "vote", "gold", "hybrid", "judge")
+FUNCTION_SCHEMES = ("vote", "gold", "hybrid")  # computed by our reward_func (--reward.remote_url FILE.py)
+RM_SCHEMES = ("rm", "judge")  # OpenRLHF's learned-RM path (--reward.model_name_or_path)
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    scheme: str
+    task: str | None = None  # the default task; a row's own task (in its reward label) wins
+    alpha: float = 1.0  # hybrid: weight of the normalised RM reward
+    beta: float = 1.0  # hybrid: weight of the vote reward
+    rm_url: str | None = None  # hybrid: the reward-model server (`openrlhf-distill serve-rm`)
+    rm_timeout_s: float = 120.0  # hybrid: per request to the server, retries included
+
+    def check(self) -> RewardConfig:
+        """Raises a ValueError saying what is wrong with these settings for a reward function; returns self."""
+        if self.scheme not in SCHEMES:
+            raise ValueError(f"unknown reward scheme {self.scheme!r}; valid schemes: {', '.join(SCHEMES)}")
+        if self.scheme in RM_SCHEMES:
+            raise ValueError(
+                f"reward scheme {self.scheme!r} uses OpenRLHF's learned reward model "
+                f"(--reward.model_name_or_path) and has no reward function; reward functions exist "
+                f"for {', '.join(FUNCTION_SCHEMES)}"
+            )
+        if self.task is not None:
+            from ..tasks import TASK_NAMES
+
+            if self.task not in TASK_NAMES:
+                raise ValueError(f"reward config: unknown task {self.task!r}; known tasks: {', '.join(TASK_NAMES)}")
+            if self.task == "open":
+                raise ValueError(
+                    f"reward scheme {self.scheme!r} compares answers, and task 'open' has none; "
+                    "open-ended prompts are rewarded by a judge-trained RM (scheme 'judge')"
+                )
+        for name in ("alpha", "beta", "rm_timeout_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise ValueError(f"reward config: {name} must be a finite number, got {value!r}")
+        if self.rm_timeout_s <= 0:
+            raise ValueError(f"reward config: rm_timeout_s must be > 0, got {self.rm_timeout_s}")
+        if self.scheme == "hybrid":
+            if not self.rm_url:
+                raise ValueError(
+                    "reward scheme 'hybrid' needs rm_url, the URL of a reward-model server "
+                    "(start one with `openrlhf-distill serve-rm --model RM_DIR`)"
+                )
+            if not self.rm_url.startswith(("http://", "https://")):
+                raise ValueError(f"reward config: rm_url must be an http(s) URL, got {self.rm_url!r}")
+            if self.alpha == 0 and self.beta == 0:
+                raise ValueError("reward scheme 'hybrid' with alpha = beta = 0 gives every response reward 0")
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> RewardConfig:
+        if not isinstance(values, dict):
+            raise ValueError(f"reward config must be an object, got {type(values).__name__}")
+        known = {f.name for f in fields(cls)}
+        if unknown := sorted(set(values) - known):
+            raise ValueError(f"reward config: unknown field(s) {unknown}; known fields: {sorted(known)}")
+        if "scheme" not in values:
+            raise ValueError("reward config: field 'scheme' is missing")
+        return cls(**values)

@@ -1,0 +1,446 @@
+"""A batching HTTP server for the distilled reward model, and its client.
+
+OpenRLHF calls a reward function once per sample, from many threads of many rollout actors at once; scoring
+each call alone would run the RM on batches of one. The server queues the samples of concurrent requests and
+one worker thread scores them in batches of up to ``max_batch_size``, waiting at most ``max_wait_ms`` after the
+first queued sample for others to join it. Every request is answered exactly once: with its rewards, or with
+an error that names the problem (a failed batch fails only the requests in that batch).
+
+Endpoints:
+
+- ``POST /score`` with OpenRLHF's remote-RM body ``{"query": [str], "prompts": [...], "labels": [...]}`` (so the
+  server also works as ``--reward.remote_url http://HOST:PORT/score``), or ours,
+  ``{"prompt": str | [str], "response": str | [str]}``. Answer: ``{"rewards": [float], "scores": [float]}``.
+- ``GET /health``: ``{"status": "ok", "model": ...}``; ``GET /stats``: see :meth:`RewardModelServer.stats`.
+
+Texts are built here, like the RM's training texts: ``reward_model_input(prompt + response, eos)`` with the
+EOS token of the RM's own tokenizer (OpenRLHF's RewardDataset scored ``text.rstrip("\\n") + " " + eos``), so a
+client needs to know nothing about the RM. Rewards are normalised with the RM's stored ``mean``/``std``.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import queue
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from ..compat.formats import reward_model_input
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 16 * 1024 * 1024
+_STOP = object()  # tells the batching worker to finish
+
+
+class BadRequest(Exception):
+    """A request the server refuses: ``status`` (4xx) and a message naming the field."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+class RewardServerError(RuntimeError):
+    """The client could not get rewards: the server was unreachable, or answered with an error."""
+
+
+def _strings(body: dict, name: str, allow_single: bool) -> list[str]:
+    value = body.get(name)
+    if allow_single and isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        expected = "a string or a non-empty list of strings" if allow_single else "a non-empty list of strings"
+        got = "an empty list" if value == [] else type(value).__name__
+        raise BadRequest(400, f"field '{name}' must be {expected}, got {got}")
+    return value
+
+
+def texts_to_score(body, eos_token: str) -> list[str]:
+    """The RM input texts of a /score request body, in order; BadRequest naming the field when malformed."""
+    if not isinstance(body, dict):
+        raise BadRequest(
+            400,
+            'the body must be a JSON object: {"query": [str]} (OpenRLHF\'s remote-RM form) or '
+            '{"prompt": str | [str], "response": str | [str]}',
+        )
+    if "query" in body:  # OpenRLHF: prompt + response as its tokenizer decoded them; "prompts"/"labels" unused
+        return [reward_model_input(query, eos_token) for query in _strings(body, "query", allow_single=False)]
+    if "prompt" not in body and "response" not in body:
+        raise BadRequest(
+            400, f"missing field 'query' (OpenRLHF's form) or 'prompt' and 'response'; got fields {sorted(body)}"
+        )
+    for name in ("prompt", "response"):
+        if name not in body:
+            raise BadRequest(400, f"missing field '{name}' (the prompt/response form needs both)")
+    prompts = _strings(body, "prompt", allow_single=True)
+    responses = _strings(body, "response", allow_single=True)
+    if isinstance(body["prompt"], str) != isinstance(body["response"], str) or len(prompts) != len(responses):
+        raise BadRequest(
+            400,
+            f"fields 'prompt' and 'response' must both be strings or lists of the same length "
+            f"(got {len(prompts)} prompt(s), {len(responses)} response(s))",
+        )
+    return [reward_model_input(p + r, eos_token) for p, r in zip(prompts, responses, strict=True)]
+
+
+class _Job:
+    """The samples of one request: filled in by the batching worker, finished exactly once."""
+
+    def __init__(self, texts: list[str]):
+        self.texts = texts
+        self.rewards: list[float | None] = [None] * len(texts)
+        self.remaining = len(texts)
+        self.error: str | None = None
+        self.done = threading.Event()
+
+    def set_reward(self, index: int, reward: float) -> None:
+        if self.done.is_set():  # an earlier batch of this request failed: it has been answered already
+            return
+        self.rewards[index] = reward
+        self.remaining -= 1
+        if self.remaining == 0:
+            self.done.set()
+
+    def fail(self, message: str) -> None:
+        if not self.done.is_set():
+            self.error = message
+            self.done.set()
+
+
+class RewardModelServer:
+    """Serves an OpenRLHF reward model over HTTP, batching concurrent requests (see the module docstring).
+
+    ``scorer``: anything with ``scores(texts) -> list[float]`` and ``eos_token``; by default the RM in
+    ``model_dir`` is loaded on :meth:`start` by :class:`~openrlhf_distill.reward_model.evaluate.RewardScorer`
+    with normalised rewards. Tests pass their own.
+    """
+
+    def __init__(
+        self,
+        model_dir: str | None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        max_batch_size: int = 64,
+        max_wait_ms: float = 5.0,
+        *,
+        scorer=None,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        request_timeout_s: float = 600.0,
+    ):
+        if max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
+        if max_wait_ms < 0:
+            raise ValueError(f"max_wait_ms must be >= 0, got {max_wait_ms}")
+        if model_dir is None and scorer is None:
+            raise ValueError("give the reward model folder (model_dir) or a scorer")
+        self.model_dir, self.host, self.port = model_dir, host, port
+        self.max_batch_size, self.max_wait_s = max_batch_size, max_wait_ms / 1000
+        self.max_body_bytes, self.request_timeout_s = max_body_bytes, request_timeout_s
+        self.scorer = scorer
+        self._queue: queue.Queue = queue.Queue()
+        self._lock = threading.Lock()
+        self._counts = Counter()
+        self._histogram: Counter = Counter()
+        self._http: ThreadingHTTPServer | None = None
+        self._threads: list[threading.Thread] = []
+        self._stopping = False
+
+    # --- lifecycle ---------------------------------------------------------------------------------------------
+    def start(self) -> RewardModelServer:
+        if self._http is not None:
+            raise RuntimeError("the server is already running")
+        if self.scorer is None:
+            from ..reward_model.evaluate import RewardScorer
+
+            self.scorer = RewardScorer(self.model_dir, batch_size=self.max_batch_size, normalize=True)
+        self._stopping = False
+        self._http = _HTTPServer((self.host, self.port), _Handler, self)
+        self.port = self._http.server_address[1]  # the port the system chose, when asked for port 0
+        self._threads = [
+            threading.Thread(target=self._batching_worker, name="rm-batching-worker", daemon=True),
+            threading.Thread(
+                target=self._http.serve_forever, name="rm-http", kwargs={"poll_interval": 0.1}, daemon=True
+            ),
+        ]
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    @property
+    def url(self) -> str:
+        if self._http is None:
+            raise RuntimeError("the server is not running: call start() first")
+        return f"http://{self.host}:{self.port}"
+
+    def stop(self) -> None:
+        if self._http is None:
+            return
+        with self._lock:  # samples submitted before this are scored (the queue is FIFO); later ones are refused
+            self._stopping = True
+            self._queue.put(_STOP)
+        self._http.shutdown()  # no new connections
+        for thread in self._threads:
+            thread.join(timeout=30)
+        self._http.server_close()
+        self._http = None
+        while True:  # only if the worker did not finish in time: every request gets an answer, not a hang
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not _STOP:
+                item[0].fail("the server is stopping")
+
+    def __enter__(self) -> RewardModelServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def stats(self) -> dict:
+        """``requests`` (POSTs received), ``samples`` (scored), ``batches``, ``batch_size_histogram``
+        ({size: batches}), ``errors`` (answers with a 4xx/5xx status)."""
+        with self._lock:
+            return {
+                "requests": self._counts["requests"],
+                "samples": self._counts["samples"],
+                "batches": self._counts["batches"],
+                "batch_size_histogram": dict(sorted(self._histogram.items())),
+                "errors": self._counts["errors"],
+            }
+
+    def _count(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self._counts[name] += n
+
+    # --- batching ----------------------------------------------------------------------------------------------
+    def submit(self, texts: list[str]) -> _Job:
+        job = _Job(texts)
+        with self._lock:
+            if self._stopping:
+                job.fail("the server is stopping")
+                return job
+            for index in range(len(texts)):
+                self._queue.put((job, index))
+        return job
+
+    def _next_batch(self) -> tuple[list, bool]:
+        """Blocks for a first sample, then gathers more until the batch is full or max_wait has passed since the
+        first one. Returns the batch and whether the worker was told to stop."""
+        first = self._queue.get()
+        if first is _STOP:
+            return [], True
+        batch, deadline = [first], time.monotonic() + self.max_wait_s
+        while len(batch) < self.max_batch_size:
+            remaining = deadline - time.monotonic()
+            try:
+                item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is _STOP:
+                return batch, True
+            batch.append(item)
+        return batch, False
+
+    def _batching_worker(self) -> None:
+        stopping = False
+        while not stopping:
+            batch, stopping = self._next_batch()
+            if batch:
+                self._score(batch)
+
+    def _score(self, batch: list) -> None:
+        try:
+            rewards = self.scorer.scores([job.texts[index] for job, index in batch])
+            if len(rewards) != len(batch):
+                raise RuntimeError(f"the scorer returned {len(rewards)} rewards for {len(batch)} texts")
+        except Exception as error:  # this batch's requests get a 500; the server keeps serving
+            logger.exception("reward model server: scoring a batch of %d failed", len(batch))
+            for job, _ in batch:
+                job.fail(f"scoring failed: {type(error).__name__}: {error}")
+            return
+        with self._lock:
+            self._counts["batches"] += 1
+            self._counts["samples"] += len(batch)
+            self._histogram[len(batch)] += 1
+        for (job, index), reward in zip(batch, rewards, strict=True):
+            job.set_reward(index, float(reward))
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024  # the listen backlog: many rollout threads connect at once (the default is 5)
+
+    def __init__(self, address, handler, owner: RewardModelServer):
+        self.owner = owner
+        super().__init__(address, handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "openrlhf-distill-rm"
+
+    def log_message(self, format, *args):  # the default writes every request to stderr
+        logger.debug("%s " + format, self.address_string(), *args)
+
+    def _send(self, status: int, payload: dict) -> None:
+        if status >= 400:
+            self.server.owner._count("errors")
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _path(self) -> str:
+        return self.path.split("?", 1)[0].rstrip("/") or "/"
+
+    def do_GET(self):
+        owner, path = self.server.owner, self._path()
+        if path == "/health":
+            self._send(200, {"status": "ok", "model": owner.model_dir, "max_batch_size": owner.max_batch_size})
+        elif path == "/stats":
+            self._send(200, owner.stats())
+        elif path == "/score":
+            self._send(405, {"error": "POST to /score (a JSON body), not GET"})
+        else:
+            self._send(404, {"error": f"no such path {path!r}; the server has POST /score, GET /health, GET /stats"})
+
+    def do_POST(self):
+        owner = self.server.owner
+        owner._count("requests")
+        if self._path() != "/score":
+            self._send(404, {"error": f"no such path {self._path()!r}; POST to /score"})
+            return
+        try:
+            texts = texts_to_score(self._read_json(owner.max_body_bytes), owner.scorer.eos_token)
+        except BadRequest as bad:
+            self._send(bad.status, {"error": bad.message})
+            return
+        job = owner.submit(texts)
+        if not job.done.wait(owner.request_timeout_s):
+            job.fail("timed out")  # a later result for it is dropped: this request is answered here, once
+            self._send(504, {"error": f"not scored within {owner.request_timeout_s:g} s"})
+        elif job.error is not None:
+            self._send(500, {"error": job.error})
+        else:
+            self._send(200, {"rewards": job.rewards, "scores": job.rewards})
+
+    def _read_json(self, limit: int):
+        length = self.headers.get("Content-Length")
+        if length is None or not length.strip().isdigit():
+            self.close_connection = True
+            raise BadRequest(
+                411 if length is None else 400, f"header 'Content-Length' must be a byte count, got {length!r}"
+            )
+        if int(length) > limit:
+            self.close_connection = True  # the body is not read: the connection cannot be reused
+            raise BadRequest(413, f"body of {int(length)} bytes is over the limit of {limit} bytes")
+        raw = self.rfile.read(int(length))
+        try:
+            return json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise BadRequest(400, f"body is not valid JSON: {error}") from None
+
+
+# --- client --------------------------------------------------------------------------------------------------------
+def score_endpoint(url: str) -> str:
+    """``http://host:port`` or ``.../score`` -> the /score endpoint."""
+    url = url.rstrip("/")
+    return url if url.endswith("/score") else url + "/score"
+
+
+def _post(endpoint: str, body: bytes, timeout: float) -> dict:
+    request = urllib.request.Request(endpoint, data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def score(url: str, prompts: list[str], responses: list[str], timeout: float = 120.0, retries: int = 3) -> list[float]:
+    """Normalised RM rewards of ``prompt + response`` pairs from a :class:`RewardModelServer` at ``url``.
+
+    Connection failures (server starting, restarting, backlog full) are retried ``retries`` times with backoff,
+    within ``timeout`` overall; an error answer or a timeout is not retried (the server did or may still do the
+    work). Raises :class:`RewardServerError` with the server's message.
+    """
+    if len(prompts) != len(responses):
+        raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+    endpoint = score_endpoint(url)
+    body = json.dumps({"prompt": list(prompts), "response": list(responses)}).encode()
+    deadline = time.monotonic() + timeout
+    for attempt in range(retries + 1):
+        try:
+            payload = _post(endpoint, body, timeout=max(deadline - time.monotonic(), 0.1))
+            break
+        except urllib.error.HTTPError as error:  # the server answered: say what it said
+            try:
+                message = json.loads(error.read())["error"]
+            except Exception:  # not our server, or not JSON: the status line is all there is
+                message = f"{error.reason} (not an openrlhf-distill reward-model server?)"
+            raise RewardServerError(f"reward-model server {endpoint} answered {error.code}: {message}") from None
+        except (urllib.error.URLError, ConnectionError, http.client.HTTPException, TimeoutError) as error:
+            reason = getattr(error, "reason", error)
+            retryable = not isinstance(reason, TimeoutError) and not isinstance(error, TimeoutError)
+            if not retryable or attempt == retries or time.monotonic() + 0.5 * 2**attempt > deadline:
+                raise RewardServerError(
+                    f"cannot get rewards from {endpoint} ({attempt + 1} tries, timeout {timeout:g} s): {reason}. "
+                    "Is `openrlhf-distill serve-rm --model RM_DIR` running at that address?"
+                ) from None
+            time.sleep(0.5 * 2**attempt)
+    rewards = payload.get("rewards") if isinstance(payload, dict) else None
+    if not isinstance(rewards, list) or len(rewards) != len(prompts):
+        raise RewardServerError(f"{endpoint} answered without {len(prompts)} rewards: {str(payload)[:200]}")
+    return [float(r) for r in rewards]
+
+
+# --- CLI: openrlhf-distill serve-rm -------------------------------------------------------------------------------
+def add_arguments(parser) -> None:
+    parser.add_argument("--model", required=True, help="the reward model folder (an OpenRLHF RM checkpoint)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    parser.add_argument("--port", type=int, default=8000, help="port (0: any free port)")
+    parser.add_argument("--max-batch-size", type=int, default=64, help="most samples scored in one forward pass")
+    parser.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=5.0,
+        help="how long a first queued sample waits for others to fill its batch",
+    )
+
+
+def run(args) -> int:
+    """Serves until Ctrl-C (or SIGTERM), then prints the server's counts."""
+    import signal
+
+    server = RewardModelServer(
+        args.model, host=args.host, port=args.port, max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms
+    )
+    print(f"loading the reward model {args.model} ...", flush=True)
+    server.start()
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
+    print(
+        f"reward-model server at {server.url} (batches of up to {args.max_batch_size}, wait {args.max_wait_ms:g} "
+        f"ms)\n  hybrid scheme: rm_url {server.url}\n  as OpenRLHF's remote RM: --reward.remote_url "
+        f"{server.url}/score\nCtrl-C stops it.",
+        flush=True,
+    )
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+        print(f"stopped; {json.dumps(server.stats())}", flush=True)
+    return 0
