@@ -96,6 +96,19 @@ def _add_ppo(sub) -> None:
                    help="print the command and check it with OpenRLHF's own parser; start nothing")  # fmt: skip
 
 
+def _add_run(sub) -> None:
+    from .pipeline import add_arguments
+
+    p = sub.add_parser(
+        "run",
+        allow_abbrev=False,
+        help="the whole method: every stage in order, resumable, ending in results.json / report.md",
+        description="Settings come from --config and then from dotted overrides (--teacher.temperatures 0.3,1.0; "
+        "--ppo.actor.adam.lr 1e-6 sets an OpenRLHF flag of the ppo stage).",
+    )
+    add_arguments(p)
+
+
 def _add_serve_rm(sub) -> None:
     from .rewards.server import add_arguments
 
@@ -181,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval_rm(sub)
     _add_ppo(sub)
     _add_serve_rm(sub)
+    _add_run(sub)
     _add_tiny_model(sub)
     return parser
 
@@ -295,12 +309,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    if rest and args.command not in (*TRAINER_COMMANDS, "ppo"):
+    if rest and args.command not in (*TRAINER_COMMANDS, "ppo", "run"):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
 
     from .compat.launch import OpenRLHFRunError
     from .compat.version import OpenRLHFNotSupported
     from .generation.backend import BackendError
+    from .pipeline import StageFailed
     from .records import RecordError
     from .rewards.server import RewardServerError
 
@@ -313,6 +328,10 @@ def main(argv: list[str] | None = None) -> int:
             return _run_trainer(args, rest)
         if args.command == "ppo":
             return _run_ppo(args, rest)
+        if args.command == "run":
+            from .pipeline import run as run_pipeline
+
+            return run_pipeline(args, rest)
         if args.command == "serve-rm":
             from .rewards.server import run as serve_rm
 
@@ -336,7 +355,8 @@ def main(argv: list[str] | None = None) -> int:
 
             print(build_tiny_causal_lm(args.out_dir, TinyModelSpec(arch=args.arch, seed=args.seed)))
             return 0
-    except (OpenRLHFNotSupported, OpenRLHFRunError, RecordError, BackendError, RewardServerError, ValueError) as error:
+    except (OpenRLHFNotSupported, OpenRLHFRunError, RecordError, BackendError, RewardServerError, StageFailed,
+            ValueError) as error:  # fmt: skip
         print(f"openrlhf-distill {args.command}: error: {error}", file=sys.stderr)
         return 2
     raise AssertionError(f"unhandled command {args.command}")

@@ -1,0 +1,40 @@
+"""`openrlhf-distill run`: every stage of DESIGN.md in order, resumably, ending in the results table.
+
+:mod:`.config` reads the YAML config and overrides, :mod:`.stages` turns it into ``openrlhf-distill``
+commands, :mod:`.runner` runs those not already done.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..records import write_json_atomic
+from .config import ConfigError, load_config
+from .runner import StageFailed, describe, run_stages, select
+from .stages import plan
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--config", default=None, help="recipes/configs/NAME.yaml (settings over the defaults)")
+    p.add_argument("--from-stage", default=None, help="rerun this stage (name, or key like rm@seed0) and all after")
+    p.add_argument("--until-stage", default=None, help="stop after this stage")
+    p.add_argument("--dry-run", action="store_true", help="print the plan: each stage, its state and its command")
+
+
+def run(args, overrides: list[str]) -> int:
+    config = load_config(args.config, overrides)
+    stages, forced = select(plan(config), args.from_stage, args.until_stage)
+    run_dir = config["run_dir"]
+    if args.dry_run:
+        print(f"# run {run_dir}: {len(stages)} stages (states: done = skipped, new / stale / resume / rerun = run)")
+        print("\n".join(describe(stages, run_dir, forced)))
+        return 0
+    os.makedirs(run_dir, exist_ok=True)
+    write_json_atomic(os.path.join(run_dir, "run.json"),
+                      {"task": config["task"], "seeds": config["seeds"], "config": config})  # fmt: skip
+    run_stages(stages, run_dir, forced=forced)
+    print(f"run {run_dir} complete: {os.path.join(run_dir, 'report.md')}")
+    return 0
+
+
+__all__ = ["ConfigError", "StageFailed", "add_arguments", "load_config", "plan", "run"]

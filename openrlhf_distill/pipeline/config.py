@@ -1,0 +1,165 @@
+"""The pipeline's settings: a YAML file (recipes/configs/NAME.yaml) over the defaults below, then dotted overrides
+from the command line (``--teacher.temperatures 0.3,0.7 --ppo.actor.adam.lr 1e-6``).
+
+Sections ``sft``, ``rm`` and ``ppo`` each hold a ``flags`` mapping of OpenRLHF flags (dotted names without the
+leading ``--``) passed to that stage's OpenRLHF entry point unchanged; an override ``--ppo.X V`` whose X is not
+one of the section's own keys goes there, so any OpenRLHF flag can be set per stage.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import yaml
+
+DEFAULTS: dict = {
+    "run_dir": "runs/run",
+    "task": "gsm8k",
+    "seeds": [0],
+    "engine": "auto",  # auto | gpu | cpu: OpenRLHF trainers; generation uses `backend`
+    "backend": "auto",  # sampling / evaluation backend: auto | hf | vllm | openai
+    "data": {
+        "source": "files",  # files | hf | toy
+        "train": None,  # prompt records (files), or a local copy of the HF split (hf)
+        "test": None,
+        "limit_train": None,
+        "limit_test": None,
+        "toy": {"n_train": 300, "n_test": 200},
+    },
+    # backend_flags: the sampling backend's own flags for this model, e.g. {"vllm.tensor_parallel_size": 8}
+    "teacher": {
+        "model": None,
+        "temperatures": [0.3, 0.7, 1.0],
+        "n_per_temperature": 4,
+        "max_new_tokens": 512,
+        "shard_size": 64,
+        "backend_flags": {},
+    },
+    "student": {
+        "model": None,
+        "temperatures": [1.0],
+        "n_per_temperature": 30,
+        "max_new_tokens": 512,
+        "shard_size": 64,
+        "backend_flags": {},
+    },
+    "vote": {"min_ratio": 0.5, "min_valid": 1},
+    "build": {"sft_max_per_question": None, "pairs_per_question": 16, "pair_margin": 0.3},
+    "sft": {"flags": {}},
+    "rm": {"flags": {}, "ablations": []},  # ablations: ["teacher_only"] (RM data from teacher samples only)
+    "ppo": {"schemes": ["rm"], "flags": {}},
+    "eval": {"k": 1, "temperature": 0.7, "max_new_tokens": 512, "models": ["teacher", "student_base"]},
+}
+
+# Sections whose unknown keys are OpenRLHF flags for that stage.
+FLAG_SECTIONS = ("sft", "rm", "ppo")
+
+
+class ConfigError(ValueError):
+    """A setting that does not exist or has the wrong shape; the message names it."""
+
+
+def _merge(base: dict, update: dict, where: str) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        path = f"{where}.{key}" if where else key
+        if key not in out:
+            raise ConfigError(f"unknown setting {path!r}; known here: {', '.join(sorted(out))}")
+        if isinstance(out[key], dict) and key not in ("flags", "backend_flags"):
+            if not isinstance(value, dict):
+                raise ConfigError(f"setting {path!r} must be a mapping, got {value!r}")
+            out[key] = _merge(out[key], value, path)
+        elif key in ("flags", "backend_flags"):
+            if not isinstance(value, dict):
+                raise ConfigError(f"setting {path!r} must be a mapping of OpenRLHF flags, got {value!r}")
+            out[key] = {**out[key], **{str(k).lstrip("-"): v for k, v in value.items()}}
+        else:
+            out[key] = value
+    return out
+
+
+def _parse_value(text: str, current):
+    """A command-line value in the type of the setting it replaces (lists from commas, YAML scalars)."""
+    if isinstance(current, list):
+        return [yaml.safe_load(part) for part in text.split(",") if part.strip()]
+    return yaml.safe_load(text)
+
+
+def apply_overrides(config: dict, overrides: list[str]) -> dict:
+    """``["--teacher.temperatures", "0.3,0.7", "--ppo.actor.adam.lr", "1e-6", "--sft.ds.zero_stage=3"]``."""
+    config = copy.deepcopy(config)
+    items, i = [], 0
+    while i < len(overrides):
+        arg = overrides[i]
+        if not arg.startswith("--"):
+            raise ConfigError(f"expected a --dotted.setting, got {arg!r}")
+        if "=" in arg:
+            key, value = arg[2:].split("=", 1)
+        elif i + 1 < len(overrides) and not overrides[i + 1].startswith("--"):
+            key, value = arg[2:], overrides[i + 1]
+            i += 1
+        else:
+            key, value = arg[2:], None  # a bare flag, e.g. an OpenRLHF store_true option
+        items.append((key, value))
+        i += 1
+    for key, value in items:
+        parts = key.split(".")
+        section = parts[0]
+        if section in FLAG_SECTIONS and len(parts) > 1 and parts[1] not in config[section]:
+            # Passed to OpenRLHF verbatim (its parser converts), a bare flag as a switch.
+            config[section]["flags"][".".join(parts[1:])] = True if value is None else value
+            continue
+        if value is None:
+            value = "true"
+        node = config
+        for depth, part in enumerate(parts):
+            where = ".".join(parts[: depth + 1])
+            if not isinstance(node, dict) or part not in node:
+                known = ", ".join(sorted(node)) if isinstance(node, dict) else "(none)"
+                raise ConfigError(f"unknown setting {where!r}; known here: {known}")
+            if depth == len(parts) - 1:
+                node[part] = _parse_value(value, node[part])
+            else:
+                node = node[part]
+    return config
+
+
+def load_config(path: str | None, overrides: list[str] | None = None) -> dict:
+    config = copy.deepcopy(DEFAULTS)
+    if path:
+        try:
+            with open(path) as f:
+                loaded = yaml.safe_load(f) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path}: not valid YAML: {error}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of settings")
+        try:
+            config = _merge(config, loaded, "")
+        except ConfigError as error:
+            raise ConfigError(f"{path}: {error}") from None
+    config = apply_overrides(config, overrides or [])
+    check(config)
+    return config
+
+
+def check(config: dict) -> None:
+    if not config["seeds"] or not all(isinstance(s, int) for s in config["seeds"]):
+        raise ConfigError(f"seeds must be a non-empty list of integers, got {config['seeds']!r}")
+    source = config["data"]["source"]
+    if source not in ("files", "hf", "toy"):
+        raise ConfigError(f"data.source must be files, hf or toy, got {source!r}")
+    if source == "files" and not (config["data"]["train"] and config["data"]["test"]):
+        raise ConfigError("data.source files needs data.train and data.test (prompt record files)")
+    if source != "toy" and not (config["teacher"]["model"] and config["student"]["model"]):
+        raise ConfigError("teacher.model and student.model are required (the toy world builds its own)")
+    from ..rewards.schemes import SCHEMES
+
+    for scheme in config["ppo"]["schemes"]:
+        if scheme not in SCHEMES:
+            raise ConfigError(f"ppo.schemes: unknown scheme {scheme!r}; choose from {', '.join(SCHEMES)}")
+    for ablation in config["rm"]["ablations"]:
+        if ablation != "teacher_only":
+            raise ConfigError(f"rm.ablations: unknown ablation {ablation!r}; known: teacher_only")

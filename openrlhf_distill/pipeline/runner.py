@@ -1,0 +1,170 @@
+"""Runs the planned stages in order, skipping those already done with the same inputs and settings.
+
+A stage's fingerprint hashes its command and the fingerprints of the stages whose outputs it reads (for the
+user's own files and models: their paths, sizes and modification times), so changing a setting or anything
+upstream reruns the stage and everything after it. ``stages/<key>.json`` records the fingerprint, first as
+``started``, then as ``done`` with the wall time, samples and tokens.
+
+A killed run, rerun with the same command, continues: finished stages are skipped; a generation stage resumes
+from its last complete shard; a trainer, which writes to ``OUTPUT.partial`` and is renamed when it finishes,
+starts that stage over. A stage whose settings changed starts from nothing (its old output is removed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+from ..records import write_json_atomic
+from .stages import STAGE_NAMES, Stage, output_flags
+
+
+class StageFailed(RuntimeError):
+    """A stage's command exited with an error; the run stops there and keeps what finished."""
+
+
+def _file_signature(path: str) -> list:
+    if not os.path.exists(path):
+        return [path, None]
+    if os.path.isfile(path):
+        st = os.stat(path)
+        return [path, st.st_size, st.st_mtime_ns]
+    files = []
+    for root, _, names in os.walk(path):
+        for name in sorted(names):
+            full = os.path.join(root, name)
+            st = os.stat(full)
+            files.append([os.path.relpath(full, path), st.st_size, st.st_mtime_ns])
+    return [path, sorted(files)]
+
+
+def fingerprints(stages: list[Stage]) -> dict[str, str]:
+    """Each stage's fingerprint: its command + its inputs (upstream fingerprints, or the files themselves)."""
+    made_by = {stage.output: stage.key for stage in stages}
+    out: dict[str, str] = {}
+    for stage in stages:
+        parts = {"argv": stage.argv, "inputs": []}
+        for path in stage.inputs:
+            producer = made_by.get(path) or next((k for o, k in made_by.items() if path.startswith(o + os.sep)), None)
+            parts["inputs"].append(["stage", out[producer]] if producer in out else _file_signature(path))
+        out[stage.key] = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+    return out
+
+
+def _record_path(run_dir: str, key: str) -> str:
+    return os.path.join(run_dir, "stages", key.replace("@", "_") + ".json")
+
+
+def _read_record(run_dir: str, key: str) -> dict | None:
+    try:
+        with open(_record_path(run_dir, key)) as f:
+            return json.load(f)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _remove(path: str) -> None:
+    if os.path.isdir(path):
+        shutil.rmtree(path)
+    elif os.path.exists(path):
+        os.remove(path)
+
+
+def _counts(stage: Stage) -> dict:
+    """Samples and tokens a stage generated, from the summary its command writes."""
+    summary = os.path.join(stage.output, "summary.json") if os.path.isdir(stage.output) else stage.output
+    try:
+        with open(summary) as f:
+            data = json.load(f)
+    except (FileNotFoundError, json.JSONDecodeError, IsADirectoryError):
+        return {"samples": None, "tokens": None}
+    if stage.name in ("teacher_samples", "student_samples"):
+        return {"samples": data.get("samples"), "tokens": data.get("tokens")}
+    if stage.name == "eval":
+        return {"samples": data.get("n"), "tokens": data.get("tokens_generated")}
+    return {"samples": None, "tokens": None}
+
+
+def status(stage: Stage, run_dir: str, fingerprint: str) -> str:
+    """``done`` (skipped on run), ``resume`` (started with these settings), ``stale`` or ``new``."""
+    record = _read_record(run_dir, stage.key)
+    if record is None:
+        return "new"
+    if record["fingerprint"] != fingerprint:
+        return "stale"
+    if record["status"] == "done" and os.path.exists(stage.output):
+        return "done"
+    return "resume"
+
+
+def select(stages: list[Stage], from_stage: str | None, until_stage: str | None) -> tuple[list[Stage], set]:
+    """The stages to consider (up to ``until_stage``), and the keys forced to rerun (``from_stage`` on)."""
+    for name in (from_stage, until_stage):
+        if name is not None and name not in STAGE_NAMES and not any(s.key == name for s in stages):
+            raise ValueError(f"unknown stage {name!r}; stages: {', '.join(STAGE_NAMES)} (or a key like rm@seed0)")
+
+    def matches(stage, name):
+        return stage.name == name or stage.key == name
+
+    if until_stage is not None:
+        last = max(i for i, s in enumerate(stages) if matches(s, until_stage))
+        stages = stages[: last + 1]
+    forced = set()
+    if from_stage is not None:
+        first = min((i for i, s in enumerate(stages) if matches(s, from_stage)), default=len(stages))
+        forced = {s.key for s in stages[first:]}
+    return stages, forced
+
+
+def describe(stages: list[Stage], run_dir: str, forced: set) -> list[str]:
+    prints = fingerprints(stages)
+    lines = []
+    for stage in stages:
+        state = "rerun" if stage.key in forced else status(stage, run_dir, prints[stage.key])
+        command = stage.command + (output_flags(stage.output + ".partial") if stage.partial else [])
+        lines.append(f"[{state:>6}] {stage.key}\n    {' '.join(command)}")
+    return lines
+
+
+def run_stages(stages: list[Stage], run_dir: str, *, forced: set = frozenset(), log=print) -> dict:
+    """Runs what is not done; returns {key: status before the run}."""
+    prints = fingerprints(stages)
+    seen = {}
+    for stage in stages:
+        fingerprint = prints[stage.key]
+        state = "rerun" if stage.key in forced else status(stage, run_dir, fingerprint)
+        seen[stage.key] = state
+        if state == "done":
+            log(f"[  done] {stage.key}")
+            continue
+        if state in ("stale", "rerun"):  # other settings or a forced rerun: start from nothing
+            _remove(stage.output)
+            _remove(stage.output + ".partial")
+        previous = _read_record(run_dir, stage.key) if state == "resume" else None
+        spent = previous.get("wall_seconds", 0.0) if previous else 0.0
+        record = {"stage": stage.name, "key": stage.key, "seed": stage.seed, "fingerprint": fingerprint,
+                  "status": "started", "command": stage.command, "wall_seconds": spent}  # fmt: skip
+        write_json_atomic(_record_path(run_dir, stage.key), record)
+        log(f"[{'resume' if state == 'resume' else '   run'}] {stage.key}")
+        command = stage.command
+        if stage.partial:
+            _remove(stage.output + ".partial")  # a trainer cannot continue a killed run: start the stage over
+            command = command + output_flags(stage.output + ".partial")
+        started = time.time()
+        code = subprocess.call(command, stdout=sys.stdout, stderr=sys.stderr)
+        record["wall_seconds"] = round(spent + time.time() - started, 1)
+        if code != 0:
+            write_json_atomic(_record_path(run_dir, stage.key), record)
+            raise StageFailed(f"stage {stage.key} failed (exit {code}); rerun the same command to continue.\n"
+                              f"command: {' '.join(command)}")  # fmt: skip
+        if stage.partial:
+            _remove(stage.output)
+            os.replace(stage.output + ".partial", stage.output)
+        record.update(status="done", **_counts(stage))
+        write_json_atomic(_record_path(run_dir, stage.key), record)
+    return seen

@@ -1,0 +1,174 @@
+"""`openrlhf-distill run`: config and overrides, the plan, fingerprints (skip what is done, rerun what changed),
+and a run killed mid-stage that, rerun with the same command, ends with the same outputs as an uninterrupted one.
+The stages run for real (hf sampling on a tiny model, label, build); the trainer stages have tests of their own."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from openrlhf_distill.pipeline import config as cfg
+from openrlhf_distill.pipeline import runner, stages
+
+QUESTIONS = [(a, b) for a in range(3, 11) for b in range(2, 10)][:64]
+
+
+@pytest.fixture
+def prompts(tmp_path):
+    path = tmp_path / "prompts.jsonl"
+    with open(path, "w") as f:
+        for i, (a, b) in enumerate(QUESTIONS):
+            f.write(json.dumps({"id": f"q{i}", "prompt": f"What is {a} + {b}?", "task": "arithmetic",
+                                "gold": str(a + b)}) + "\n")  # fmt: skip
+    return str(path)
+
+
+def _config(tmp_path, prompts, tiny_model, run_dir, **extra):
+    config = {
+        "run_dir": str(run_dir), "task": "arithmetic", "seeds": [0], "backend": "hf",
+        "data": {"source": "files", "train": prompts, "test": prompts},
+        "teacher": {"model": tiny_model, "temperatures": [0.7, 1.0], "n_per_temperature": 2,
+                    "max_new_tokens": 12, "shard_size": 4},
+        "student": {"model": tiny_model},
+        **extra,
+    }  # fmt: skip
+    path = tmp_path / f"{os.path.basename(str(run_dir))}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def _run(config_path, *extra, **kwargs):
+    command = [sys.executable, "-m", "openrlhf_distill.cli", "run", "--config", config_path, *extra]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, **kwargs)
+
+
+def test_overrides_set_settings_and_openrlhf_flags_per_stage():
+    config = cfg.apply_overrides(cfg.DEFAULTS, ["--teacher.temperatures", "0.3,1.0", "--ppo.actor.adam.lr", "1e-6",
+                                                "--sft.ds.zero_stage=3", "--rm.ds.packing_samples", "--seeds", "0,1,2",
+                                                "--ppo.schemes", "rm,vote"])  # fmt: skip
+    assert config["teacher"]["temperatures"] == [0.3, 1.0] and config["seeds"] == [0, 1, 2]
+    # OpenRLHF flags are passed on verbatim (its parser converts them); a bare flag is a switch.
+    assert config["ppo"]["flags"] == {"actor.adam.lr": "1e-6"} and config["ppo"]["schemes"] == ["rm", "vote"]
+    assert config["sft"]["flags"] == {"ds.zero_stage": "3"} and config["rm"]["flags"] == {"ds.packing_samples": True}
+    assert cfg.DEFAULTS["ppo"]["flags"] == {}  # the defaults are not modified
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (
+            ["--teacher.temperature", "1"],
+            "unknown setting 'teacher.temperature'; known here: backend_flags, max_new_tokens",
+        ),
+        (["--ppo.schemes", "best"], "unknown scheme 'best'"),
+        (["--data.source", "web"], "data.source must be files, hf or toy"),
+        (["--seeds", "a"], "seeds must be a non-empty list of integers"),
+    ],
+)
+def test_bad_settings_are_refused_naming_them(tmp_path, overrides, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"data": {"source": "toy"}}))
+    with pytest.raises(cfg.ConfigError, match=message):
+        cfg.load_config(str(path), overrides)
+
+
+def test_unknown_setting_in_the_file_names_the_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"teacher": {"modle": "x"}}))
+    with pytest.raises(cfg.ConfigError, match=r"c.yaml: unknown setting 'teacher.modle'"):
+        cfg.load_config(str(path))
+
+
+def test_the_plan_follows_the_design_order_and_every_trainer_writes_a_partial_folder(tmp_path):
+    config = cfg.load_config(None, ["--data.source", "toy", "--seeds", "0,1", "--ppo.schemes", "rm,vote,gold",
+                                    "--rm.ablations", "teacher_only", "--run_dir", str(tmp_path)])  # fmt: skip
+    planned = stages.plan(config)
+    keys = [s.key for s in planned]
+    assert keys[:4] == ["world", "teacher_samples", "teacher_labels", "sft_data"]
+    for seed in (0, 1):
+        order = [f"sft@seed{seed}", f"student_samples@seed{seed}", f"labels@seed{seed}", f"rm_data@seed{seed}",
+                 f"rm@seed{seed}", f"rl_rm@seed{seed}", f"eval_rl_rm@seed{seed}"]  # fmt: skip
+        assert [keys.index(k) for k in order] == sorted(keys.index(k) for k in order)
+        assert f"rl_rm_teacher_only@seed{seed}" in keys and f"rl_gold@seed{seed}" in keys
+    assert keys[-1] == "report"
+    assert {s.name for s in planned if s.partial} == {"sft", "rm", "rl"}
+    # Every stage's input is the user's or an earlier stage's output.
+    made = set()
+    for stage in planned:
+        for path in stage.inputs:
+            assert path in made or any(path.startswith(m + os.sep) for m in made), (stage.key, path)
+        made.add(stage.output)
+
+
+def test_from_and_until_stage(tmp_path):
+    config = cfg.load_config(None, ["--data.source", "toy", "--run_dir", str(tmp_path)])
+    planned = stages.plan(config)
+    chosen, forced = runner.select(planned, "teacher_labels", "sft_data")
+    assert [s.key for s in chosen] == ["world", "teacher_samples", "teacher_labels", "sft_data"]
+    assert forced == {"teacher_labels", "sft_data"}
+    with pytest.raises(ValueError, match="unknown stage 'nope'"):
+        runner.select(planned, "nope", None)
+
+
+def _outputs(run_dir):
+    """The run's data, without file paths or timings: samples (sorted), votes, labels, SFT rows."""
+    out = {}
+    for folder in ("teacher_samples", "labels", "sft_data"):
+        for root, _, names in os.walk(os.path.join(run_dir, folder)):
+            for name in names:
+                if name.endswith(".jsonl"):
+                    with open(os.path.join(root, name)) as f:
+                        rows = [json.loads(line) for line in f]
+                    key = folder if folder == "teacher_samples" else f"{folder}/{name}"
+                    out.setdefault(key, []).extend(rows)
+    out["teacher_samples"].sort(key=lambda r: (r["id"], r["sample_index"]))
+    return out
+
+
+@pytest.mark.slow
+def test_a_killed_run_continues_and_ends_with_the_outputs_of_an_uninterrupted_run(tmp_path, prompts, tiny_model):
+    whole = _config(tmp_path, prompts, tiny_model, tmp_path / "whole")
+    result = _run(whole, "--until-stage", "sft_data")
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    killed = _config(tmp_path, prompts, tiny_model, tmp_path / "killed")
+    shards = tmp_path / "killed" / "teacher_samples"
+    command = [sys.executable, "-m", "openrlhf_distill.cli", "run", "--config", killed, "--until-stage", "sft_data"]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(shards.glob("shard-*.jsonl"))) < 3:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the pipeline and the sampling stage it runs
+    proc.wait()
+    done_shards = len(list(shards.glob("shard-*.jsonl")))
+    assert 3 <= done_shards < len(QUESTIONS) // 4, "killed too late: the stage had finished"
+    record = json.load(open(tmp_path / "killed" / "stages" / "teacher_samples.json"))
+    assert record["status"] == "started"
+
+    result = _run(killed, "--until-stage", "sft_data")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "[resume] teacher_samples" in result.stdout
+    assert _outputs(str(tmp_path / "killed")) == _outputs(str(tmp_path / "whole"))
+    # Nothing left half-written.
+    leftovers = [p for p in (tmp_path / "killed").rglob("*") if ".tmp" in p.name or p.name.endswith(".partial")]
+    assert not leftovers
+
+
+@pytest.mark.slow
+def test_a_rerun_skips_what_is_done_and_a_changed_setting_reruns_from_there(tmp_path, prompts, tiny_model):
+    path = _config(tmp_path, prompts, tiny_model, tmp_path / "run", teacher={
+        "model": tiny_model, "temperatures": [1.0], "n_per_temperature": 2, "max_new_tokens": 8})  # fmt: skip
+    assert _run(path, "--until-stage", "sft_data").returncode == 0
+    again = _run(path, "--until-stage", "sft_data")
+    assert again.returncode == 0
+    assert all(f"[  done] {k}" in again.stdout for k in ("teacher_samples", "teacher_labels", "sft_data"))
+    changed = _run(path, "--until-stage", "sft_data", "--vote.min_ratio", "0.9", "--dry-run")
+    assert "[  done] teacher_samples" in changed.stdout
+    assert "[ stale] teacher_labels" in changed.stdout and "[ stale] sft_data" in changed.stdout
+    record = json.load(open(tmp_path / "run" / "stages" / "teacher_samples.json"))
+    assert record["status"] == "done" and record["samples"] == 2 * len(QUESTIONS) and record["tokens"] > 0

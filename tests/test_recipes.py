@@ -1,0 +1,57 @@
+"""The cluster recipes: their --dry-run prints the plan, and every PPO command in it is accepted by OpenRLHF's
+own train_ppo_ray parser and checks (GPU engine; nothing is started)."""
+
+import os
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+from openrlhf_distill import cli, ppo
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"], "MODELS": "/models"}
+
+
+def _dry_run(recipe: str, *extra: str, **env) -> subprocess.CompletedProcess:
+    result = subprocess.run(["bash", os.path.join(REPO, "recipes", recipe), "--dry-run", *extra], cwd=REPO,
+                            env={**ENV, **env}, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return result
+
+
+def _check_ppo_command(words: list[str]) -> None:
+    """Parses a printed `openrlhf-distill ppo ...` line as the CLI would, then runs OpenRLHF's own checks."""
+    args, rest = cli.build_parser().parse_known_args(words[words.index("ppo") :])
+    options = ppo.PPOOptions(scheme=getattr(args, "reward.scheme"), task=args.task, engine="gpu")
+    ppo.validate(ppo.plan(rest, options))
+
+
+@pytest.mark.parametrize("recipe, task", [("gsm8k_llama3.sh", "gsm8k"), ("mmlu_pro_llama3.sh", "mmlu_pro")])
+def test_paper_recipes_plan_every_stage_and_openrlhf_accepts_their_ppo_commands(recipe, task):
+    out = _dry_run(recipe)
+    lines = out.stdout.splitlines()
+    stages = [line.split("] ", 1)[1] for line in lines if line.startswith("[")]
+    for seed in (0, 1, 2):
+        for key in ("sft", "student_samples", "rm", "rm_teacher_only", "rl_rm", "rl_vote", "rl_gold", "eval_rl_rm"):
+            assert f"{key}@seed{seed}" in stages, key
+    commands = [shlex.split(line.strip()) for line in lines if line.startswith("    ")]
+    teacher = next(c for c in commands if "generate" in c and "teacher" in c)
+    assert f"/models/{'Llama-3.1-70B-Instruct' if task == 'gsm8k' else 'Llama-3.1-8B-Instruct'}" in teacher
+    assert teacher[teacher.index("--task") + 1] == task and "--vllm.tensor_parallel_size" in teacher
+    student = next(c for c in commands if "generate" in c and "student" in c)
+    assert student[student.index("--n-per-temperature") + 1] == "30"  # the paper's 30 student samples
+    ppo_commands = [c for c in commands if "ppo" in c]
+    assert len(ppo_commands) == 3 * 4  # rm, vote, gold and the teacher-only RM ablation, 3 seeds
+    for command in ppo_commands[:4]:  # one seed's four runs: the other seeds differ only in paths and seed
+        _check_ppo_command(command)
+
+
+def test_open_ended_recipe_prints_its_commands_and_its_ppo_command_passes_openrlhfs_checks():
+    out = _dry_run("open_ended_judge.sh", PROMPTS="data/instructions.jsonl")
+    assert "openrlhf-distill judge --model /models/Llama-3.1-70B-Instruct" in out.stdout
+    assert "--reward.scheme judge" not in out.stdout  # the ppo line is checked, not printed by the script
+    assert "accepted by openrlhf.cli.train_ppo_ray" in out.stderr
+    ppo_line = out.stdout.strip().splitlines()[-1]
+    assert "-m openrlhf_distill.compat.ray_driver" in ppo_line and "--reward.normalize_enable" in ppo_line
