@@ -96,6 +96,20 @@ def _add_ppo(sub) -> None:
                    help="print the command and check it with OpenRLHF's own parser; start nothing")  # fmt: skip
 
 
+def _add_prepare_data(sub) -> None:
+    from .task_data import add_prepare_arguments
+
+    p = sub.add_parser("prepare-data", help="GSM8K / MMLU-Pro (datasets, or a local copy) as prompt records")
+    add_prepare_arguments(p)
+
+
+def _add_eval(sub) -> None:
+    from .evaluation import add_eval_arguments
+
+    p = sub.add_parser("eval", help="greedy accuracy, maj@k and pass@k with 95%% intervals (one JSON per model)")
+    add_eval_arguments(p)
+
+
 def _add_run(sub) -> None:
     from .pipeline import add_arguments
 
@@ -185,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     # In pipeline order (../shared/DESIGN.md): sample, label (vote or judge), build sets, SFT, RM, evaluate RM, RL.
     _add_doctor(sub)
+    _add_prepare_data(sub)
     _add_generate(sub)
     _add_label(sub)
     _add_judge(sub)
@@ -194,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval_rm(sub)
     _add_ppo(sub)
     _add_serve_rm(sub)
+    _add_eval(sub)
     _add_run(sub)
     _add_tiny_model(sub)
     return parser
@@ -328,6 +344,14 @@ def main(argv: list[str] | None = None) -> int:
             return _run_trainer(args, rest)
         if args.command == "ppo":
             return _run_ppo(args, rest)
+        if args.command == "prepare-data":
+            from .task_data import run_prepare
+
+            return run_prepare(args)
+        if args.command == "eval":
+            from .evaluation import run_eval
+
+            return run_eval(args)
         if args.command == "run":
             from .pipeline import run as run_pipeline
 

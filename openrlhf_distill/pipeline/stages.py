@@ -86,8 +86,10 @@ def plan(config: dict) -> list[Stage]:
     elif data["source"] == "hf":
         folder = os.path.join(run, "data")
         train, test = os.path.join(folder, "prompts_train.jsonl"), os.path.join(folder, "prompts_test.jsonl")
+        # MMLU-Pro has no train split: prepare-data cuts train / heldout out of its test set (split file in run).
+        test_split = "heldout" if task == "mmlu_pro" else "test"
         for split, out, limit, local in (("train", train, data["limit_train"], data["train"]),
-                                         ("test", test, data["limit_test"], data["test"])):  # fmt: skip
+                                         (test_split, test, data["limit_test"], data["test"])):  # fmt: skip
             argv = ["prepare-data", "--task", task, "--split", split, "--out", out, "--run-dir", run]
             argv += (["--limit", str(limit)] if limit else []) + (["--source", local] if local else [])
             add(Stage("data", f"data_{split}", None, argv, out, [local] if local else []))

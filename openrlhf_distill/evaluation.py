@@ -1,0 +1,486 @@
+"""`openrlhf-distill eval`: a model's accuracy on a benchmark split, with confidence intervals.
+
+    openrlhf-distill eval --model DIR --task gsm8k --split test --out runs/x/eval/sft.json
+        [--prompts FILE | --source FILE] [--name sft] [--seed 0] [--k 8] [--n-samples N] [--temperature 0.7]
+        [--limit N] [--max-new-tokens 512] [--prompt-style zero_shot_cot] [--stop STR ...]
+        [backend flags: --backend, --hf.*, --vllm.*, --openai.*]
+
+What is measured, each question's answer read by the task layer (``task.extract``) and compared with its gold
+answer by ``task.is_equivalent`` (gold is read here: this is measurement, not training):
+
+- **greedy accuracy**: one greedy (temperature 0) sample per question. ``no_answer_rate``: the share of greedy
+  samples from which no answer could be read (counted wrong).
+- **maj@k** (``--k`` > 1): a plurality vote over the answers of the question's first k samples at
+  ``--temperature`` (``voting.majority_vote`` with the task's equivalence and no threshold). Unreadable answers
+  do not vote; a tie for first place, or no readable answer, gives no answer, which counts as wrong.
+- **pass@k** (``--k`` > 1): the chance that at least one of k samples is correct. From n = ``--n-samples``
+  samples per question (default k) with c correct, the unbiased estimator of Chen et al. (2021),
+  ``1 - C(n - c, k) / C(n, k)``, averaged over questions; with n = k it is simply "any of the k is correct".
+- **per category** (records with ``meta.category``, e.g. MMLU-Pro): greedy accuracy per category.
+
+95% confidence intervals: the Wilson score interval for every plain proportion (greedy accuracy, maj@k,
+per-category accuracy, pass@k when n = k); for pass@k with n > k (per-question values between 0 and 1) a
+percentile bootstrap over questions, ``--bootstrap-resamples`` resamples (2000) seeded with ``--seed``. Each
+metric names its method.
+
+Samples are made by the generation stage (``generation.sampling.generate_samples``: resumable shards, derived
+seeds), into a folder beside the result: ``RESULT.json`` -> ``RESULT_samples/`` holding ``prompts.jsonl`` (the
+questions evaluated), ``greedy/`` and, when k > 1, ``sampled/``. A killed evaluation rerun with the same command
+resumes from the shards it left, and a finished one is rescored without loading the model. The scoring step
+alone is :func:`score_sample_files` (folders or files of sample records, e.g. written by hand) or
+:func:`score_samples` (records in memory).
+
+The result, one JSON file per model, written atomically (the report reads it)::
+
+    {
+      "name": "sft",                      # --name, default: the result file's name without .json
+      "seed": 0,                          # generation seed (and the bootstrap's)
+      "model": "runs/x/student_sft",      # as given
+      "task": "gsm8k",
+      "split": "test",
+      "decoding": "greedy",               # what "accuracy" is measured on
+      "n": 1319,                          # questions
+      "accuracy": 0.712,                  # greedy, in [0, 1]
+      "ci95": [0.687, 0.736],
+      "ci_method": "wilson",
+      "maj_at_k": {"k": 8, "n": 1319, "accuracy": 0.75, "ci95": [lo, hi], "ci_method": "wilson",
+                   "temperature": 0.7} | null,                                    # null when k = 1
+      "pass_at_k": {"k": 8, "n": 1319, "accuracy": 0.9, "ci95": [lo, hi], "ci_method": "wilson" |
+                    "percentile_bootstrap", "temperature": 0.7, "samples_per_question": 8} | null,
+      "per_category": {"law": {"n": 551, "accuracy": 0.3, "ci95": [lo, hi]}, ...} | null,  # null: no categories
+      "no_answer_rate": 0.02,             # greedy samples with no readable answer
+      "tokens_generated": 401234,         # all samples in samples_dir (greedy + sampled)
+      "wall_seconds": 812.4,              # this run (a resumed run counts only its own time)
+      "samples_dir": "runs/x/eval/sft_samples",
+      "settings": {"prompt_style", "max_new_tokens", "backend", "role", "bootstrap_resamples", "stop"}
+    }
+
+The keys "ci_method" and "temperature" inside maj_at_k / pass_at_k, "samples_per_question" inside pass_at_k,
+and "settings" are additions to the fields the report needs.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+
+from .generation.backend import TEMPERATURE_RANGE, Backend
+from .labelling import question_key
+from .records import PROMPT, SAMPLE, RecordError, jsonl_files, read_records, write_json_atomic, write_jsonl_atomic
+from .stats import BOOTSTRAP, WILSON, bootstrap_mean_interval, pass_at_k, wilson_interval
+from .tasks import Task, get_task
+from .voting import majority_vote
+
+GREEDY_DIR = "greedy"
+SAMPLED_DIR = "sampled"
+PROMPTS_FILE = "prompts.jsonl"
+DEFAULT_BOOTSTRAP_RESAMPLES = 2000
+
+
+def samples_dir_for(out: str) -> str:
+    """``RESULT.json`` -> ``RESULT_samples``."""
+    stem = out[: -len(".json")] if out.endswith(".json") else out
+    return f"{stem}_samples"
+
+
+def _interval(successes: int, n: int) -> list[float]:
+    return [round(x, 6) for x in wilson_interval(successes, n)]
+
+
+def _proportion(successes: int, n: int) -> dict:
+    return {"n": n, "accuracy": successes / n, "ci95": _interval(successes, n)}
+
+
+# --- prompt records with gold ---------------------------------------------------------------------------------
+
+
+def check_eval_records(records: Iterable[tuple[int, dict]], where: str, task: Task) -> list[dict]:
+    """Prompt records for evaluation: the prompt schema, one task, unique ids, and a readable gold answer each.
+    ``records`` are (line, record) pairs; errors name ``where``, the line and the field."""
+    checked, seen = [], {}
+    for line, record in records:
+        PROMPT.check(record, where, line)
+        if record.get("task") is None:
+            record = {**record, "task": task.name}
+        elif record["task"] != task.name:
+            raise RecordError(where, line, "task", f"{record['task']!r}, but this evaluation is of task {task.name!r}")
+        key = question_key(record["id"])
+        if key in seen:
+            raise RecordError(where, line, "id", f"question id {record['id']!r} repeats line {seen[key]}")
+        seen[key] = line
+        if record.get("gold") is None:
+            raise RecordError(where, line, "gold", "missing: evaluation needs the gold answer of every question")
+        try:
+            task.parse_gold(record)
+        except ValueError as error:
+            raise RecordError(where, line, "gold", str(error)) from None
+        checked.append(record)
+    if not checked:
+        raise RecordError(where, None, None, "no prompts to evaluate")
+    return checked
+
+
+def read_eval_records(path: str, task: Task) -> list[dict]:
+    return check_eval_records(read_records(path, PROMPT), path, task)
+
+
+# --- scoring ------------------------------------------------------------------------------------------------
+
+
+def score_samples(
+    records: list[dict],
+    greedy: Iterable[dict],
+    sampled: Iterable[dict] | None = None,
+    *,
+    task: str | Task,
+    k: int = 1,
+    seed: int = 0,
+    bootstrap_resamples: int = DEFAULT_BOOTSTRAP_RESAMPLES,
+    where: str = "samples",
+) -> dict:
+    """The metrics of the result JSON from sample records (``id``, ``sample_index``, ``response``; answers are
+    re-read from ``response`` by the task): ``n``, ``accuracy``, ``ci95``, ``ci_method``, ``maj_at_k``,
+    ``pass_at_k``, ``per_category``, ``no_answer_rate``.
+
+    ``records`` are prompt records with gold (see :func:`check_eval_records`). ``greedy``: exactly one sample
+    per question. ``sampled``: the same number n >= k of samples per question, numbered by ``sample_index``;
+    maj@k votes over the k lowest indices, pass@k uses all n. With ``sampled`` None, both are null.
+    """
+    task = get_task(task) if isinstance(task, str) else task
+    if k < 1:
+        raise ValueError(f"--k must be >= 1, got {k}")
+    golds = {question_key(r["id"]): task.parse_gold(r) for r in records}
+    if len(golds) != len(records):
+        raise ValueError("prompt records repeat a question id")
+
+    def read(samples: Iterable[dict], what: str) -> dict[str, list[tuple[int, str | None]]]:
+        answers: dict[str, list[tuple[int, str | None]]] = defaultdict(list)
+        for sample in samples:
+            key = question_key(sample["id"])
+            if key not in golds:
+                raise RecordError(where, None, "id", f"{what} sample of question {sample['id']!r}, which is not "
+                                  "among the prompts evaluated")  # fmt: skip
+            answers[key].append((sample["sample_index"], task.extract(sample["response"]).answer))
+        for key, found in answers.items():
+            indices = [index for index, _ in found]
+            if len(set(indices)) != len(indices):
+                raise RecordError(where, None, "sample_index", f"question {key!r} repeats a {what} sample_index")
+            found.sort(key=lambda item: item[0])
+        missing = [key for key in golds if key not in answers]
+        if missing:
+            raise RecordError(where, None, "id", f"{len(missing)} questions have no {what} sample, e.g. "
+                              f"{missing[0]!r}")  # fmt: skip
+        return answers
+
+    greedy_answers = read(greedy, "greedy")
+    correct, no_answer = {}, 0
+    for key, found in greedy_answers.items():
+        if len(found) != 1:
+            raise RecordError(where, None, "id", f"question {key!r} has {len(found)} greedy samples; one expected")
+        answer = found[0][1]
+        no_answer += answer is None
+        correct[key] = task.is_equivalent(answer, golds[key])
+    n = len(records)
+    result = {
+        "n": n,
+        **{name: value for name, value in _proportion(sum(correct.values()), n).items() if name != "n"},
+        "ci_method": WILSON,
+        "maj_at_k": None,
+        "pass_at_k": None,
+        "per_category": None,
+        "no_answer_rate": no_answer / n,
+    }
+    categories = {question_key(r["id"]): (r.get("meta") or {}).get("category") for r in records}
+    if any(category is not None for category in categories.values()):
+        groups: dict[str, list[bool]] = defaultdict(list)
+        for key, category in categories.items():
+            groups[str(category) if category is not None else "(none)"].append(correct[key])
+        result["per_category"] = {c: _proportion(sum(v), len(v)) for c, v in sorted(groups.items())}
+    if sampled is not None:
+        sampled_answers = read(sampled, "sampled")
+        counts = {len(found) for found in sampled_answers.values()}
+        if len(counts) != 1:
+            raise RecordError(where, None, "sample_index", f"questions have different numbers of sampled answers "
+                              f"({sorted(counts)}); every question needs the same n")  # fmt: skip
+        per_question = counts.pop()
+        if per_question < k:
+            raise ValueError(f"{where}: {per_question} sampled answers per question, fewer than k={k}")
+        majority_correct, pass_values = 0, []
+        for key, found in sampled_answers.items():
+            answers = [answer for _, answer in found]
+            vote = majority_vote(answers[:k], min_ratio=0.0, min_valid=1, is_equivalent=task.is_equivalent)
+            majority_correct += vote.pseudo_label is not None and task.is_equivalent(vote.pseudo_label, golds[key])
+            right = sum(task.is_equivalent(answer, golds[key]) for answer in answers)
+            pass_values.append(pass_at_k(per_question, right, k))
+        result["maj_at_k"] = {"k": k, **_proportion(majority_correct, n), "ci_method": WILSON}
+        if per_question == k:  # 0/1 per question: a plain proportion
+            pass_ci, method = _interval(round(sum(pass_values)), n), WILSON
+        else:
+            interval = bootstrap_mean_interval(pass_values, resamples=bootstrap_resamples, seed=seed)
+            pass_ci, method = [round(x, 6) for x in interval], BOOTSTRAP
+        result["pass_at_k"] = {"k": k, "n": n, "accuracy": sum(pass_values) / n, "ci95": pass_ci,
+                               "ci_method": method, "samples_per_question": per_question}  # fmt: skip
+    return result
+
+
+def _read_sample_files(path: str, known: set[str]) -> Iterable[dict]:
+    """Samples from a .jsonl file or a folder of shards, each checked, an unknown question located by line."""
+    for file in jsonl_files(path):
+        for line, sample in read_records(file, SAMPLE):
+            if question_key(sample["id"]) not in known:
+                raise RecordError(file, line, "id", f"question id {sample['id']!r} is not among the prompts evaluated")
+            yield sample
+
+
+def score_sample_files(
+    prompts: str | list[dict],
+    greedy: str,
+    sampled: str | None = None,
+    *,
+    task: str | Task,
+    k: int = 1,
+    seed: int = 0,
+    bootstrap_resamples: int = DEFAULT_BOOTSTRAP_RESAMPLES,
+) -> dict:
+    """:func:`score_samples` on files: ``prompts`` a prompt-records file (or checked records), ``greedy`` and
+    ``sampled`` sample files or folders of ``*.jsonl`` shards (what ``generate`` writes)."""
+    task = get_task(task) if isinstance(task, str) else task
+    records = read_eval_records(prompts, task) if isinstance(prompts, str) else prompts
+    known = {question_key(r["id"]) for r in records}
+    return score_samples(
+        records,
+        _read_sample_files(greedy, known),
+        _read_sample_files(sampled, known) if sampled is not None else None,
+        task=task,
+        k=k,
+        seed=seed,
+        bootstrap_resamples=bootstrap_resamples,
+        where=greedy if sampled is None else f"{greedy} / {sampled}",
+    )
+
+
+# --- the evaluation: generate (resumable) then score --------------------------------------------------------
+
+
+class _SharedBackend(Backend):
+    """One engine for the greedy and the sampled pass: the stage closes its backend after each call, this
+    wrapper leaves it open until :meth:`shutdown`, and starts it only when a shard is missing."""
+
+    def __init__(self, start: Callable[[], Backend]):
+        self._start, self._engine = start, None
+
+    @property
+    def engine(self) -> Backend:
+        if self._engine is None:
+            self._engine = self._start()
+        return self._engine
+
+    @property
+    def info(self):
+        return self.engine.info
+
+    def generate(self, requests):
+        return self.engine.generate(requests)
+
+    def close(self) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
+
+
+def evaluate(
+    model: str,
+    prompts: str | list[dict],
+    task: str,
+    out: str,
+    *,
+    name: str | None = None,
+    split: str = "test",
+    seed: int = 0,
+    k: int = 1,
+    n_samples: int | None = None,
+    temperature: float = 0.7,
+    backend: str = "auto",
+    backend_options: dict | None = None,
+    make_backend: Callable[[], Backend] | None = None,
+    max_new_tokens: int = 512,
+    prompt_style: str = "zero_shot_cot",
+    stop: tuple[str, ...] = (),
+    shard_size: int = 64,
+    limit: int | None = None,
+    role: str = "student",
+    overwrite: bool = False,
+    progress: bool = True,
+    bootstrap_resamples: int = DEFAULT_BOOTSTRAP_RESAMPLES,
+) -> dict:
+    """Evaluates ``model`` on ``prompts`` (a prompt-records file, or records e.g. from ``task_data.load_split``)
+    and writes the result JSON to ``out`` (schema: the module docstring); returns it.
+
+    ``backend``: "auto", "hf", "vllm" or "openai", started with ``backend_options`` (e.g. ``batch_size`` for hf,
+    ``openai_base_url``); or pass ``make_backend``, a callable returning a started backend (``backend`` then only
+    names it in the samples' manifests). The model is loaded only if some samples are missing.
+    """
+    from .generation import choose_backend
+    from .generation import make_backend as start_backend
+    from .generation.sampling import SamplingConfig, generate_samples
+
+    started = time.perf_counter()
+    task_obj = get_task(task)
+    if k < 1:
+        raise ValueError(f"--k must be >= 1, got {k}")
+    n_samples = k if n_samples is None else n_samples
+    if n_samples < k:
+        raise ValueError(f"--n-samples ({n_samples}) must be >= --k ({k})")
+    if k > 1 and not 0 < temperature <= TEMPERATURE_RANGE[1]:
+        raise ValueError(f"--temperature must be in (0, {TEMPERATURE_RANGE[1]}] for maj@k / pass@k, got {temperature}")
+    if limit is not None and limit < 1:
+        raise ValueError(f"--limit must be >= 1, got {limit}")
+    if isinstance(prompts, str):
+        records = read_eval_records(prompts, task_obj)
+    else:
+        records = check_eval_records(enumerate(prompts, start=1), "prompt records (in memory)", task_obj)
+    records = records[:limit] if limit is not None else records
+
+    samples_dir = samples_dir_for(out)
+    prompts_file = os.path.join(samples_dir, PROMPTS_FILE)
+    write_jsonl_atomic(prompts_file, records)  # the same questions give the same file: generation resumes
+    options = dict(backend_options or {})
+    if make_backend is None:
+        if backend == "auto":
+            backend = choose_backend(model, options.get("openai_base_url"))
+        name_, options_ = backend, options
+        make_backend = lambda: start_backend(name_, model, **options_)
+    shared = _SharedBackend(make_backend)
+    common = dict(max_new_tokens=max_new_tokens, seed=seed, shard_size=shard_size, prompt_style=prompt_style,
+                  stop=tuple(stop))  # fmt: skip
+    runs = [(GREEDY_DIR, SamplingConfig(role=role, temperatures=(0.0,), n_per_temperature=1, **common))]
+    if k > 1:
+        runs.append((SAMPLED_DIR, SamplingConfig(role=role, temperatures=(temperature,), n_per_temperature=n_samples,
+                                                 **common)))  # fmt: skip
+    tokens = 0
+    try:
+        for folder, config in runs:
+            summary = generate_samples(prompts_file, os.path.join(samples_dir, folder), model=model, backend=backend,
+                                       config=config, make_backend=lambda: shared, default_task=task,
+                                       overwrite=overwrite, progress=progress)  # fmt: skip
+            tokens += summary["tokens"]
+    finally:
+        shared.shutdown()
+
+    metrics = score_sample_files(
+        records,
+        os.path.join(samples_dir, GREEDY_DIR),
+        os.path.join(samples_dir, SAMPLED_DIR) if k > 1 else None,
+        task=task_obj,
+        k=k,
+        seed=seed,
+        bootstrap_resamples=bootstrap_resamples,
+    )
+    for key in ("maj_at_k", "pass_at_k"):
+        if metrics[key] is not None:
+            metrics[key]["temperature"] = temperature
+    base = os.path.basename(out)
+    result = {
+        "name": name or (base[: -len(".json")] if base.endswith(".json") else base),
+        "seed": seed,
+        "model": model,
+        "task": task,
+        "split": split,
+        "decoding": "greedy",
+        **metrics,
+        "tokens_generated": tokens,
+        "wall_seconds": round(time.perf_counter() - started, 3),
+        "samples_dir": samples_dir,
+        "settings": {
+            "prompt_style": prompt_style,
+            "max_new_tokens": max_new_tokens,
+            "backend": backend,
+            "role": role,
+            "bootstrap_resamples": bootstrap_resamples,
+            "stop": list(stop),
+        },
+    }
+    write_json_atomic(out, result)
+    return result
+
+
+# --- `openrlhf-distill eval` --------------------------------------------------------------------------------
+
+
+def add_eval_arguments(p) -> None:
+    from .generation.options import add_backend_arguments
+    from .task_data import DEFAULT_TRAIN_FRACTION, SPLIT_FILE
+
+    p.add_argument("--model", required=True, help="model folder (hf, vllm) or served model name (openai)")
+    p.add_argument("--task", required=True, help="gsm8k, mmlu_pro, math, arithmetic, ...")
+    p.add_argument("--split", default="test",
+                   help="benchmark split to load (prepare-data's splits); with --prompts only a label")  # fmt: skip
+    data = p.add_mutually_exclusive_group()
+    data.add_argument("--prompts", default=None, help="prompt records with gold (JSON Lines) to evaluate on")
+    data.add_argument("--source", default=None,
+                      help="local copy of the benchmark, as for prepare-data (default: load_dataset)")  # fmt: skip
+    p.add_argument("--out", required=True, help="result JSON; samples go to RESULT_samples/ beside it")
+    p.add_argument("--name", default=None, help="row name in the report (default: the result file's name)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed, and the bootstrap's")
+    p.add_argument("--k", type=int, default=8, help="maj@k and pass@k (1: greedy accuracy only)")
+    p.add_argument("--n-samples", "--n_samples", dest="n_samples", type=int, default=None,
+                   help="samples per question for pass@k (>= k; default k); maj@k votes over the first k")  # fmt: skip
+    p.add_argument("--temperature", type=float, default=0.7, help="temperature of the k samples")
+    p.add_argument("--limit", type=int, default=None, help="evaluate the first N questions")
+    p.add_argument("--max-new-tokens", "--max_new_tokens", dest="max_new_tokens", type=int, default=512)
+    p.add_argument("--prompt-style", "--prompt_style", dest="prompt_style", default="zero_shot_cot")
+    p.add_argument("--stop", action="append", default=[], help="a string that ends a sample (repeatable)")
+    p.add_argument("--shard-size", "--shard_size", dest="shard_size", type=int, default=64,
+                   help="prompts per shard; a killed run loses at most one shard")  # fmt: skip
+    p.add_argument("--role", choices=["teacher", "student"], default="student", help="the `source` of the samples")
+    p.add_argument("--bootstrap-resamples", "--bootstrap_resamples", dest="bootstrap_resamples", type=int,
+                   default=DEFAULT_BOOTSTRAP_RESAMPLES, help="pass@k with n > k: bootstrap resamples")  # fmt: skip
+    p.add_argument("--run-dir", "--run_dir", dest="run_dir", default=None,
+                   help=f"mmlu_pro train/heldout: the run whose {SPLIT_FILE} to use (or create)")  # fmt: skip
+    p.add_argument("--split-seed", "--split_seed", dest="split_seed", type=int, default=0,
+                   help="mmlu_pro train/heldout: the split's seed")  # fmt: skip
+    p.add_argument("--train-fraction", "--train_fraction", dest="train_fraction", type=float,
+                   default=DEFAULT_TRAIN_FRACTION, help="mmlu_pro train/heldout: the split's train share")  # fmt: skip
+    p.add_argument("--cache-dir", "--cache_dir", dest="cache_dir", default=None, help="datasets' cache folder")
+    p.add_argument("--overwrite", action="store_true", help="discard samples made with other arguments")
+    p.add_argument("--no-progress", action="store_true")
+    add_backend_arguments(p)
+
+
+def _percent(value: float, interval: list[float]) -> str:
+    return f"{100 * value:.1f}% [{100 * interval[0]:.1f}, {100 * interval[1]:.1f}]"
+
+
+def run_eval(args) -> int:
+    """Runs the evaluation and prints one summary; errors (ValueError, RecordError, BackendError) go to the
+    caller, which prints them."""
+    from .generation.options import backend_from_args
+    from .task_data import load_split
+
+    get_task(args.task)  # an unknown task fails before any data is loaded
+    if args.k < 1:
+        raise ValueError(f"--k must be >= 1, got {args.k}")
+    if args.prompts is not None:
+        prompts = args.prompts
+    else:
+        prompts = load_split(args.task, args.split, source=args.source, cache_dir=args.cache_dir, seed=args.split_seed,
+                             run_dir=args.run_dir, train_fraction=args.train_fraction)  # fmt: skip
+    name, start = backend_from_args(args)
+    result = evaluate(args.model, prompts, args.task, args.out, name=args.name, split=args.split, seed=args.seed,
+                      k=args.k, n_samples=args.n_samples, temperature=args.temperature, backend=name,
+                      make_backend=start, max_new_tokens=args.max_new_tokens, prompt_style=args.prompt_style,
+                      stop=tuple(args.stop), shard_size=args.shard_size, limit=args.limit, role=args.role,
+                      overwrite=args.overwrite, progress=not args.no_progress,
+                      bootstrap_resamples=args.bootstrap_resamples)  # fmt: skip
+    parts = [f"{result['name']}: greedy {_percent(result['accuracy'], result['ci95'])} (n={result['n']})"]
+    for key, label in (("maj_at_k", "maj"), ("pass_at_k", "pass")):
+        if result[key] is not None:
+            parts.append(f"{label}@{result[key]['k']} {_percent(result[key]['accuracy'], result[key]['ci95'])}")
+    parts.append(f"no answer {100 * result['no_answer_rate']:.1f}%")
+    print(", ".join(parts) + f" -> {args.out}")
+    return 0
