@@ -110,6 +110,12 @@ def _add_eval(sub) -> None:
     add_eval_arguments(p)
 
 
+def _add_report(sub) -> None:
+    from .results import add_arguments
+
+    add_arguments(sub.add_parser("report", help="results.json, report.md and plots/ of a run directory"))
+
+
 def _add_run(sub) -> None:
     from .pipeline import add_arguments
 
@@ -210,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ppo(sub)
     _add_serve_rm(sub)
     _add_eval(sub)
+    _add_report(sub)
     _add_run(sub)
     _add_tiny_model(sub)
     return parser
@@ -352,6 +359,10 @@ def main(argv: list[str] | None = None) -> int:
             from .evaluation import run_eval
 
             return run_eval(args)
+        if args.command == "report":
+            from .results import run as report
+
+            return report(args)
         if args.command == "run":
             from .pipeline import run as run_pipeline
 

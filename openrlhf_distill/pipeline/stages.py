@@ -24,6 +24,7 @@ import sys
 from dataclasses import dataclass, field
 
 from ..compat.flags import TRAIN_DISTILL_RM, TRAIN_PPO_RAY, TRAIN_SFT
+from ..evaluation import samples_dir_for
 
 CLI = [sys.executable, "-m", "openrlhf_distill.cli"]
 STAGE_NAMES = ("world", "data", "teacher_samples", "teacher_labels", "sft_data", "sft", "student_samples",
@@ -177,10 +178,14 @@ def plan(config: dict) -> list[Stage]:
             add(Stage("rm", f"rm{suffix}@seed{seed}", seed, rm_argv, rm, [sft, rm_data], partial=True))
             rms[suffix] = (rm, rm_data)
         rm, rm_data = rms[""]
-        rm_eval = os.path.join(here, "rm_eval.json")
-        add(Stage("rm_eval", f"rm_eval@seed{seed}", seed, ["eval-rm", "--model", rm, "--prompts", train, "--samples",
-                  samples, "--out", rm_eval, "--seed", str(seed)], rm_eval, [rm, train, samples]))  # fmt: skip
         evaluation("sft", sft, seed, [sft])
+        # The RM judged on held-out questions: the SFT student's evaluation samples (k per question for best-of-N),
+        # which neither the RM nor the student trained on.
+        sft_samples = os.path.join(samples_dir_for(stages[-1].output), "sampled" if ev["k"] > 1 else "greedy")
+        rm_eval = os.path.join(here, "rm_eval.json")
+        add(Stage("rm_eval", f"rm_eval@seed{seed}", seed, ["eval-rm", "--model", rm, "--prompts", test, "--samples",
+                  sft_samples, "--out", rm_eval, "--scores-out", os.path.join(here, "rm_scores.jsonl"),
+                  "--seed", str(seed)], rm_eval, [rm, test, stages[-1].output]))  # fmt: skip
         runs = [(scheme, "") for scheme in config["ppo"]["schemes"]]
         runs += [("rm", "_teacher_only")] * teacher_only
         for scheme, suffix in runs:

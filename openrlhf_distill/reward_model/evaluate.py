@@ -6,6 +6,12 @@
   pairwise accuracy on gold-labelled pairs (a gold-correct vs a gold-wrong sample of one question), and
   best-of-N: is the RM's top-scored sample right more often than a random sample, and than the majority answer
   of the same N samples?
+- with ``--scores-out FILE`` (needs ``--prompts`` + ``--samples``): one JSON line per sample, the RM's raw score
+  beside what is known of its correctness: ``{"id", "source", "sample_index", "answer", "score", "gold_correct",
+  "pseudo_correct"}``. ``gold_correct`` is true/false where the prompt has gold, null otherwise;
+  ``pseudo_correct`` is true/false where ``--votes`` (the ``votes.jsonl`` of ``openrlhf-distill label``) gives
+  the question an accepted pseudo-label (it then equals the sample's 0/1 label), null otherwise. Every sample is
+  scored, with or without gold; the report (``openrlhf-distill report``) draws its score histograms from it.
 
 Gold is read here for measurement only. The RM is loaded by OpenRLHF's own loader (with the adapter's mean/std
 fix) and scored on raw rewards, on the text OpenRLHF's RewardDataset would build (chat template + EOS).
@@ -19,7 +25,7 @@ from collections import defaultdict
 
 from ..compat.formats import reward_model_input
 from ..labelling import load_questions, question_key, read_samples
-from ..records import ANY_OBJECT, read_records, write_json_atomic
+from ..records import ANY_OBJECT, VOTE, read_records, write_json_atomic, write_jsonl_atomic
 from ..voting import majority_vote
 
 
@@ -117,7 +123,15 @@ def _mean(values):
     return sum(values) / len(values) if values else None
 
 
-def _gold_measures(scorer: RewardScorer, prompts: str, samples: str, source: str, max_pairs: int, seed: int) -> dict:
+def _read_pseudo_labels(votes: str) -> dict[str, str]:
+    """Question key -> accepted pseudo-label, from a votes.jsonl written by `openrlhf-distill label`."""
+    return {question_key(vote["id"]): vote["pseudo_label"] for _, vote in read_records(votes, VOTE)
+            if vote["accepted"] and vote.get("pseudo_label") is not None}  # fmt: skip
+
+
+def _score_samples(scorer: RewardScorer, prompts: str, samples: str, source: str, *, all_questions: bool):
+    """Scores samples question by question (one batch run per question); yields (question, rows) with rows of
+    (sample, score, gold_correct or None). Without ``all_questions`` only questions with gold are scored."""
     questions = load_questions(prompts)
     by_question = defaultdict(list)
     for sample in read_samples(samples, source, questions, None):
@@ -125,13 +139,24 @@ def _gold_measures(scorer: RewardScorer, prompts: str, samples: str, source: str
         if question.gold is not None:
             right = sample["answer"] is not None and question.task.is_equivalent(sample["answer"], question.gold)
             by_question[question_key(sample["id"])].append((sample, right))
-    rng = random.Random(seed)
-    gold_pairs, best_of_n = [], {"rm_top": [], "random": [], "majority": [], "questions": 0}
+        elif all_questions:
+            by_question[question_key(sample["id"])].append((sample, None))
     for key, rows in by_question.items():
         question = questions[key]
         prompt = question.task.format_prompt(question.record)
-        texts = [scorer.text(prompt, s["response"]) for s, _ in rows]
-        rewards = scorer.scores(texts)
+        rewards = scorer.scores([scorer.text(prompt, s["response"]) for s, _ in rows])
+        yield question, [(s, r, right) for (s, right), r in zip(rows, rewards, strict=True)]
+
+
+def _gold_measures(scored, max_pairs: int, seed: int) -> dict:
+    """Gold-labelled pairwise accuracy and best-of-N from the scored samples of the questions that have gold."""
+    rng = random.Random(seed)
+    gold_pairs, best_of_n = [], {"rm_top": [], "random": [], "majority": [], "questions": 0}
+    for question, scored_rows in scored:
+        if question.gold is None:
+            continue
+        rows = [(s, right) for s, _, right in scored_rows]
+        rewards = [r for _, r, _ in scored_rows]
         good = [r for r, (_, right) in zip(rewards, rows, strict=True) if right]
         bad = [r for r, (_, right) in zip(rewards, rows, strict=True) if not right]
         combos = [(g, b) for g in good for b in bad]
@@ -152,8 +177,35 @@ def _gold_measures(scorer: RewardScorer, prompts: str, samples: str, source: str
     return result
 
 
+def _score_records(scored, pseudo_labels: dict[str, str] | None):
+    """The rows of ``--scores-out``, in the order the samples were scored (question by question)."""
+    for question, rows in scored:
+        label = None if pseudo_labels is None else pseudo_labels.get(question_key(question.id))
+        for sample, score, right in rows:
+            pseudo = None
+            if label is not None:
+                pseudo = sample["answer"] is not None and question.task.is_equivalent(sample["answer"], label)
+            yield {
+                "id": sample["id"],
+                "source": sample["source"],
+                "sample_index": sample["sample_index"],
+                "answer": sample["answer"],
+                "score": score,
+                "gold_correct": right,
+                "pseudo_correct": pseudo,
+            }
+
+
 def evaluate_reward_model(model: str, *, pairs=None, points=None, prompts=None, samples=None, source="student",
-                          max_gold_pairs_per_question=16, seed=0, out=None) -> dict:  # fmt: skip
+                          max_gold_pairs_per_question=16, seed=0, out=None, scores_out=None,
+                          votes=None) -> dict:  # fmt: skip
+    """Runs the measures its inputs allow (see the module docstring); ``scores_out`` (with ``prompts`` and
+    ``samples``) also writes every sample's score, ``votes`` fills in its ``pseudo_correct``."""
+    if scores_out and not (prompts and samples):
+        raise ValueError("--scores-out needs --prompts and --samples (the samples to score)")
+    if votes and not scores_out:
+        raise ValueError("--votes is read only for --scores-out (pseudo_correct of each scored sample)")
+    pseudo_labels = _read_pseudo_labels(votes) if votes else None
     scorer = RewardScorer(model)
     report = {"model": model}
     if pairs:
@@ -161,7 +213,11 @@ def evaluate_reward_model(model: str, *, pairs=None, points=None, prompts=None, 
     if points:
         report["points"] = _pointwise(scorer, [row for _, row in read_records(points, ANY_OBJECT)])
     if prompts and samples:
-        report.update(_gold_measures(scorer, prompts, samples, source, max_gold_pairs_per_question, seed))
+        scored = list(_score_samples(scorer, prompts, samples, source, all_questions=bool(scores_out)))
+        report.update(_gold_measures(scored, max_gold_pairs_per_question, seed))
+        if scores_out:
+            written = write_jsonl_atomic(scores_out, _score_records(scored, pseudo_labels))
+            report["scores"] = {"file": scores_out, "n": written}
     if out:
         write_json_atomic(out, report)
     return report
@@ -184,6 +240,8 @@ def print_report(report: dict) -> None:
         r = report["best_of_n"]
         print(f"best-of-N accuracy: RM's top {fmt(r['rm_top'])}, random sample {fmt(r['random'])}, "
               f"majority answer {fmt(r['majority'])} ({r['questions']} questions)")  # fmt: skip
+    if "scores" in report:
+        print(f"per-sample scores                          {report['scores']['n']} -> {report['scores']['file']}")
 
 
 def add_arguments(p) -> None:
@@ -194,6 +252,11 @@ def add_arguments(p) -> None:
     p.add_argument("--samples", default=None, help="samples of those prompts (a .jsonl file or a folder)")
     p.add_argument("--source", choices=["teacher", "student"], default="student")
     p.add_argument("--out", default=None, help="write the report here (JSON)")
+    p.add_argument("--scores-out", "--scores_out", dest="scores_out", default=None,
+                   help="write every sample's RM score here (JSON Lines: id, source, sample_index, answer, score, "
+                   "gold_correct, pseudo_correct); needs --prompts and --samples")  # fmt: skip
+    p.add_argument("--votes", default=None,
+                   help="votes.jsonl of `openrlhf-distill label`: fills pseudo_correct in --scores-out")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -201,7 +264,8 @@ def run(args) -> int:
     if not (args.pairs or args.points or (args.prompts and args.samples)):
         raise ValueError("give --pairs, --points, or --prompts with --samples")
     report = evaluate_reward_model(args.model, pairs=args.pairs, points=args.points, prompts=args.prompts,
-                                   samples=args.samples, source=args.source, seed=args.seed, out=args.out)  # fmt: skip
+                                   samples=args.samples, source=args.source, seed=args.seed, out=args.out,
+                                   scores_out=args.scores_out, votes=args.votes)  # fmt: skip
     print_report(report)
     if args.out:
         print(f"-> {args.out}")
