@@ -12,7 +12,7 @@ export VLLM_CPU_KVCACHE_SPACE ?= 1
 export TOKENIZERS_PARALLELISM := false
 export DS_BUILD_OPS := 0
 
-.PHONY: venv lint test test-fast demo clean
+.PHONY: venv lint test test-fast demo study clean
 
 venv:
 	@want=$$(cat $(VENV_INPUTS) | sha256sum | cut -d' ' -f1); \
@@ -37,5 +37,9 @@ test-fast: lint
 demo: venv
 	PATH=$(abspath $(VENV))/bin:$$PATH bash recipes/quickstart_cpu.sh
 
+# The demo plus the vote and gold rewards and the teacher-only RM ablation, in the same run and report.
+study: venv
+	PATH=$(abspath $(VENV))/bin:$$PATH bash recipes/quickstart_cpu.sh --ppo.schemes rm,vote,gold --rm.ablations teacher_only
+
 clean:
-	rm -rf $(VENV) runs/quickstart_cpu
+	rm -rf $(VENV) runs/quickstart runs/quickstart_cpu

@@ -136,6 +136,13 @@ def _add_serve_rm(sub) -> None:
     add_arguments(p)
 
 
+def _add_toy_world(sub) -> None:
+    from .toy.world import add_arguments
+
+    p = sub.add_parser("toy-world", help="the CPU toy world: arithmetic data, a teacher and a student pretrained here")
+    add_arguments(p)
+
+
 def _add_tiny_model(sub) -> None:
     p = sub.add_parser("tiny-model", help="build a tiny random causal LM + tokenizer offline (tests, toy runs)")
     p.add_argument("out_dir")
@@ -218,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval(sub)
     _add_report(sub)
     _add_run(sub)
+    _add_toy_world(sub)
     _add_tiny_model(sub)
     return parser
 
@@ -385,6 +393,10 @@ def main(argv: list[str] | None = None) -> int:
             from .judging import run_judge
 
             return run_judge(args)
+        if args.command == "toy-world":
+            from .toy.world import run as toy_world
+
+            return toy_world(args)
         if args.command == "tiny-model":
             from .toy.tiny_models import TinyModelSpec, build_tiny_causal_lm
 

@@ -32,8 +32,17 @@ def run(args, overrides: list[str]) -> int:
     os.makedirs(run_dir, exist_ok=True)
     write_json_atomic(os.path.join(run_dir, "run.json"),
                       {"task": config["task"], "seeds": config["seeds"], "config": config})  # fmt: skip
-    run_stages(stages, run_dir, forced=forced)
-    print(f"run {run_dir} complete: {os.path.join(run_dir, 'report.md')}")
+    seen = run_stages(stages, run_dir, forced=forced)
+    results = os.path.join(run_dir, "results.json")
+    if seen.get("report") == "done" and os.path.exists(results):  # the report stage prints it when it runs
+        import json
+
+        from ..results.markdown import main_table_lines
+
+        with open(results) as f:
+            print("\n".join(main_table_lines(json.load(f))))
+    if stages[-1].name == "report":
+        print(f"run {run_dir} complete: {os.path.join(run_dir, 'report.md')}")
     return 0
 
 
