@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 
 from ..tasks import get_task
 from ..voting import majority_vote
-from .tiny_models import TinyModelSpec, build_tokenizer
+from .tiny_models import TinyModelSpec, build_tokenizer, random_causal_lm
 
 # Head sizes vLLM's CPU attention accepts.
 VLLM_CPU_HEAD_SIZES = (32, 64, 80, 96, 112, 128, 192, 256)
@@ -69,31 +69,7 @@ def toy_tokenizer():
 
 
 def build_model(spec: ToyModelSpec, tokenizer, seed: int):
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
-
-    config_cls, model_cls = {"qwen2": (Qwen2Config, Qwen2ForCausalLM), "llama": (LlamaConfig, LlamaForCausalLM)}[
-        spec.arch
-    ]
-    config = config_cls(
-        vocab_size=len(tokenizer),
-        hidden_size=spec.hidden_size,
-        intermediate_size=spec.intermediate_size,
-        num_hidden_layers=spec.num_hidden_layers,
-        num_attention_heads=spec.num_attention_heads,
-        num_key_value_heads=spec.num_key_value_heads,
-        max_position_embeddings=spec.max_position_embeddings,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=None,
-        tie_word_embeddings=True,
-        torch_dtype="float32",
-    )
-    torch.manual_seed(seed)
-    model = model_cls(config)
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    return model
+    return random_causal_lm(spec, tokenizer, seed)
 
 
 def chat_prompts(tokenizer, questions: Sequence[str]) -> list[str]:

@@ -71,12 +71,13 @@ def build_tokenizer(spec: TinyModelSpec = TinyModelSpec()):
     return tokenizer
 
 
-def build_tiny_causal_lm(out_dir: str, spec: TinyModelSpec = TinyModelSpec()) -> str:
-    """Writes a random tiny causal LM + tokenizer to ``out_dir`` (HF format) and returns the folder."""
+def random_causal_lm(spec, tokenizer, seed: int):
+    """A randomly initialised Qwen2 / Llama causal LM of ``spec``'s shape (``arch``, ``hidden_size``,
+    ``intermediate_size``, ``num_hidden_layers``, ``num_attention_heads``, ``num_key_value_heads``,
+    ``max_position_embeddings``) for ``tokenizer``: tied embeddings, float32, generation stops at its EOS."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
-    tokenizer = build_tokenizer(spec)
     classes = {"qwen2": (Qwen2Config, Qwen2ForCausalLM), "llama": (LlamaConfig, LlamaForCausalLM)}
     if spec.arch not in classes:
         raise ValueError(f"arch must be one of {sorted(classes)}, not {spec.arch!r}")
@@ -95,10 +96,17 @@ def build_tiny_causal_lm(out_dir: str, spec: TinyModelSpec = TinyModelSpec()) ->
         tie_word_embeddings=True,
         torch_dtype="float32",
     )
-    torch.manual_seed(spec.seed)
+    torch.manual_seed(seed)
     model = model_cls(config)
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+def build_tiny_causal_lm(out_dir: str, spec: TinyModelSpec = TinyModelSpec()) -> str:
+    """Writes a random tiny causal LM + tokenizer to ``out_dir`` (HF format) and returns the folder."""
+    tokenizer = build_tokenizer(spec)
+    model = random_causal_lm(spec, tokenizer, spec.seed)
     os.makedirs(out_dir, exist_ok=True)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
