@@ -496,3 +496,18 @@ def test_the_build_stage_reads_the_judged_labels_folder(inputs, tmp_path):
     for pair in _read(tmp_path / "built" / "rm_pairs.jsonl"):  # only q1 has two judged samples
         assert labels[pair["chosen"][0]["content"]] > labels[pair["rejected"][0]["content"]]
     assert [row["id"] for row in _read(tmp_path / "built" / "rl_prompts.jsonl")] == ["q1", "q2", "q3"]
+
+
+def test_the_report_of_a_judged_run_has_its_label_metrics_and_no_accuracy_table(inputs, tmp_path):
+    # A run directory as `run` leaves it with labeller: judge and eval.enabled: false (open-ended task).
+    from openrlhf_distill.results import build_report
+
+    run = tmp_path / "run"
+    judge_samples(inputs["prompts"], {"teacher": inputs["samples"]["teacher"]}, str(run / "labels"),
+                  ScriptedJudge(SCRIPT))  # fmt: skip
+    judge_samples(inputs["prompts"], inputs["samples"], str(run / "seed0" / "labels"), ScriptedJudge(SCRIPT))
+    results = build_report(str(run), plots=False)
+    assert results["rows"] == []
+    assert results["pseudo_labels"]["teacher"]["file"] == "labels/metrics.json"
+    assert [s["seed"] for s in results["pseudo_labels"]["seeds"]] == [0]
+    assert (run / "report.md").read_text().startswith("# Results")

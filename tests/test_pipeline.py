@@ -105,6 +105,37 @@ def test_the_plan_follows_the_design_order_and_every_trainer_writes_a_partial_fo
         made.add(stage.output)
 
 
+def test_the_judge_labeller_labels_with_the_teacher_as_judge_and_open_tasks_are_not_evaluated(tmp_path):
+    config = cfg.load_config(None, [
+        "--task", "open", "--labeller", "judge", "--eval.enabled", "false", "--data.train", "prompts.jsonl",
+        "--teacher.model", "/m/teacher", "--teacher.backend_flags", "{vllm.tensor_parallel_size: 8}",
+        "--student.model", "/m/student", "--judge.flags", "{judge.temperature: 0.0}", "--build.sft_min_label", "0.9",
+        "--ppo.schemes", "judge", "--run_dir", str(tmp_path)])  # fmt: skip
+    planned = {s.key: s for s in stages.plan(config)}
+    assert [k for k in planned if k.startswith(("eval", "rm_eval"))] == []
+    teacher_labels, seed_labels = planned["teacher_labels"].argv, planned["labels@seed0"].argv
+    for argv in (teacher_labels, seed_labels):
+        assert argv[0] == "judge" and argv[argv.index("--model") + 1] == "/m/teacher"
+        # the teacher judges with its own serving flags, and the judge's flags on top
+        assert argv[argv.index("--vllm.tensor_parallel_size") + 1] == "8"
+        assert argv[argv.index("--judge.temperature") + 1] == "0.0"
+    assert "--student-samples" not in teacher_labels
+    assert seed_labels[seed_labels.index("--student-samples") + 1] == planned["student_samples@seed0"].output
+    build = planned["sft_data"].argv
+    assert build[build.index("--sft.min_label") + 1] == "0.9"
+    ppo_argv = planned["rl_judge@seed0"].argv
+    assert ppo_argv[ppo_argv.index("--reward.model_name_or_path") + 1] == planned["rm@seed0"].output
+    # A separate judge model is an input of the labelling stages (its change reruns them), with no teacher flags.
+    other = cfg.apply_overrides(config, ["--judge.model", "/m/judge"])
+    planned = {s.key: s for s in stages.plan(other)}
+    assert "/m/judge" in planned["teacher_labels"].inputs and "/m/judge" in planned["labels@seed0"].inputs
+    assert "--vllm.tensor_parallel_size" not in planned["teacher_labels"].argv
+    with pytest.raises(cfg.ConfigError, match="labeller must be vote or judge"):
+        cfg.load_config(None, ["--labeller", "vote2", "--data.source", "toy"])
+    with pytest.raises(cfg.ConfigError, match="task open has no gold answers"):
+        cfg.load_config(None, ["--task", "open", "--data.source", "toy"])
+
+
 def test_from_and_until_stage(tmp_path):
     config = cfg.load_config(None, ["--data.source", "toy", "--run_dir", str(tmp_path)])
     planned = stages.plan(config)

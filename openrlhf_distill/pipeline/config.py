@@ -43,16 +43,31 @@ DEFAULTS: dict = {
         "shard_size": 64,
         "backend_flags": {},
     },
+    # How samples get their labels: "vote" (the majority over the teacher's answers; verifiable tasks) or "judge"
+    # (the teacher scores each response 1-10 against a rubric, label = score / 10; open-ended tasks).
+    "labeller": "vote",
     "vote": {"min_ratio": 0.5, "min_valid": 1},
-    "build": {"sft_max_per_question": None, "pairs_per_question": 16, "pair_margin": 0.3},
+    # judge.model: the judge (null: the teacher); flags: `openrlhf-distill judge` flags, e.g. judge.rubric_file.
+    "judge": {"model": None, "flags": {}},
+    # sft_min_label: least label of an SFT response (vote labels are 0/1; judge labels score/10, e.g. 0.9).
+    "build": {"sft_max_per_question": None, "sft_min_label": None, "pairs_per_question": 16, "pair_margin": 0.3},
     "sft": {"flags": {}},
     "rm": {"flags": {}, "ablations": []},  # ablations: ["teacher_only"] (RM data from teacher samples only)
     "ppo": {"schemes": ["rm"], "flags": {}},
-    "eval": {"k": 1, "temperature": 0.7, "max_new_tokens": 512, "models": ["teacher", "student_base"]},
+    # enabled: false for tasks without gold answers (open-ended): no evaluation stages, the report has no table.
+    "eval": {
+        "enabled": True,
+        "k": 1,
+        "temperature": 0.7,
+        "max_new_tokens": 512,
+        "models": ["teacher", "student_base"],
+    },
 }
 
 # Sections whose unknown keys are OpenRLHF flags for that stage.
 FLAG_SECTIONS = ("sft", "rm", "ppo")
+# Keys that hold a mapping of command-line flags (merged key by key, not checked against defaults).
+FLAG_MAPPINGS = ("flags", "backend_flags")
 
 
 class ConfigError(ValueError):
@@ -65,11 +80,11 @@ def _merge(base: dict, update: dict, where: str) -> dict:
         path = f"{where}.{key}" if where else key
         if key not in out:
             raise ConfigError(f"unknown setting {path!r}; known here: {', '.join(sorted(out))}")
-        if isinstance(out[key], dict) and key not in ("flags", "backend_flags"):
+        if isinstance(out[key], dict) and key not in FLAG_MAPPINGS:
             if not isinstance(value, dict):
                 raise ConfigError(f"setting {path!r} must be a mapping, got {value!r}")
             out[key] = _merge(out[key], value, path)
-        elif key in ("flags", "backend_flags"):
+        elif key in FLAG_MAPPINGS:
             if not isinstance(value, dict):
                 raise ConfigError(f"setting {path!r} must be a mapping of OpenRLHF flags, got {value!r}")
             out[key] = {**out[key], **{str(k).lstrip("-"): v for k, v in value.items()}}
@@ -151,8 +166,11 @@ def check(config: dict) -> None:
     source = config["data"]["source"]
     if source not in ("files", "hf", "toy"):
         raise ConfigError(f"data.source must be files, hf or toy, got {source!r}")
-    if source == "files" and not (config["data"]["train"] and config["data"]["test"]):
-        raise ConfigError("data.source files needs data.train and data.test (prompt record files)")
+    if source == "files" and not (
+        config["data"]["train"] and (config["data"]["test"] or not config["eval"]["enabled"])
+    ):
+        raise ConfigError("data.source files needs data.train and data.test (prompt record files; no data.test "
+                          "when eval.enabled is false)")  # fmt: skip
     if source != "toy" and not (config["teacher"]["model"] and config["student"]["model"]):
         raise ConfigError("teacher.model and student.model are required (the toy world builds its own)")
     from ..rewards.schemes import SCHEMES
@@ -160,6 +178,10 @@ def check(config: dict) -> None:
     for scheme in config["ppo"]["schemes"]:
         if scheme not in SCHEMES:
             raise ConfigError(f"ppo.schemes: unknown scheme {scheme!r}; choose from {', '.join(SCHEMES)}")
+    if config["labeller"] not in ("vote", "judge"):
+        raise ConfigError(f"labeller must be vote or judge, got {config['labeller']!r}")
+    if config["eval"]["enabled"] and config["task"] == "open":
+        raise ConfigError("task open has no gold answers to evaluate against: set eval.enabled false")
     for ablation in config["rm"]["ablations"]:
         if ablation != "teacher_only":
             raise ConfigError(f"rm.ablations: unknown ablation {ablation!r}; known: teacher_only")

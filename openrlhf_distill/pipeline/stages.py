@@ -5,7 +5,7 @@ Run directory (``run_dir``):
 
     world/ or data/            prompts_train.jsonl, prompts_test.jsonl (+ teacher/, student/ for the toy world)
     teacher_samples/           1  teacher sampling
-    labels/                    2  vote over the teacher's answers
+    labels/                    2  vote over the teacher's answers (labeller: judge: the teacher's scores)
     sft_data/                  3  SFT data (teacher answers agreeing with the vote)
     seed<k>/student_sft/       4  SFT warm-up (OpenRLHF train_sft)
     seed<k>/student_samples/   5  student sampling
@@ -99,7 +99,7 @@ def plan(config: dict) -> list[Stage]:
     else:
         train, test = data["train"], data["test"]
         teacher_model, student_model = teacher["model"], student["model"]
-        upstream = [train, test]
+        upstream = [path for path in (train, test) if path]  # open-ended runs may have no test prompts
     external = [] if data["source"] == "toy" else [teacher_model, student_model]
 
     def sampling(model, role, prompts, out, settings, seed, inputs):
@@ -114,15 +114,34 @@ def plan(config: dict) -> list[Stage]:
     teacher_samples = os.path.join(run, "teacher_samples")
     argv, inputs = sampling(teacher_model, "teacher", train, teacher_samples, teacher, seeds[0], upstream + external)
     add(Stage("teacher_samples", "teacher_samples", None, argv, teacher_samples, inputs))
-    vote = ["--vote.min_ratio", str(config["vote"]["min_ratio"]), "--vote.min_valid", str(config["vote"]["min_valid"])]
+
+    def labelling(out, student_samples=None):
+        """`label` (the vote) or `judge` (the teacher scores every response) of the teacher's samples, and of a
+        student's when given: both write the same labels folder."""
+        argv = ["--prompts", train, "--teacher-samples", teacher_samples]
+        argv += ["--student-samples", student_samples] if student_samples else []
+        argv += ["--out", out, "--task", task]
+        if config["labeller"] == "vote":
+            vote = config["vote"]
+            return ["label", *argv, "--vote.min_ratio", str(vote["min_ratio"]), "--vote.min_valid",
+                    str(vote["min_valid"])]  # fmt: skip
+        judge = config["judge"]
+        judge_model = judge["model"] or teacher_model
+        flags = {**teacher["backend_flags"], **judge["flags"]} if judge_model == teacher_model else judge["flags"]
+        return ["judge", *argv, "--model", judge_model, "--backend", backend, "--seed", str(seeds[0]),
+                *_flags(flags)]  # fmt: skip
+
     labels = os.path.join(run, "labels")
-    add(Stage("teacher_labels", "teacher_labels", None, ["label", "--prompts", train, "--teacher-samples",
-              teacher_samples, "--out", labels, "--task", task, *vote], labels, [train, teacher_samples]))  # fmt: skip
+    judge_inputs = [config["judge"]["model"]] if config["labeller"] == "judge" and config["judge"]["model"] else []
+    add(Stage("teacher_labels", "teacher_labels", None, labelling(labels), labels,
+              [train, teacher_samples, *judge_inputs]))  # fmt: skip
     build = config["build"]
     build_flags = ["--rm.pairs_per_question", str(build["pairs_per_question"]), "--rm.pair_margin",
                    str(build["pair_margin"])]  # fmt: skip
     if build["sft_max_per_question"]:
         build_flags += ["--sft.max_per_question", str(build["sft_max_per_question"])]
+    if build["sft_min_label"] is not None:
+        build_flags += ["--sft.min_label", str(build["sft_min_label"])]
     sft_data = os.path.join(run, "sft_data")
     add(Stage("sft_data", "sft_data", None, ["build", "--prompts", train, "--labels", labels, "--out", sft_data,
               "--task", task, *build_flags], sft_data, [train, labels]))  # fmt: skip
@@ -132,6 +151,8 @@ def plan(config: dict) -> list[Stage]:
     ev = config["eval"]
 
     def evaluation(name, model, seed, inputs, backend_flags=student["backend_flags"]):
+        if not ev["enabled"]:
+            return
         out = os.path.join(eval_dir, f"{name}_seed{seed}.json")
         argv = ["eval", "--model", model, "--task", task, "--prompts", test, "--out", out, "--name", name,
                 "--seed", str(seed), "--k", str(ev["k"]), "--temperature", str(ev["temperature"]),
@@ -157,9 +178,8 @@ def plan(config: dict) -> list[Stage]:
         argv, inputs = sampling(sft, "student", train, samples, student, seed, [sft])
         add(Stage("student_samples", f"student_samples@seed{seed}", seed, argv, samples, inputs))
         seed_labels = os.path.join(here, "labels")
-        add(Stage("labels", f"labels@seed{seed}", seed, ["label", "--prompts", train, "--teacher-samples",
-                  teacher_samples, "--student-samples", samples, "--out", seed_labels, "--task", task, *vote],
-                  seed_labels, [train, teacher_samples, samples]))  # fmt: skip
+        add(Stage("labels", f"labels@seed{seed}", seed, labelling(seed_labels, samples), seed_labels,
+                  [train, teacher_samples, samples, *judge_inputs]))  # fmt: skip
         teacher_only = "teacher_only" in config["rm"]["ablations"]
         variants = [("", "teacher,student")] + [("_teacher_only", "teacher")] * teacher_only
         rms = {}
@@ -179,13 +199,15 @@ def plan(config: dict) -> list[Stage]:
             rms[suffix] = (rm, rm_data)
         rm, rm_data = rms[""]
         evaluation("sft", sft, seed, [sft])
-        # The RM judged on held-out questions: the SFT student's evaluation samples (k per question for best-of-N),
-        # which neither the RM nor the student trained on.
-        sft_samples = os.path.join(samples_dir_for(stages[-1].output), "sampled" if ev["k"] > 1 else "greedy")
-        rm_eval = os.path.join(here, "rm_eval.json")
-        add(Stage("rm_eval", f"rm_eval@seed{seed}", seed, ["eval-rm", "--model", rm, "--prompts", test, "--samples",
-                  sft_samples, "--out", rm_eval, "--scores-out", os.path.join(here, "rm_scores.jsonl"),
-                  "--seed", str(seed)], rm_eval, [rm, test, stages[-1].output]))  # fmt: skip
+        if ev["enabled"]:
+            # The RM judged on held-out questions: the SFT student's evaluation samples (k per question for
+            # best-of-N), which neither the RM nor the student trained on.
+            sft_samples = os.path.join(samples_dir_for(stages[-1].output), "sampled" if ev["k"] > 1 else "greedy")
+            rm_eval = os.path.join(here, "rm_eval.json")
+            add(Stage("rm_eval", f"rm_eval@seed{seed}", seed, ["eval-rm", "--model", rm, "--prompts", test,
+                      "--samples", sft_samples, "--out", rm_eval, "--scores-out",
+                      os.path.join(here, "rm_scores.jsonl"), "--seed", str(seed)], rm_eval,
+                      [rm, test, stages[-1].output]))  # fmt: skip
         runs = [(scheme, "") for scheme in config["ppo"]["schemes"]]
         runs += [("rm", "_teacher_only")] * teacher_only
         for scheme, suffix in runs:
