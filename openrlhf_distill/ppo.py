@@ -25,7 +25,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from .compat import launch
+from .compat import launch, ray_driver
 from .compat.flags import TRAIN_PPO_RAY, flag_value, has_flag
 from .records import write_json_atomic
 from .rewards.schemes import RM_SCHEMES, SCHEMES, RewardConfig
@@ -131,9 +131,7 @@ def plan(argv: list[str], options: PPOOptions) -> PPOPlan:
     if options.sync_check:
         if planned.engine != "cpu":
             raise ValueError("--distill.sync_check runs on the CPU engine only")
-        from .compat.ray_driver import ENV_ENGINE_PROBE
-
-        planned.env[ENV_ENGINE_PROBE] = os.path.join(run_dir, "engine_probe.json")
+        planned.env[ray_driver.ENV_ENGINE_PROBE] = os.path.join(run_dir, "engine_probe.json")
     rm_server = extra.get("rm_server")
     return PPOPlan(options=options, launch=planned, openrlhf_argv=openrlhf_argv, run_dir=run_dir,
                    reward_config=extra.get("reward_config"), reward_file=extra.get("reward_file"),
@@ -142,8 +140,6 @@ def plan(argv: list[str], options: PPOOptions) -> PPOPlan:
 
 def validate(ppo_plan: PPOPlan):
     """OpenRLHF's own parser and checks, run on the exact flags the driver will pass; returns its namespace."""
-    from .compat import ray_driver
-
     command = ppo_plan.launch.command
     return ray_driver.validate(command[command.index(ray_driver.__name__) + 1 :])
 
@@ -152,8 +148,8 @@ def describe(ppo_plan: PPOPlan) -> str:
     """The command as a shell line, with the environment it needs."""
     import shlex
 
-    keys = ("PYTHONPATH", "RAY_ADDRESS", "OPENRLHF_DISTILL_RAY_GPUS", "OPENRLHF_DISTILL_SHIP_PACKAGE",
-            "VLLM_CPU_KVCACHE_SPACE", "OPENRLHF_DISTILL_ENGINE_PROBE")  # fmt: skip
+    keys = ("PYTHONPATH", "RAY_ADDRESS", ray_driver.ENV_LOGICAL_GPUS, ray_driver.ENV_SHIP_PACKAGE,
+            "VLLM_CPU_KVCACHE_SPACE", ray_driver.ENV_ENGINE_PROBE)  # fmt: skip
     env = " ".join(f"{k}={shlex.quote(ppo_plan.launch.env[k])}" for k in keys if ppo_plan.launch.env.get(k))
     return (env + " " if env else "") + shlex.join(ppo_plan.launch.command)
 
@@ -233,7 +229,7 @@ def run(ppo_plan: PPOPlan, *, log_path: str | None = None) -> dict:
         "rm_server": server_stats,
         "command": describe(ppo_plan),
     }
-    probe = ppo_plan.launch.env.get("OPENRLHF_DISTILL_ENGINE_PROBE")
+    probe = ppo_plan.launch.env.get(ray_driver.ENV_ENGINE_PROBE)
     if probe:
         summary["sync_check"] = sync_check(probe, flag_value(ppo_plan.openrlhf_argv, TRAIN_PPO_RAY["output_dir"]))
     write_json_atomic(os.path.join(ppo_plan.run_dir, "summary.json"), summary)

@@ -10,7 +10,6 @@ import textwrap
 import pytest
 
 from openrlhf_distill.compat import flags, launch, patches
-from openrlhf_distill.toy.quickstart import mean_response_nll
 
 pytestmark = pytest.mark.slow
 
@@ -23,6 +22,28 @@ COMMON = [
 def _arithmetic(n: int, seed: int):
     rng = random.Random(seed)
     return [(rng.randint(0, 50), rng.randint(0, 50)) for _ in range(n)]
+
+
+def mean_response_nll(model_dir: str, rows: list[dict], prompt_key: str = "input", response_key: str = "output"):
+    """Mean negative log-likelihood per response token, prompts formatted with the model's chat template."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    total, count = 0.0, 0
+    for row in rows:
+        messages = [{"role": "user", "content": row[prompt_key]}]
+        prompt = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        prompt_ids = tok(prompt, add_special_tokens=False).input_ids
+        response_ids = tok(row[response_key], add_special_tokens=False).input_ids
+        ids = torch.tensor([prompt_ids + response_ids])
+        with torch.no_grad():
+            logp = torch.log_softmax(model(ids).logits[0, :-1].float(), dim=-1)
+        token_logp = logp.gather(-1, ids[0, 1:, None])[:, 0][len(prompt_ids) - 1 :]
+        total -= token_logp.sum().item()
+        count += len(response_ids)
+    return total / count
 
 
 @pytest.fixture(scope="module")
