@@ -10,7 +10,9 @@ the scheme needs:
   ``--distill.rm_server.url``), since OpenRLHF takes a learned RM or a reward function, not both.
 
 The run's own files go to ``<--ckpt.output_dir>/distill_ppo/``: the reward file, ``command.txt``,
-``metrics.jsonl`` (OpenRLHF's per-step log, parsed) and ``summary.json``.
+``metrics.jsonl`` (OpenRLHF's per-step log, parsed) and ``summary.json``. A killed run rerun with
+``--ckpt.load_enable`` continues from OpenRLHF's last checkpoint (``--ckpt.save_steps``), and its metrics.jsonl
+keeps the killed run's steps before that checkpoint.
 """
 
 from __future__ import annotations
@@ -178,10 +180,26 @@ def _write_files(ppo_plan: PPOPlan) -> None:
         f.write(describe(ppo_plan) + "\n")
 
 
+def _earlier_steps(ppo_plan: PPOPlan, metrics_path: str) -> list[dict]:
+    """The steps a killed run logged before, when this run continues it from OpenRLHF's checkpoint."""
+    if not has_flag(ppo_plan.openrlhf_argv, TRAIN_PPO_RAY["load_checkpoint"]) or not os.path.exists(metrics_path):
+        return []
+    with open(metrics_path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
 def _stream(ppo_plan: PPOPlan, log_path: str | None) -> tuple[int, list[dict], list[str]]:
-    steps, tail = [], []
+    """Runs the loop, echoing its output and writing each logged step to metrics.jsonl as it comes. A run that
+    continues from a checkpoint keeps the earlier run's steps up to the step it restarts from (the steps after
+    the checkpoint are run, and logged, again)."""
     metrics_path = os.path.join(ppo_plan.run_dir, "metrics.jsonl")
-    with open(metrics_path, "w") as metrics, open(log_path or os.devnull, "w") as log:
+    steps, tail, earlier = [], [], _earlier_steps(ppo_plan, metrics_path)
+    tmp = f"{metrics_path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as metrics, open(log_path or os.devnull, "w") as log:
+        for step in earlier:  # until the first new step says where the checkpoint was
+            metrics.write(json.dumps(step) + "\n")
+        metrics.flush()
+        os.replace(tmp, metrics_path)
         proc = subprocess.Popen(ppo_plan.launch.command, env=ppo_plan.launch.env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, bufsize=1, errors="replace")  # fmt: skip
         for line in proc.stdout:
@@ -189,11 +207,17 @@ def _stream(ppo_plan: PPOPlan, log_path: str | None) -> tuple[int, list[dict], l
             log.write(line)
             tail = (tail + [line])[-60:]
             step = parse_step_line(line)
-            if step is not None:
-                steps.append(step)
-                metrics.write(json.dumps(step) + "\n")
-                metrics.flush()
-        return proc.wait(), steps, tail
+            if step is None:
+                continue
+            if not steps and earlier:
+                steps = [s for s in earlier if s["step"] < step["step"]]
+                metrics.seek(0)
+                metrics.truncate()
+                metrics.writelines(json.dumps(s) + "\n" for s in steps)
+            steps.append(step)
+            metrics.write(json.dumps(step) + "\n")
+            metrics.flush()
+        return proc.wait(), steps or earlier, tail
 
 
 def run(ppo_plan: PPOPlan, *, log_path: str | None = None) -> dict:

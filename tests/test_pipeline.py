@@ -4,6 +4,7 @@ The stages run for real (hf sampling on a tiny model, label, build); the trainer
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -144,6 +145,63 @@ def test_from_and_until_stage(tmp_path):
     assert forced == {"teacher_labels", "sft_data"}
     with pytest.raises(ValueError, match="unknown stage 'nope'"):
         runner.select(planned, "nope", None)
+
+
+def test_a_killed_trainer_stage_continues_from_its_last_complete_checkpoint(tmp_path, monkeypatch):
+    # The runner's side of a trainer's resume; OpenRLHF really continuing from such a checkpoint is shown by
+    # tests/test_ppo_cpu.py::test_gold_scheme_runs_and_a_killed_run_continues_from_its_checkpoint.
+    out = str(tmp_path / "seed0" / "rl_rm")
+    stage = stages.Stage("rl", "rl_rm@seed0", 0, ["ppo", "--reward.scheme", "rm"], out, partial=True)
+    calls = []
+
+    def trainer(saves: bool, code: int):
+        def call(command, **_):
+            partial = command[command.index("--ckpt.output_dir") + 1]
+            calls.append((command, sorted(os.listdir(partial)) if os.path.isdir(partial) else None))
+            os.makedirs(os.path.join(partial, "ckpt", "_actor", "global_step4"), exist_ok=True)
+            if saves:  # DeepSpeed writes the `latest` tag once the states are on disk
+                with open(os.path.join(partial, "ckpt", "_actor", "latest"), "w") as f:
+                    f.write("global_step4")
+            return code
+
+        return call
+
+    # Killed before any checkpoint was complete: the rerun starts over, from an empty folder.
+    monkeypatch.setattr(runner.subprocess, "call", trainer(saves=False, code=-9))
+    with pytest.raises(runner.StageFailed):
+        runner.run_stages([stage], str(tmp_path), log=lambda _: None)
+    with pytest.raises(runner.StageFailed):
+        runner.run_stages([stage], str(tmp_path), log=lambda _: None)
+    assert calls[1][1] is None and "--ckpt.load_enable" not in calls[1][0]
+    # Killed after a checkpoint: the rerun keeps the partial folder and asks OpenRLHF to load it.
+    monkeypatch.setattr(runner.subprocess, "call", trainer(saves=True, code=-9))
+    with pytest.raises(runner.StageFailed):
+        runner.run_stages([stage], str(tmp_path), log=lambda _: None)
+    logged = []
+    monkeypatch.setattr(runner.subprocess, "call", trainer(saves=True, code=0))
+    assert runner.run_stages([stage], str(tmp_path), log=logged.append) == {"rl_rm@seed0": "resume"}
+    command, kept = calls[-1]
+    assert kept == ["ckpt"] and command[-1] == "--ckpt.load_enable"
+    assert any("from the checkpoint in" in line for line in logged)
+    assert os.path.isdir(os.path.join(out, "ckpt")) and not os.path.exists(out + ".partial")
+    # A tag whose folder is gone (deleted before a save that was cut short), or models at different steps: no
+    # checkpoint to trust.
+    partial = out + ".partial"
+    cases = [({"_actor": "global_step8"}, ["global_step4"]),
+             ({"_actor": "global_step4", "_critic": "global_step2"}, ["global_step4", "global_step2"])]  # fmt: skip
+    for latest, steps in cases:
+        shutil.rmtree(partial, ignore_errors=True)
+        for model, tag in latest.items():
+            for step in steps:
+                os.makedirs(os.path.join(partial, "ckpt", model, step), exist_ok=True)
+            with open(os.path.join(partial, "ckpt", model, "latest"), "w") as f:
+                f.write(tag)
+        assert not runner._has_checkpoint(partial)
+    shutil.rmtree(partial)
+    # A changed setting is not a resume: the old checkpoint is not loaded into a differently set-up run.
+    changed = stages.Stage("rl", "rl_rm@seed0", 0, ["ppo", "--reward.scheme", "vote"], out, partial=True)
+    runner.run_stages([changed], str(tmp_path), log=lambda _: None)
+    assert calls[-1][1] is None and "--ckpt.load_enable" not in calls[-1][0]
 
 
 def _outputs(run_dir):

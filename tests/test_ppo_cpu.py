@@ -3,7 +3,7 @@ on this CPU machine, one run per reward scheme, with tiny offline models.
 
 - vote: on an easy synthetic task the mean reward rises over 30 steps, and after training the rollout engine
   gives the saved actor's log-probabilities (the weight sync really delivered the trained weights);
-- gold: runs, saves, and logs gold accuracy;
+- gold: logs gold accuracy, and a run killed mid-way continues from OpenRLHF's checkpoint to the same end;
 - rm + GAE: the critic trains, and rewards are normalised with the RM's stored mean/std;
 - hybrid: the RM server batches the reward function's requests during the run.
 The judge scheme builds the same command as rm (tests/test_ppo_plan.py) and is not run a second time.
@@ -12,6 +12,7 @@ The judge scheme builds the same command as rm (tests/test_ppo_plan.py) and is n
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 
@@ -127,13 +128,39 @@ def test_vote_reward_rises_and_the_rollout_engine_follows_the_actor(easy_task):
     assert summary["sync_check"]["mean_abs_diff_vs_saved_actor"] == pytest.approx(to_actor, abs=1e-6)
 
 
-def test_gold_scheme_runs_and_saves(easy_task):
+def test_gold_scheme_runs_and_a_killed_run_continues_from_its_checkpoint(easy_task):
+    """OpenRLHF checkpoints every 3 steps; the run is killed (SIGKILL of its whole process group: driver, Ray,
+    vLLM) after step 5, and the same command with --ckpt.load_enable continues from step 4 to the end. What the
+    pipeline's runner does with a killed trainer stage (tests/test_pipeline.py)."""
+    import signal
+    import time
+
     out = str(easy_task["root"] / "gold")
-    flags = _common_flags(easy_task["policy"], easy_task["prompts"], out, steps=2)
-    summary, steps = _run(["--reward.scheme", "gold", *flags], out)
-    assert summary["steps"] == len(steps) == 2
+    flags = _common_flags(easy_task["policy"], easy_task["prompts"], out, steps=12) + ["--ckpt.save_steps", "3"]
+    command = [sys.executable, "-m", "openrlhf_distill.cli", "ppo", "--reward.scheme", "gold", *flags]
+    metrics = os.path.join(out, "distill_ppo", "metrics.jsonl")
+    with open(out + ".killed.log", "w") as log:
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.time() + 600
+        while time.time() < deadline and proc.poll() is None:
+            if os.path.exists(metrics) and sum(1 for _ in open(metrics)) >= 5:
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    killed_at = sum(1 for _ in open(metrics))
+    assert 5 <= killed_at < 12, killed_at
+
+    summary, steps = _run(["--reward.scheme", "gold", *flags, "--ckpt.load_enable"], out)
+    with open(out + ".log") as f:
+        rerun_steps = [int(m) for m in re.findall(r"Global step (\d+):", f.read())]
+    # From the last checkpoint (a multiple of 3 steps), not from step 1.
+    assert (rerun_steps[0] - 1) % 3 == 0 and 4 <= rerun_steps[0] <= killed_at + 1, (rerun_steps, killed_at)
+    assert rerun_steps[-1] == 12
+    assert [s["step"] for s in steps] == list(range(1, 13))  # the killed run's steps before it, then the rerun's
+    assert summary["steps"] == 12
     assert all(s["distill/has_gold"] == 1.0 and s["distill/gold_correct"] == s["rollout/reward_mean"] for s in steps)
-    assert "reward_func_gold.py" in os.listdir(os.path.join(out, "distill_ppo"))
 
 
 @pytest.fixture(scope="module")

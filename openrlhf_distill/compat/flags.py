@@ -34,6 +34,7 @@ _TRAINER_FLAGS = {
     "packing_samples": "--ds.packing_samples",
     "output_dir": "--ckpt.output_dir",
     "ckpt_path": "--ckpt.path",
+    "load_checkpoint": "--ckpt.load_enable",  # continue from the latest checkpoint in ckpt_path, if any
     "batch_size": "--train.batch_size",
     "micro_batch_size": "--train.micro_batch_size",
     "max_epochs": "--train.max_epochs",
@@ -85,6 +86,7 @@ TRAIN_PPO_RAY = OpenRLHFCli(
         "zero_stage": "--ds.zero_stage",
         "output_dir": "--ckpt.output_dir",
         "ckpt_path": "--ckpt.path",
+        "load_checkpoint": "--ckpt.load_enable",
         "seed": "--train.seed",
         "colocate_all": "--train.colocate_all",
         "async_enable": "--train.async_enable",

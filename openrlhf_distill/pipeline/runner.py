@@ -7,7 +7,8 @@ upstream reruns the stage and everything after it. ``stages/<key>.json`` records
 
 A killed run, rerun with the same command, continues: finished stages are skipped; a generation stage resumes
 from its last complete shard; a trainer, which writes to ``OUTPUT.partial`` and is renamed when it finishes,
-starts that stage over. A stage whose settings changed starts from nothing (its old output is removed).
+continues from the last checkpoint OpenRLHF saved there (``ckpt.save_steps``), or else starts that stage over.
+A stage whose settings changed starts from nothing (its old output is removed).
 """
 
 from __future__ import annotations
@@ -20,8 +21,25 @@ import subprocess
 import sys
 import time
 
+from ..compat.flags import TRAIN_SFT
 from ..records import write_json_atomic
-from .stages import STAGE_NAMES, Stage, output_flags
+from .stages import STAGE_NAMES, Stage, checkpoint_dir, output_flags
+
+
+def _has_checkpoint(output: str) -> bool:
+    """Whether OpenRLHF finished a checkpoint under the stage's checkpoint folder. DeepSpeed writes the ``latest``
+    tag file after the states, so a save cut short leaves the previous tag in force; the tag's folder must still
+    exist (OpenRLHF deletes old checkpoints before saving a new one: keep ckpt.max_num >= 2), and a PPO run's
+    models (``_actor``, ``_critic``) must all be at the same step."""
+    tags = []
+    for folder, _, names in os.walk(checkpoint_dir(output)):
+        if "latest" in names:
+            with open(os.path.join(folder, "latest")) as f:
+                tag = f.read().strip()
+            if not tag or not os.path.isdir(os.path.join(folder, tag)):
+                return False
+            tags.append(tag)
+    return bool(tags) and len(set(tags)) == 1
 
 
 class StageFailed(RuntimeError):
@@ -153,8 +171,14 @@ def run_stages(stages: list[Stage], run_dir: str, *, forced: set = frozenset(), 
         log(f"[{'resume' if state == 'resume' else '   run'}] {stage.key}")
         command = stage.command
         if stage.partial:
-            _remove(stage.output + ".partial")  # a trainer cannot continue a killed run: start the stage over
-            command = command + output_flags(stage.output + ".partial")
+            partial = stage.output + ".partial"
+            if state == "resume" and _has_checkpoint(partial):
+                # OpenRLHF saved a checkpoint (ckpt.save_steps) before the kill: its trainer continues from it.
+                command = command + output_flags(partial) + [TRAIN_SFT["load_checkpoint"]]
+                log(f"[resume] {stage.key}: from the checkpoint in {checkpoint_dir(partial)}")
+            else:
+                _remove(partial)  # no checkpoint to continue from: start the stage over
+                command = command + output_flags(partial)
         started = time.time()
         code = subprocess.call(command, stdout=sys.stdout, stderr=sys.stderr)
         record["wall_seconds"] = round(spent + time.time() - started, 1)

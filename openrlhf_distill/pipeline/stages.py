@@ -230,7 +230,12 @@ def plan(config: dict) -> list[Stage]:
     return stages
 
 
+def checkpoint_dir(output: str) -> str:
+    """Where a trainer stage's OpenRLHF checkpoints (DeepSpeed states, every ``ckpt.save_steps``) go."""
+    return os.path.join(output, "ckpt")
+
+
 def output_flags(output: str) -> list[str]:
     """Where a trainer stage writes: OpenRLHF's output folder, its DeepSpeed states inside it (the three trainer
     CLIs spell these two flags the same)."""
-    return [TRAIN_SFT["output_dir"], output, TRAIN_SFT["ckpt_path"], os.path.join(output, "ckpt")]
+    return [TRAIN_SFT["output_dir"], output, TRAIN_SFT["ckpt_path"], checkpoint_dir(output)]
