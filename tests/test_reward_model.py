@@ -208,12 +208,17 @@ def test_auc_and_calibration_error_on_literal_values():
 
 
 @pytest.mark.slow
-def test_pointwise_only_ablation_also_learns_and_bad_labels_stop_the_run(tmp_path, tiny_model):
-    result = _train(tmp_path, tiny_model, "pointwise", "--distill.rm.pairwise_coef", "0")
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+def test_each_loss_alone_also_learns_and_bad_labels_stop_the_run(tmp_path, tiny_model):
     held_out, _ = _separable(20, seed=98)
-    scores = _score(str(tmp_path / "pointwise"), held_out)
-    assert sum(c > r for c, r in zip(scores["chosen"], scores["rejected"], strict=True)) >= 18
+    for name, coef in (("pointwise", "--distill.rm.pairwise_coef"), ("pairwise", "--distill.rm.pointwise_coef")):
+        result = _train(tmp_path, tiny_model, name, coef, "0")
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        scores = _score(str(tmp_path / name), held_out)
+        assert sum(c > r for c, r in zip(scores["chosen"], scores["rejected"], strict=True)) >= 18, name
+    # Pairs alone: the metrics file still gets every logged step (OpenRLHF's loss and accuracy), and no
+    # pointwise term.
+    steps = [json.loads(line) for line in open(tmp_path / "pairwise.metrics.jsonl")]
+    assert steps and "loss" in steps[-1] and "pointwise_loss" not in steps[-1]
 
     bad = _write(tmp_path / "bad_points.jsonl", [{"prompt": "q", "response": "r", "label": 2}])
     failed = _train(tmp_path, tiny_model, "bad", "--distill.rm.points", bad)
