@@ -21,9 +21,8 @@ import subprocess
 import sys
 import time
 
-from ..compat.flags import TRAIN_SFT
 from ..records import write_json_atomic
-from .stages import STAGE_NAMES, Stage, checkpoint_dir, output_flags
+from .stages import STAGE_NAMES, Stage, checkpoint_dir, output_flags, resume_flags
 
 
 def _has_checkpoint(output: str) -> bool:
@@ -174,7 +173,7 @@ def run_stages(stages: list[Stage], run_dir: str, *, forced: set = frozenset(), 
             partial = stage.output + ".partial"
             if state == "resume" and _has_checkpoint(partial):
                 # OpenRLHF saved a checkpoint (ckpt.save_steps) before the kill: its trainer continues from it.
-                command = command + output_flags(partial) + [TRAIN_SFT["load_checkpoint"]]
+                command = command + resume_flags(partial)
                 log(f"[resume] {stage.key}: from the checkpoint in {checkpoint_dir(partial)}")
             else:
                 _remove(partial)  # no checkpoint to continue from: start the stage over

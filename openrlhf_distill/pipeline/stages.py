@@ -115,6 +115,9 @@ def plan(config: dict) -> list[Stage]:
     argv, inputs = sampling(teacher_model, "teacher", train, teacher_samples, teacher, seeds[0], upstream + external)
     add(Stage("teacher_samples", "teacher_samples", None, argv, teacher_samples, inputs))
 
+    judge = config["judge"]
+    judge_model = judge["model"] or teacher_model  # the teacher judges unless another model is named
+
     def labelling(out, student_samples=None):
         """`label` (the vote) or `judge` (the teacher scores every response) of the teacher's samples, and of a
         student's when given: both write the same labels folder."""
@@ -125,14 +128,12 @@ def plan(config: dict) -> list[Stage]:
             vote = config["vote"]
             return ["label", *argv, "--vote.min_ratio", str(vote["min_ratio"]), "--vote.min_valid",
                     str(vote["min_valid"])]  # fmt: skip
-        judge = config["judge"]
-        judge_model = judge["model"] or teacher_model
         flags = {**teacher["backend_flags"], **judge["flags"]} if judge_model == teacher_model else judge["flags"]
         return ["judge", *argv, "--model", judge_model, "--backend", backend, "--seed", str(seeds[0]),
                 *_flags(flags)]  # fmt: skip
 
     labels = os.path.join(run, "labels")
-    judge_inputs = [config["judge"]["model"]] if config["labeller"] == "judge" and config["judge"]["model"] else []
+    judge_inputs = [judge_model] if config["labeller"] == "judge" and judge_model != teacher_model else []
     add(Stage("teacher_labels", "teacher_labels", None, labelling(labels), labels,
               [train, teacher_samples, *judge_inputs]))  # fmt: skip
     build = config["build"]
@@ -239,3 +240,8 @@ def output_flags(output: str) -> list[str]:
     """Where a trainer stage writes: OpenRLHF's output folder, its DeepSpeed states inside it (the three trainer
     CLIs spell these two flags the same)."""
     return [TRAIN_SFT["output_dir"], output, TRAIN_SFT["ckpt_path"], checkpoint_dir(output)]
+
+
+def resume_flags(output: str) -> list[str]:
+    """`output_flags` plus the flag that makes the trainer continue from the latest checkpoint it saved there."""
+    return [*output_flags(output), TRAIN_SFT["load_checkpoint"]]
