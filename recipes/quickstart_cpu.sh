@@ -5,9 +5,10 @@
 # Time: see README "The toy world" for the measured times (demo: the main comparison over 3 seeds).
 #
 # Every stage of the method runs for real: a teacher and a smaller student pretrained from scratch on
-# multi-step arithmetic, teacher sampling with vLLM's CPU build, majority vote, SFT with OpenRLHF's train_sft,
-# student sampling, the distilled RM with OpenRLHF's train_rm, PPO with OpenRLHF's train_ppo_ray (Ray + vLLM on
-# the CPU adapter), evaluation and the report. Gold answers are used only to measure. Rerunning skips what is
+# multi-step arithmetic, teacher sampling, majority vote, SFT with OpenRLHF's train_sft, student sampling, the
+# distilled RM with OpenRLHF's train_rm, PPO with OpenRLHF's train_ppo_ray (Ray + vLLM on the CPU adapter),
+# evaluation and the report. Sampling and evaluation use transformers (`backend: hf`): for models this small it
+# is faster than starting a vLLM engine per stage. Gold answers are used only to measure. Rerunning skips what is
 # done; a killed run continues where it stopped.
 # Usage: bash recipes/quickstart_cpu.sh [--dotted.overrides ...]     (CONFIG=... to use another config)
 set -euo pipefail
