@@ -133,13 +133,14 @@ class DistillRewardModelTrainer(RewardModelTrainer):
         return values[:n_chosen], values[n_chosen:n_pairs], aux_loss
 
     def save_logs_and_checkpoints(self, args, global_step, step_bar, logs_dict=None, client_states=None):
-        if logs_dict is not None and self._counts:  # our pointwise terms, beside OpenRLHF's pairwise loss/acc
-            means = {key: self._sums[key] / self._counts[key] for key in self._sums}
-            logs_dict.update(self.strategy.all_reduce(means))
-            self._sums.clear()
-            self._counts.clear()
-        if logs_dict is not None and self.strategy.is_rank_0() and args.distill.rm.metrics_file:
-            # Every logged step, pointwise term or not (a pairs-only run logs OpenRLHF's values alone).
-            with open(args.distill.rm.metrics_file, "a") as f:
-                f.write(json.dumps({"global_step": global_step, **logs_dict}) + "\n")
+        if logs_dict is not None:
+            if self._counts:  # our pointwise terms, beside OpenRLHF's pairwise loss/acc
+                means = {key: self._sums[key] / self._counts[key] for key in self._sums}
+                logs_dict.update(self.strategy.all_reduce(means))
+                self._sums.clear()
+                self._counts.clear()
+            if self.strategy.is_rank_0() and args.distill.rm.metrics_file:
+                # Every logged step, pointwise term or not (a pairs-only run logs OpenRLHF's values alone).
+                with open(args.distill.rm.metrics_file, "a") as f:
+                    f.write(json.dumps({"global_step": global_step, **logs_dict}) + "\n")
         super().save_logs_and_checkpoints(args, global_step, step_bar, logs_dict, client_states)
