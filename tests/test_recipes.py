@@ -1,5 +1,5 @@
-"""The cluster recipes: their --dry-run prints the plan, and every PPO command in it is accepted by OpenRLHF's
-own train_ppo_ray parser and checks (GPU engine; nothing is started)."""
+"""The recipes: their --dry-run prints the plan, and every PPO command in it is accepted by OpenRLHF's
+own train_ppo_ray parser and checks (GPU engine for the cluster recipes, CPU for the demo; nothing is started)."""
 
 import os
 import shlex
@@ -21,10 +21,10 @@ def _dry_run(recipe: str, *extra: str, **env) -> subprocess.CompletedProcess:
     return result
 
 
-def _check_ppo_command(words: list[str]) -> None:
+def _check_ppo_command(words: list[str], engine: str = "gpu") -> None:
     """Parses a printed `openrlhf-distill ppo ...` line as the CLI would, then runs OpenRLHF's own checks."""
     args, rest = cli.build_parser().parse_known_args(words[words.index("ppo") :])
-    options = ppo.PPOOptions(scheme=getattr(args, "reward.scheme"), task=args.task, engine="gpu")
+    options = ppo.PPOOptions(scheme=getattr(args, "reward.scheme"), task=args.task, engine=engine)
     ppo.validate(ppo.plan(rest, options))
 
 
@@ -61,3 +61,28 @@ def test_open_ended_recipe_labels_with_the_teacher_as_judge_and_openrlhf_accepts
     (ppo_command,) = [c for c in commands if "ppo" in c]
     assert ppo_command[ppo_command.index("--reward.scheme") + 1] == "judge"
     _check_ppo_command(ppo_command)
+
+
+def test_demo_recipe_plans_the_main_comparison_and_study_adds_the_other_rewards(tmp_path):
+    """recipes/quickstart_cpu.sh (`make demo`, the README's toy-world table): the toy world, the rm scheme over
+    3 seeds on the CPU engine, sampling and evaluation on the hf backend; `make study`'s overrides add the vote
+    and gold rewards and the teacher-only RM in the same plan."""
+    run_dir = str(tmp_path / "quickstart")
+    demo = _dry_run("quickstart_cpu.sh", "--run_dir", run_dir).stdout.splitlines()
+    stages = [line.split("] ", 1)[1] for line in demo if line.startswith("[")]
+    assert stages[0] == "world" and stages[-1] == "report"
+    assert {f"rl_rm@seed{seed}" for seed in (0, 1, 2)} <= set(stages)
+    assert not [s for s in stages if s.startswith(("rl_vote", "rl_gold", "rm_teacher_only"))]
+    commands = [shlex.split(line.strip()) for line in demo if line.startswith("    ")]
+    for command in commands:
+        if "generate" in command or "eval" in command:
+            assert command[command.index("--backend") + 1] == "hf", command
+    ppo_commands = [c for c in commands if "ppo" in c]
+    assert len(ppo_commands) == 3 and all(c[c.index("--engine") + 1] == "cpu" for c in ppo_commands)
+    _check_ppo_command(ppo_commands[0], engine="cpu")
+
+    study = _dry_run("quickstart_cpu.sh", "--run_dir", run_dir, "--ppo.schemes", "rm,vote,gold",
+                     "--rm.ablations", "teacher_only").stdout  # fmt: skip
+    for seed in (0, 1, 2):
+        for key in ("rl_rm", "rl_vote", "rl_gold", "rm_teacher_only", "rl_rm_teacher_only", "eval_rl_gold"):
+            assert f"] {key}@seed{seed}\n" in study, (key, seed)
