@@ -37,9 +37,11 @@ test-fast: lint
 demo: venv
 	PATH=$(abspath $(VENV))/bin:$$PATH bash recipes/quickstart_cpu.sh
 
-# The demo plus the vote and gold rewards and the teacher-only RM ablation, in the same run and report.
+# The demo plus the gold (upper bound) and vote rewards, the random-reward and style-only controls and the
+# teacher-only RM ablation, in the same run folder and report (the demo's finished stages are reused).
 study: venv
-	PATH=$(abspath $(VENV))/bin:$$PATH bash recipes/quickstart_cpu.sh --ppo.schemes rm,vote,gold --rm.ablations teacher_only
+	PATH=$(abspath $(VENV))/bin:$$PATH bash recipes/quickstart_cpu.sh --ppo.schemes rm,gold,vote,random,style \
+	  --rm.ablations teacher_only
 
 clean:
 	rm -rf $(VENV) runs/quickstart runs/quickstart_cpu

@@ -65,10 +65,14 @@ def _add_ppo(sub) -> None:
     )
     p.add_argument("--reward.scheme", choices=SCHEMES, default="rm",
                    help="rm: the distilled RM (the paper); vote / gold: 1 if the answer equals the pseudo-label / "
-                   "gold answer; hybrid: alpha * RM + beta * vote; judge: an RM trained on judge labels")  # fmt: skip
+                   "gold answer; hybrid: alpha * RM + beta * vote; judge: an RM trained on judge labels; "
+                   "random / style: controls, 1 by a coin flip / for the style --distill.reward.style")  # fmt: skip
     p.add_argument("--task", default=None, help="task of rows whose label does not name one (vote, gold, hybrid)")
     p.add_argument("--distill.reward.alpha", type=float, default=1.0, help="hybrid: weight of the normalised RM")
     p.add_argument("--distill.reward.beta", type=float, default=1.0, help="hybrid: weight of the vote reward")
+    p.add_argument("--distill.reward.random_p", type=float, default=0.5, help="random: chance of reward 1")
+    p.add_argument("--distill.reward.style", default="worked", help="style: the rewarded style (arithmetic: "
+                   "worked or direct)")  # fmt: skip
     p.add_argument(
         "--distill.rm_server.url",
         default=None,
@@ -249,6 +253,8 @@ def _run_ppo(args, openrlhf_argv: list[str]) -> int:
         task=args.task,
         alpha=getattr(args, "distill.reward.alpha"),
         beta=getattr(args, "distill.reward.beta"),
+        random_p=getattr(args, "distill.reward.random_p"),
+        style=getattr(args, "distill.reward.style"),
         engine=args.engine,
         ray_address=getattr(args, "ray.address"),
         submit=getattr(args, "ray.submit"),

@@ -17,6 +17,10 @@ answer by ``task.is_equivalent`` (gold is read here: this is measurement, not tr
   samples per question (default k) with c correct, the unbiased estimator of Chen et al. (2021),
   ``1 - C(n - c, k) / C(n, k)``, averaged over questions; with n = k it is simply "any of the k is correct".
 - **per category** (records with ``meta.category``, e.g. MMLU-Pro): greedy accuracy per category.
+- **styles** (tasks whose responses have styles, ``task.styles_of_responses``, e.g. the toy world's arithmetic:
+  "worked" steps or the "direct" answer alone): for the greedy samples and, when k > 1, for all the sampled ones,
+  each style's count, its share of the samples and the accuracy of the samples of that style (null when none
+  has it). Each sample's style is read by ``task.response_style``.
 
 95% confidence intervals: the Wilson score interval for every plain proportion (greedy accuracy, maj@k,
 per-category accuracy, pass@k when n = k); for pass@k with n > k (per-question values between 0 and 1) a
@@ -48,6 +52,10 @@ The result, one JSON file per model, written atomically (the report reads it)::
       "pass_at_k": {"k": 8, "n": 1319, "accuracy": 0.9, "ci95": [lo, hi], "ci_method": "wilson" |
                     "percentile_bootstrap", "temperature": 0.7, "samples_per_question": 8} | null,
       "per_category": {"law": {"n": 551, "accuracy": 0.3, "ci95": [lo, hi]}, ...} | null,  # null: no categories
+      "styles": {                         # only for tasks whose responses have styles (absent for the others)
+        "greedy": {"worked": {"n": 12, "share": 0.04, "accuracy": 0.92}, "direct": {...}},  # every style listed
+        "sampled": {...} | null           # the same over every sampled answer (n = questions x samples); null: k = 1
+      },                                  # "accuracy": null for a style no sample has
       "no_answer_rate": 0.02,             # greedy samples with no readable answer
       "tokens_generated": 401234,         # all samples in samples_dir (greedy + sampled)
       "wall_seconds": 812.4,              # this run (a resumed run counts only its own time)
@@ -56,7 +64,7 @@ The result, one JSON file per model, written atomically (the report reads it)::
     }
 
 The keys "ci_method" and "temperature" inside maj_at_k / pass_at_k, "samples_per_question" inside pass_at_k,
-and "settings" are additions to the fields the report needs.
+and "settings" are additions to the fields the report needs; the report reads "styles" when it is there.
 """
 
 from __future__ import annotations
@@ -91,6 +99,25 @@ def _interval(successes: int, n: int) -> list[float]:
 
 def _proportion(successes: int, n: int) -> dict:
     return {"n": n, "accuracy": successes / n, "ci95": _interval(successes, n)}
+
+
+def style_shares(styles: Iterable[str], graded: Iterable[tuple[str, bool]]) -> dict:
+    """Per style: ``n`` samples, their ``share`` of all, and the ``accuracy`` among them (None when n = 0).
+    ``styles``: the task's styles, listed even when no sample has them, in that order (a style outside them,
+    which the task would not give, comes after, by name). ``graded``: (style, correct) per sample, at least one."""
+    counts: dict[str, list[int]] = {style: [0, 0] for style in styles}
+    extra: dict[str, list[int]] = {}
+    total = 0
+    for style, right in graded:
+        count = counts.get(style) or extra.setdefault(style, [0, 0])
+        count[0] += 1
+        count[1] += bool(right)
+        total += 1
+    if not total:
+        raise ValueError("style shares of no samples")
+    counts.update(sorted(extra.items()))
+    return {style: {"n": n, "share": n / total, "accuracy": right / n if n else None}
+            for style, (n, right) in counts.items()}  # fmt: skip
 
 
 # --- prompt records with gold ---------------------------------------------------------------------------------
@@ -147,6 +174,8 @@ def score_samples(
     ``records`` are prompt records with gold (see :func:`check_eval_records`). ``greedy``: exactly one sample
     per question. ``sampled``: the same number n >= k of samples per question, numbered by ``sample_index``;
     maj@k votes over the k lowest indices, pass@k uses all n. With ``sampled`` None, both are null.
+    A task whose responses have styles (``styles_of_responses``) also gets ``styles`` (see the module docstring):
+    the greedy samples' styles, and all n sampled ones'; other tasks get no ``styles`` key.
     """
     task = get_task(task) if isinstance(task, str) else task
     if k < 1:
@@ -154,17 +183,20 @@ def score_samples(
     golds = {question_key(r["id"]): task.parse_gold(r) for r in records}
     if len(golds) != len(records):
         raise ValueError("prompt records repeat a question id")
+    styles = getattr(task, "styles_of_responses", None)
 
-    def read(samples: Iterable[dict], what: str) -> dict[str, list[tuple[int, str | None]]]:
-        answers: dict[str, list[tuple[int, str | None]]] = defaultdict(list)
+    def read(samples: Iterable[dict], what: str) -> dict[str, list[tuple[int, str | None, str | None]]]:
+        """Question key -> (sample_index, answer, style or None) in index order."""
+        answers: dict[str, list[tuple[int, str | None, str | None]]] = defaultdict(list)
         for sample in samples:
             key = question_key(sample["id"])
             if key not in golds:
                 raise RecordError(where, None, "id", f"{what} sample of question {sample['id']!r}, which is not "
                                   "among the prompts evaluated")  # fmt: skip
-            answers[key].append((sample["sample_index"], task.extract(sample["response"]).answer))
+            style = task.response_style(sample["response"]) if styles else None
+            answers[key].append((sample["sample_index"], task.extract(sample["response"]).answer, style))
         for key, found in answers.items():
-            indices = [index for index, _ in found]
+            indices = [item[0] for item in found]
             if len(set(indices)) != len(indices):
                 raise RecordError(where, None, "sample_index", f"question {key!r} repeats a {what} sample_index")
             found.sort(key=lambda item: item[0])
@@ -192,6 +224,9 @@ def score_samples(
         "per_category": None,
         "no_answer_rate": no_answer / n,
     }
+    if styles:
+        greedy_styles = style_shares(styles, ((found[0][2], correct[key]) for key, found in greedy_answers.items()))
+        result["styles"] = {"greedy": greedy_styles, "sampled": None}
     categories = {question_key(r["id"]): (r.get("meta") or {}).get("category") for r in records}
     if any(category is not None for category in categories.values()):
         groups: dict[str, list[bool]] = defaultdict(list)
@@ -207,13 +242,14 @@ def score_samples(
         per_question = counts.pop()
         if per_question < k:
             raise ValueError(f"{where}: {per_question} sampled answers per question, fewer than k={k}")
-        majority_correct, pass_values = 0, []
+        majority_correct, pass_values, graded = 0, [], []
         for key, found in sampled_answers.items():
-            answers = [answer for _, answer in found]
+            answers = [answer for _, answer, _ in found]
             vote = majority_vote(answers[:k], min_ratio=0.0, min_valid=1, is_equivalent=task.is_equivalent)
             majority_correct += vote.pseudo_label is not None and task.is_equivalent(vote.pseudo_label, golds[key])
-            right = sum(task.is_equivalent(answer, golds[key]) for answer in answers)
-            pass_values.append(pass_at_k(per_question, right, k))
+            rights = [task.is_equivalent(answer, golds[key]) for answer in answers]
+            pass_values.append(pass_at_k(per_question, sum(rights), k))
+            graded += [(style, right) for (_, _, style), right in zip(found, rights, strict=True)]
         result["maj_at_k"] = {"k": k, **_proportion(majority_correct, n), "ci_method": WILSON}
         if per_question == k:  # 0/1 per question: a plain proportion
             pass_ci, method = _interval(round(sum(pass_values)), n), WILSON
@@ -222,6 +258,8 @@ def score_samples(
             pass_ci, method = [round(x, 6) for x in interval], BOOTSTRAP
         result["pass_at_k"] = {"k": k, "n": n, "accuracy": sum(pass_values) / n, "ci95": pass_ci,
                                "ci_method": method, "samples_per_question": per_question}  # fmt: skip
+        if styles:
+            result["styles"]["sampled"] = style_shares(styles, graded)
     return result
 
 
@@ -456,6 +494,11 @@ def _percent(value: float, interval: list[float]) -> str:
     return f"{100 * value:.1f}% [{100 * interval[0]:.1f}, {100 * interval[1]:.1f}]"
 
 
+def _style_summary(name: str, entry: dict) -> str:
+    accuracy = "-" if entry["accuracy"] is None else f"{100 * entry['accuracy']:.1f}%"
+    return f"{name} {100 * entry['share']:.1f}% (accuracy {accuracy})"
+
+
 def run_eval(args) -> int:
     """Runs the evaluation and prints one summary; errors (ValueError, RecordError, BackendError) go to the
     caller, which prints them."""
@@ -482,5 +525,8 @@ def run_eval(args) -> int:
         if result[key] is not None:
             parts.append(f"{label}@{result[key]['k']} {_percent(result[key]['accuracy'], result[key]['ci95'])}")
     parts.append(f"no answer {100 * result['no_answer_rate']:.1f}%")
+    if result.get("styles"):
+        parts.append("greedy styles " + ", ".join(_style_summary(name, entry)
+                                                  for name, entry in result["styles"]["greedy"].items()))  # fmt: skip
     print(", ".join(parts) + f" -> {args.out}")
     return 0

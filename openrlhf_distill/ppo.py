@@ -43,6 +43,8 @@ class PPOOptions:
     task: str | None = None
     alpha: float = 1.0
     beta: float = 1.0
+    random_p: float = 0.5  # random: chance of reward 1
+    style: str = "worked"  # style: the rewarded style
     engine: str = "auto"
     ray_address: str | None = None
     submit: bool = False
@@ -110,7 +112,8 @@ def _scheme_argv(argv: list[str], options: PPOOptions, run_dir: str) -> tuple[li
         raise ValueError(f"--reward.scheme {options.scheme} uses no learned RM; drop {cli['reward_model']} "
                          "(or use --reward.scheme hybrid)")  # fmt: skip
     config = RewardConfig(scheme=options.scheme, task=options.task, alpha=options.alpha, beta=options.beta,
-                          rm_url=rm_url).check()  # fmt: skip
+                          rm_url=rm_url, random_p=options.random_p, style=options.style,
+                          seed=int(flag_value(argv, cli["seed"]) or 0)).check()  # fmt: skip
     reward_file = os.path.join(run_dir, f"reward_func_{options.scheme}.py")
     argv = argv + [cli["remote_reward"], reward_file]
     if not has_flag(argv, cli["label_key"]):

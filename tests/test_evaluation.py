@@ -7,6 +7,7 @@ import itertools
 import json
 import os
 import statistics
+from collections import defaultdict
 
 import pytest
 from hypothesis import given
@@ -20,6 +21,7 @@ from openrlhf_distill.evaluation import (
     score_sample_files,
     score_samples,
 )
+from openrlhf_distill.generation.backend import Backend, BackendInfo, Completion
 from openrlhf_distill.records import RecordError
 from openrlhf_distill.stats import bootstrap_mean_interval, pass_at_k, wilson_interval
 
@@ -153,6 +155,73 @@ def test_per_category_scores_of_known_mmlu_pro_samples():
     }
 
 
+ARITHMETIC_PROMPTS = [
+    {"id": "a1", "task": "arithmetic", "prompt": "What is 14 / 2 - 4 + 3?", "gold": "6"},
+    {"id": "a2", "task": "arithmetic", "prompt": "What is 3 + 4?", "gold": "7"},
+    {"id": "a3", "task": "arithmetic", "prompt": "What is 9 - 5?", "gold": "4"},
+    {"id": "a4", "task": "arithmetic", "prompt": "What is 5 * 2?", "gold": "10"},
+]
+ARITHMETIC_GREEDY = [
+    _sample("a1", 0, "14 / 2 = 7. 7 - 4 = 3. 3 + 3 = 6. #### 6"),  # worked, right
+    _sample("a2", 0, "#### 7"),  # direct, right
+    _sample("a3", 0, "#### 4"),  # direct, right
+    _sample("a4", 0, "#### 11"),  # direct, wrong
+]
+ARITHMETIC_SAMPLED = [  # two per question
+    *[_sample("a1", i, r, 0.7) for i, r in enumerate(["14 / 2 = 7. 7 - 4 = 3. 3 + 3 = 6. #### 6", "#### 6"])],
+    *[_sample("a2", i, r, 0.7) for i, r in enumerate(["3 + 4 = 7. #### 7", "3 + 4 = 8. #### 8"])],
+    *[_sample("a3", i, r, 0.7) for i, r in enumerate(["#### 4", "I do not know."])],  # no answer: direct, wrong
+    *[_sample("a4", i, r, 0.7) for i, r in enumerate(["5 * 2 = 10. #### 10", "#### 12"])],
+]
+
+
+def test_arithmetic_scores_give_the_share_and_accuracy_of_each_answer_style():
+    result = score_samples(ARITHMETIC_PROMPTS, ARITHMETIC_GREEDY, ARITHMETIC_SAMPLED, task="arithmetic", k=2)
+    assert result["accuracy"] == 0.75
+    assert result["styles"] == {
+        "greedy": {
+            "worked": {"n": 1, "share": 0.25, "accuracy": 1.0},
+            "direct": {"n": 3, "share": 0.75, "accuracy": pytest.approx(2 / 3)},
+        },
+        "sampled": {  # all 8 sampled answers: 4 worked (3 right), 4 direct (2 right)
+            "worked": {"n": 4, "share": 0.5, "accuracy": 0.75},
+            "direct": {"n": 4, "share": 0.5, "accuracy": 0.5},
+        },
+    }
+    assert list(result["styles"]["greedy"]) == ["worked", "direct"]  # the task's order, whatever the samples'
+    reordered = score_samples(ARITHMETIC_PROMPTS, ARITHMETIC_GREEDY[::-1], ARITHMETIC_SAMPLED[::-1],
+                              task="arithmetic", k=2)  # fmt: skip
+    assert reordered == result and list(reordered["styles"]["sampled"]) == ["worked", "direct"]
+    # greedy only: no sampled styles; a style no sample has is listed with n = 0 and no accuracy
+    direct_only = [_sample(s["id"], 0, "#### 6") for s in ARITHMETIC_GREEDY]
+    greedy_only = score_samples(ARITHMETIC_PROMPTS, direct_only, task="arithmetic")
+    assert greedy_only["styles"] == {
+        "greedy": {"worked": {"n": 0, "share": 0.0, "accuracy": None},
+                   "direct": {"n": 4, "share": 1.0, "accuracy": 0.25}},
+        "sampled": None,
+    }  # fmt: skip
+
+
+def test_tasks_without_answer_styles_get_no_styles_field():
+    assert "styles" not in score_samples(GSM8K_PROMPTS, GSM8K_GREEDY, GSM8K_SAMPLED, task="gsm8k", k=3)
+    assert "styles" not in score_samples(GSM8K_PROMPTS, GSM8K_GREEDY, task="gsm8k")
+
+
+def test_style_shares_list_every_style_of_the_task_then_unexpected_ones_by_name():
+    from openrlhf_distill.evaluation import style_shares
+
+    graded = [("direct", True), ("zeta", False), ("alpha", True), ("direct", False)]
+    assert style_shares(("worked", "direct"), graded) == {
+        "worked": {"n": 0, "share": 0.0, "accuracy": None},
+        "direct": {"n": 2, "share": 0.5, "accuracy": 0.5},
+        "alpha": {"n": 1, "share": 0.25, "accuracy": 1.0},
+        "zeta": {"n": 1, "share": 0.25, "accuracy": 0.0},
+    }
+    assert list(style_shares(("worked", "direct"), graded)) == ["worked", "direct", "alpha", "zeta"]
+    with pytest.raises(ValueError, match="no samples"):
+        style_shares(("worked", "direct"), [])
+
+
 def test_scoring_a_samples_folder_written_by_hand(tmp_path):
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text("".join(json.dumps(p) + "\n" for p in GSM8K_PROMPTS))
@@ -267,6 +336,47 @@ def test_eval_command_on_mmlu_pro_heldout_from_a_local_copy(tmp_path, tiny_model
     assert set(result["per_category"]) == {"law", "math"}
     assert sum(c["n"] for c in result["per_category"].values()) == 3
     assert (tmp_path / "run" / "mmlu_pro_split.json").exists()
+
+
+class ScriptedModel(Backend):
+    """A test double for a model: answers each arithmetic question with the samples scripted for it (the
+    greedy one at temperature 0, the sampled ones in order otherwise)."""
+
+    info = BackendInfo(name="scripted", model="scripted", reproducible="fully")
+
+    def __init__(self, greedy: list[dict], sampled: list[dict]):
+        prompts = {p["id"]: p["prompt"] for p in ARITHMETIC_PROMPTS}
+        self.greedy = {prompts[s["id"]]: s["response"] for s in greedy}
+        self.sampled = defaultdict(list)
+        for s in sorted(sampled, key=lambda s: s["sample_index"]):
+            self.sampled[prompts[s["id"]]].append(s["response"])
+
+    def generate(self, requests):
+        out = []
+        for request in requests:
+            question = request.prompt[-1]["content"]
+            texts = [self.greedy[question]] if request.temperature == 0 else self.sampled[question][: request.n]
+            out.append([Completion(text, "stop", len(text.split())) for text in texts])
+        return out
+
+
+def test_eval_command_on_arithmetic_writes_and_prints_the_answer_styles(tmp_path, monkeypatch, capsys):
+    from openrlhf_distill.generation import options
+
+    scripted = lambda: ScriptedModel(ARITHMETIC_GREEDY, ARITHMETIC_SAMPLED)
+    monkeypatch.setattr(options, "backend_from_args", lambda args: ("scripted", scripted))
+    parser = argparse.ArgumentParser()
+    add_eval_arguments(parser)
+    out = tmp_path / "eval" / "sft_seed0.json"
+    args = parser.parse_args(["--model", "m", "--task", "arithmetic", "--prompts",
+                              _prompts_file(tmp_path / "p.jsonl", ARITHMETIC_PROMPTS), "--out", str(out), "--k", "2",
+                              "--no-progress"])  # fmt: skip
+    assert run_eval(args) == 0
+    result = json.loads(out.read_text())
+    assert set(result) == RESULT_KEYS | {"styles"}
+    expected = score_samples(ARITHMETIC_PROMPTS, ARITHMETIC_GREEDY, ARITHMETIC_SAMPLED, task="arithmetic", k=2)
+    assert result["styles"] == expected["styles"] and result["accuracy"] == 0.75
+    assert "greedy styles worked 25.0% (accuracy 100.0%), direct 75.0% (accuracy 66.7%)" in capsys.readouterr().out
 
 
 # --- bad input -------------------------------------------------------------------------------------------------

@@ -81,8 +81,24 @@ def test_demo_recipe_plans_the_main_comparison_and_study_adds_the_other_rewards(
     assert len(ppo_commands) == 3 and all(c[c.index("--engine") + 1] == "cpu" for c in ppo_commands)
     _check_ppo_command(ppo_commands[0], engine="cpu")
 
-    study = _dry_run("quickstart_cpu.sh", "--run_dir", run_dir, "--ppo.schemes", "rm,vote,gold",
-                     "--rm.ablations", "teacher_only").stdout  # fmt: skip
+    study = _dry_run("quickstart_cpu.sh", "--run_dir", run_dir, *_make_study_overrides()).stdout
     for seed in (0, 1, 2):
-        for key in ("rl_rm", "rl_vote", "rl_gold", "rm_teacher_only", "rl_rm_teacher_only", "eval_rl_gold"):
+        for key in ("rl_rm", "rl_vote", "rl_gold", "rl_random", "rl_style", "rm_teacher_only", "rl_rm_teacher_only",
+                    "eval_rl_gold", "eval_rl_random", "eval_rl_style"):  # fmt: skip
             assert f"] {key}@seed{seed}\n" in study, (key, seed)
+    study_ppo = [shlex.split(line.strip()) for line in study.splitlines() if line.startswith("    ") and "ppo" in line]
+    for scheme in ("random", "style"):
+        (command,) = [
+            c
+            for c in study_ppo
+            if c[c.index("--reward.scheme") + 1] == scheme and c[c.index("--train.seed") + 1] == "0"
+        ]
+        _check_ppo_command(command, engine="cpu")
+
+
+def _make_study_overrides() -> list[str]:
+    """The overrides `make study` passes to recipes/quickstart_cpu.sh, read from the Makefile itself."""
+    with open(os.path.join(REPO, "Makefile")) as f:
+        text = f.read().replace("\\\n", " ")
+    (line,) = [line for line in text.splitlines() if "quickstart_cpu.sh --" in line]
+    return shlex.split(line.split("quickstart_cpu.sh", 1)[1])

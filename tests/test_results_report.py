@@ -455,6 +455,141 @@ def test_report_command_prints_the_main_table(report, capsys):
         build_report(os.path.join(run_dir, "nowhere"))
 
 
+# --- the styles preset: answers "worked" or "direct", and the control rewards ----------------------------------
+
+# name -> {seed: (accuracy, greedy worked share, sampled worked share or None (k = 1), accuracy of the greedy
+# worked answers, of the greedy direct ones)}; None: no answer of that style.
+STYLE_EVALS = {
+    "teacher": {0: (0.80, 0.0, 0.0, None, 0.80)},
+    "sft": {0: (0.50, 0.10, 0.20, 0.90, 0.45), 1: (0.52, 0.20, 0.30, 0.80, 0.44)},
+    "rl_rm": {0: (0.60, 0.30, 0.40, 0.70, 0.55), 1: (0.64, 0.50, 0.50, 0.80, 0.48)},
+    "rl_random": {0: (0.51, 0.10, 0.20, 0.90, 0.46), 1: (0.53, 0.10, None, 0.90, 0.48)},
+    "rl_style": {0: (0.55, 0.90, 0.95, 0.55, 0.55), 1: (0.57, 1.0, 1.0, 0.57, None)},
+}
+PAIR_TYPES = {  # seed -> eval-rm's gold_pairs_by_type, as (accuracy, n)
+    0: {"worked_vs_worked": (0.8, 10), "worked_vs_direct": (1.0, 20), "direct_vs_worked": (0.2, 20),
+        "direct_vs_direct": (0.5, 10)},
+    1: {"worked_vs_worked": (0.6, 5), "worked_vs_direct": (0.9, 20), "direct_vs_worked": (0.3, 10),
+        "direct_vs_direct": (None, 0)},
+}  # fmt: skip
+
+
+def _styles_of(shares: tuple[float, float | None], worked: float | None, direct: float | None) -> dict:
+    def one(share, n_total):
+        n = round(share * n_total)
+        return {"worked": {"n": n, "share": share, "accuracy": worked},
+                "direct": {"n": n_total - n, "share": 1 - share, "accuracy": direct}}  # fmt: skip
+
+    return {"greedy": one(shares[0], 200), "sampled": None if shares[1] is None else one(shares[1], 1600)}
+
+
+def make_styles_run(root) -> str:
+    """A run of the toy world's styles preset: 2 seeds, the control rewards, evaluations and RM evaluations
+    with styles."""
+    run_dir = str(root / "run_arithmetic")
+    _write_json(os.path.join(run_dir, "run.json"), {"task": "arithmetic", "seeds": [0, 1], "config": {}})
+    for name, per_seed in STYLE_EVALS.items():
+        for seed, (accuracy, greedy, sampled, worked, direct) in per_seed.items():
+            record = {**_eval(name, seed, accuracy), "task": "arithmetic"}
+            record["styles"] = _styles_of((greedy, sampled), worked, direct)
+            _write_json(os.path.join(run_dir, "eval", f"{name}_seed{seed}.json"), record)
+    for seed, types in PAIR_TYPES.items():
+        by_type = {kind: {"accuracy": accuracy, "n": n} for kind, (accuracy, n) in types.items()}
+        rm_eval = {"model": "rm", "gold_pairs": {"accuracy": 0.7, "n": 50}, "gold_pairs_by_type": by_type}
+        _write_json(os.path.join(run_dir, f"seed{seed}", "rm_eval.json"), rm_eval)
+    return run_dir
+
+
+def test_styles_and_control_rewards_are_reported_with_means_over_seeds(tmp_path):
+    run_dir = make_styles_run(tmp_path)
+    results = build_report(run_dir)
+    summary = results["summary"]
+    assert list(summary) == ["teacher", "sft", "rl_rm", "rl_random", "rl_style"]
+    assert summary["rl_random"]["description"] == (
+        "SFT + RL, random reward (control: a gain it also brings is not the RM's)")  # fmt: skip
+    assert summary["rl_style"]["description"] == (
+        "SFT + RL, reward for the worked style only (control: what rewarding the style alone brings)")  # fmt: skip
+    assert summary["rl_random"]["kind"] == summary["rl_style"]["kind"] == "rl"
+
+    comparisons = {c["name"]: c for c in results["comparisons"]}
+    c = comparisons["rl_random - sft"]
+    assert c["pairing"] == "by seed" and [p["diff"] for p in c["per_seed"]] == pytest.approx([0.01, 0.01])
+    assert "control" in c["what"] and "random reward" in c["what"]
+    assert comparisons["rl_style - sft"]["mean_diff"] == pytest.approx(0.05)
+    c = comparisons["rl_rm - rl_style"]
+    assert [p["diff"] for p in c["per_seed"]] == pytest.approx([0.05, 0.07]) and c["mean_diff"] == pytest.approx(0.06)
+    assert comparisons["rl_rm - sft"]["what"] == "what RL adds on top of SFT"
+    names = [c["name"] for c in results["comparisons"]]
+    assert names.index("rl_rm - sft") < names.index("rl_random - sft") < names.index("rl_style - sft")
+
+    styles = results["styles"]
+    assert styles["styles"] == ["worked", "direct"]
+    assert list(styles["models"]) == ["teacher", "sft", "rl_rm", "rl_random", "rl_style"]
+    sft = styles["models"]["sft"]
+    assert sft["n_seeds"] == 2 and sft["seeds"] == [0, 1]
+    share = sft["greedy"]["worked"]["share"]
+    assert share["mean"] == pytest.approx(0.15) and share["n_seeds"] == 2
+    assert share["std"] == pytest.approx(sample_std([0.1, 0.2]))
+    assert share["ci95_mean"] == pytest.approx(t_interval([0.1, 0.2]))
+    assert sft["sampled"]["worked"]["share"]["mean"] == pytest.approx(0.25)
+    assert sft["greedy"]["worked"]["accuracy"]["mean"] == pytest.approx(0.85)
+    assert sft["greedy"]["direct"]["accuracy"]["mean"] == pytest.approx(0.445)
+    random_ = styles["models"]["rl_random"]
+    assert random_["sampled"]["worked"]["share"] == {"n_seeds": 1, "mean": 0.2, "std": None, "ci95_mean": None}
+    style = styles["models"]["rl_style"]
+    assert style["greedy"]["direct"]["accuracy"]["n_seeds"] == 1  # seed 1 gave no direct answer
+    assert style["greedy"]["direct"]["share"]["mean"] == pytest.approx(0.05)
+    teacher = styles["models"]["teacher"]
+    assert teacher["greedy"]["worked"]["accuracy"] is None and teacher["greedy"]["direct"]["share"]["mean"] == 1.0
+    row = next(r for r in results["rows"] if (r["name"], r["seed"]) == ("rl_random", 1))
+    assert row["styles"]["sampled"] is None and row["styles"]["greedy"]["worked"]["n"] == 20
+
+    rm = results["reward_model"]
+    assert rm["seeds"][1]["gold_pairs_by_type"]["direct_vs_direct"] == {"accuracy": None, "n": 0}
+    by_type = rm["mean_over_seeds"]["gold_pairs_by_type"]
+    assert list(by_type) == ["worked_vs_worked", "worked_vs_direct", "direct_vs_worked", "direct_vs_direct"]
+    assert by_type["worked_vs_direct"]["mean"] == pytest.approx(0.95) and by_type["worked_vs_direct"]["n_seeds"] == 2
+    assert by_type["direct_vs_direct"] == {"mean": 0.5, "std": None, "n_seeds": 1, "ci95": None}
+
+    text = Path(run_dir, "report.md").read_text()
+    assert "## Styles" in text and text.index("### Differences") < text.index("## Styles") < text.index(
+        "## Pseudo-label quality")  # fmt: skip
+    assert ("| model | seeds | greedy: worked share (%) | sampled: worked share (%) | accuracy of worked answers (%) "
+            "| accuracy of direct answers (%) |") in text  # fmt: skip
+    assert "| sft | 2 | 15.0 | 25.0 | 85.0 | 44.5 |" in text
+    assert "| rl_random | 2 | 10.0 | 20.0 | 90.0 | 47.0 |" in text
+    assert "| teacher | 1 | 0.0 | 0.0 | - | 80.0 |" in text
+    assert "| rl_style | SFT + RL, reward for the worked style only (control: " in text
+    assert "| rl_rm - rl_style | the distilled RM against rewarding the worked style alone" in text
+    assert "| pair (right vs wrong answer) | seed 0 | seed 1 | mean (%) |" in text
+    assert "| worked vs direct | 100.0% (n=20) | 90.0% (n=20) | 95.0 |" in text
+    assert "| direct vs direct | 50.0% (n=10) | - | 50.0 |" in text
+    assert "plots/styles.png" in [p["file"] for p in results["plots"]]
+    # Same input, same bytes.
+    first = {name: Path(run_dir, name).read_bytes() for name in ("report.md", "results.json")}
+    build_report(run_dir)
+    assert {name: Path(run_dir, name).read_bytes() for name in first} == first
+
+
+def test_styles_plot_is_a_valid_png_image(tmp_path):
+    import matplotlib.image
+
+    run_dir = make_styles_run(tmp_path)
+    results = build_report(run_dir)
+    assert [p["file"] for p in results["plots"]] == ["plots/accuracy.png", "plots/styles.png"]
+    image = matplotlib.image.imread(os.path.join(run_dir, "plots", "styles.png"))
+    assert image.ndim == 3 and image.shape[1] > 100 and image[..., :3].std() > 0.01
+
+
+def test_a_run_without_styles_has_no_styles_section(report):
+    run_dir, results = report
+    assert "styles" not in results and not any("styles" in row for row in results["rows"])
+    assert "gold_pairs_by_type" not in results["reward_model"]["mean_over_seeds"]
+    assert not any("gold_pairs_by_type" in e for e in results["reward_model"]["seeds"])
+    text = Path(run_dir, "report.md").read_text()
+    assert "## Styles" not in text and "pair (right vs wrong answer)" not in text
+
+
 # --- eval-rm --scores-out --------------------------------------------------------------------------------------
 
 

@@ -194,6 +194,9 @@ def test_eval_rm_reports_pairs_auc_calibration_and_best_of_n(trained_rm, tmp_pat
     assert report["best_of_n"]["questions"] == 6 and report["best_of_n"]["random"] == 0.5
     assert report["best_of_n"]["rm_top"] >= 0.9 > report["best_of_n"]["random"]
     assert "best-of-N accuracy: RM's top" in result.stdout
+    # the samples are all answers alone ("#### N ..."): every gold pair is direct against direct
+    assert report["gold_pairs_by_type"]["direct_vs_direct"] == report["gold_pairs"]
+    assert sum(t["n"] for t in report["gold_pairs_by_type"].values()) == report["gold_pairs"]["n"]
 
 
 def test_auc_and_calibration_error_on_literal_values():
@@ -205,6 +208,76 @@ def test_auc_and_calibration_error_on_literal_values():
     assert auc([0.5], [1]) is None  # no negatives: undefined
     assert expected_calibration_error([0.9, 0.9, 0.1, 0.1], [1, 1, 0, 0]) == pytest.approx(0.1)
     assert expected_calibration_error([0.95, 0.95], [0, 0]) == pytest.approx(0.95)
+
+
+# Scored samples as eval-rm's scorer yields them, (response, RM score) per question, written by hand: a1 and a2
+# are arithmetic questions whose samples are "worked" or "direct", g1 the same numbers under gsm8k (no styles).
+SCORED = {
+    "a1": [("14 / 2 = 7. 7 - 4 = 3. 3 + 3 = 6. #### 6", 2.0), ("#### 6", 0.5),  # right: worked, direct
+           ("14 / 2 = 8. 8 - 4 = 4. 4 + 3 = 7. #### 7", 1.0), ("#### 5", -1.0)],  # wrong: worked, direct
+    "a2": [("#### 7", 0.3), ("#### 8", 0.4)],  # right direct below wrong direct
+    "g1": [("#### 6", 0.9), ("#### 5", 0.1)],
+}  # fmt: skip
+
+
+def _scored(tmp_path, task_of):
+    from openrlhf_distill.labelling import load_questions
+
+    prompts = [{"id": q, "task": task_of(q), "prompt": f"question {q}", "gold": {"a2": "7"}.get(q, "6")}
+               for q in SCORED]  # fmt: skip
+    questions = load_questions(_write(tmp_path / f"prompts_{task_of('a1')}.jsonl", prompts))
+    out = []
+    for key, rows in SCORED.items():
+        question = questions[key]
+        scored_rows = []
+        for index, (response, score) in enumerate(rows):
+            answer = question.task.extract(response).answer
+            sample = {"id": key, "source": "student", "sample_index": index, "response": response, "answer": answer}
+            scored_rows.append((sample, score, question.task.is_equivalent(answer, question.gold)))
+        out.append((question, scored_rows))
+    return out
+
+
+def test_gold_pairs_are_split_by_the_styles_of_the_right_and_the_wrong_sample(tmp_path, capsys):
+    from openrlhf_distill.reward_model.evaluate import _gold_measures, print_report
+
+    scored = _scored(tmp_path, lambda q: "gsm8k" if q.startswith("g") else "arithmetic")
+    measures = _gold_measures(scored, max_pairs=16, seed=0)
+    # a1: 2 right x 2 wrong pairs, a2: 1, g1: 1; the RM ranks wrongly a1's direct-right vs worked-wrong, and a2
+    assert measures["gold_pairs"] == {"accuracy": pytest.approx(4 / 6), "n": 6}
+    assert measures["gold_pairs_by_type"] == {  # g1 (gsm8k: no styles) is in no type
+        "worked_vs_worked": {"accuracy": 1.0, "n": 1},
+        "worked_vs_direct": {"accuracy": 1.0, "n": 1},
+        "direct_vs_worked": {"accuracy": 0.0, "n": 1},
+        "direct_vs_direct": {"accuracy": 0.5, "n": 2},
+    }
+    assert list(measures["gold_pairs_by_type"]) == ["worked_vs_worked", "worked_vs_direct", "direct_vs_worked",
+                                                    "direct_vs_direct"]  # fmt: skip
+    # Fewer pairs per question: the types count exactly the pairs kept (a1: 2 of its 4, a2: 1).
+    capped = _gold_measures(scored, max_pairs=2, seed=0)
+    assert capped["gold_pairs"]["n"] == 2 + 1 + 1
+    assert sum(t["n"] for t in capped["gold_pairs_by_type"].values()) == 2 + 1
+
+    # The same questions under a task without styles: the same pairs, no split.
+    plain = _gold_measures(_scored(tmp_path, lambda q: "gsm8k"), max_pairs=2, seed=0)
+    assert "gold_pairs_by_type" not in plain and plain["gold_pairs"] == capped["gold_pairs"]
+    assert plain["best_of_n"] == capped["best_of_n"]
+
+    print_report(measures)
+    printed = capsys.readouterr().out
+    assert "pairwise accuracy, gold-labelled pairs     0.667 (n=6)" in printed
+    assert "  direct_vs_worked (right vs wrong)" in printed and "0.000 (n=1)" in printed
+    print_report(plain)
+    assert "_vs_" not in capsys.readouterr().out
+
+
+def test_a_style_without_pairs_has_no_accuracy(tmp_path):
+    from openrlhf_distill.reward_model.evaluate import _gold_measures
+
+    scored = [item for item in _scored(tmp_path, lambda q: "arithmetic") if item[0].id == "a2"]
+    by_type = _gold_measures(scored, max_pairs=16, seed=0)["gold_pairs_by_type"]
+    assert by_type["direct_vs_direct"] == {"accuracy": 0.0, "n": 1}
+    assert by_type["worked_vs_direct"] == {"accuracy": None, "n": 0}
 
 
 @pytest.mark.slow

@@ -252,11 +252,41 @@ def test_rl_prompts_carry_the_reward_label_and_rewards_ignore_their_gold(tmp_pat
     assert rewards["original"] == rewards["changed"] == [1.0, 0.0, 0.0, 1.0]
 
 
+# --- the controls: random and style ---------------------------------------------------------------------------------
+TOY_LABEL = encode_reward_label(id="t1", task="arithmetic", label="4", gold="4")
+
+
+def test_the_random_control_ignores_the_response_and_pays_about_random_p():
+    func = make_reward_func(RewardConfig("random", task="arithmetic", random_p=0.3, seed=1))
+    right, wrong = "7 / 2 = 3. 3 + 1 = 4. #### 4", "#### 9"
+    rewards = [_call(func, response, label=TOY_LABEL)[0] for response in (right, wrong) * 400]
+    assert set(rewards) == {0.0, 1.0}
+    assert 0.25 < sum(rewards) / len(rewards) < 0.35
+    # the right answer is paid no more often than the wrong one
+    assert abs(sum(rewards[0::2]) - sum(rewards[1::2])) / 400 < 0.1
+    assert _call(make_reward_func(RewardConfig("random", task="arithmetic", random_p=0.0)), right, TOY_LABEL)[0] == 0
+
+
+@pytest.mark.parametrize(
+    "response, worked",
+    [("7 / 2 = 3. 3 + 1 = 4. #### 4", 1.0),  # worked and right
+     ("7 / 2 = 4. 4 + 1 = 5. #### 5", 1.0),  # worked and wrong: the style alone is paid
+     ("#### 4", 0.0),  # right, but the answer alone
+     ("#### 4<|im_end|>", 0.0),
+     ("7 / 2 = 3. 3 + 1 = 4.<|im_end|>", 1.0)],  # worked, cut before its answer
+)  # fmt: skip
+def test_the_style_control_pays_the_style_whatever_the_answer(response, worked):
+    reward, out = _call(make_reward_func(RewardConfig("style", task="arithmetic")), response, label=TOY_LABEL)
+    assert reward == worked and out["scores"].tolist() == [worked]
+    direct = make_reward_func(RewardConfig("style", task="arithmetic", style="direct"))
+    assert _call(direct, response, label=TOY_LABEL)[0] == 1.0 - worked
+
+
 # --- config ---------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "config, message",
     [
-        (RewardConfig("best"), r"unknown reward scheme 'best'; valid schemes: rm, vote, gold, hybrid, judge"),
+        (RewardConfig("best"), r"unknown reward scheme 'best'; valid schemes: rm, vote, gold, hybrid, judge, random"),
         (RewardConfig("rm"), r"'rm' uses OpenRLHF's learned reward model .* no reward function"),
         (RewardConfig("judge"), r"'judge' uses OpenRLHF's learned reward model"),
         (RewardConfig("hybrid"), r"'hybrid' needs rm_url"),
@@ -266,6 +296,10 @@ def test_rl_prompts_carry_the_reward_label_and_rewards_ignore_their_gold(tmp_pat
         (RewardConfig("vote", rm_timeout_s=0), r"rm_timeout_s must be > 0"),
         (RewardConfig("vote", task="gsm9k"), r"unknown task 'gsm9k'; known tasks: gsm8k"),
         (RewardConfig("gold", task="open"), r"task 'open' has none"),
+        (RewardConfig("random", random_p=1.5), r"random_p must be in \[0, 1\]"),
+        (RewardConfig("style", task="gsm8k"), r"'style' needs a task whose responses have styles"),
+        (RewardConfig("style"), r"'style' needs a task whose responses have styles"),
+        (RewardConfig("style", task="arithmetic", style="verbose"), r"style 'verbose' is not one of worked, direct"),
     ],
 )
 def test_reward_config_errors_say_what_is_wrong(config, message):

@@ -9,6 +9,7 @@ from openrlhf_distill.records import PROMPT, read_records
 from openrlhf_distill.tasks import get_task
 from openrlhf_distill.toy.world import (
     FILES,
+    PRESETS,
     ArithmeticSpec,
     check_steps,
     corrupt,
@@ -137,6 +138,91 @@ def test_world_is_deterministic_per_seed(tmp_path):
     for file in FILES.values():
         assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes()
         assert (tmp_path / "a" / file).read_bytes() != (tmp_path / "c" / file).read_bytes()
+
+
+# --- The "styles" world: a teacher that answers directly, a student that also works the steps out --------------
+
+STYLES = PRESETS["styles"]
+
+
+def test_styles_questions_are_short_chains_of_small_steps_with_floor_halving():
+    problems = _problems(3, 600, STYLES.arithmetic)
+    ops = [op for p in problems for op in p.ops]
+    assert 0.2 < ops.count("/") / len(ops) < 0.45 and {"+", "-", "/"} == set(ops)
+    for problem in problems:
+        numbers, found_ops = parse_question(problem.question)
+        assert (tuple(numbers), tuple(found_ops)) == (problem.numbers, problem.ops)
+        assert 3 <= problem.n_ops <= 4 and all(check_steps(problem.solution))
+        value = numbers[0]
+        assert 1 <= value <= 19
+        for op, b in zip(found_ops, numbers[1:], strict=True):
+            assert b == 2 if op == "/" else 1 <= b <= 5
+            value = value + b if op == "+" else value - b if op == "-" else value // 2
+            assert 0 <= value <= 19
+        assert value == problem.answer and TASK.extract_answer(problem.solution) == str(value)
+    # halving is floor division, written as a step like any other
+    assert check_steps("7 / 2 = 3. 3 + 1 = 4. #### 4") == [True, True]
+    assert check_steps("7 / 2 = 4. #### 4") == [False]
+
+
+def test_response_style_tells_worked_answers_from_answers_alone():
+    from openrlhf_distill.tasks.arithmetic import response_style
+
+    assert response_style("7 / 2 = 3. 3 + 1 = 4. #### 4") == "worked"
+    assert response_style("7 / 2 = 3. #### 3") == "worked"
+    assert response_style("#### 4") == "direct"
+    assert response_style("#### 4 7 / 2 = 3.") == "direct"  # steps after the answer do not make it worked
+    assert response_style("4") == "direct"
+    assert TASK.response_style("12 + 3 = 15. #### 15") == "worked"
+
+
+@pytest.fixture(scope="module")
+def styles_world(tmp_path_factory):
+    out = tmp_path_factory.mktemp("styles")
+    info = write_world(str(out), n_train=200, n_test=200, n_dev=100, seed=3, n_pretrain_teacher=4000,
+                       n_pretrain_student=2000, teacher_worked_share=STYLES.teacher_worked_share,
+                       student_worked_share=STYLES.student_worked_share, spec=STYLES.arithmetic)  # fmt: skip
+    return out, info
+
+
+def test_styles_world_teacher_learns_answers_alone_and_the_student_a_mix(styles_world):
+    from openrlhf_distill.tasks.arithmetic import response_style
+
+    out, _ = styles_world
+    teacher = _read_jsonl(out / FILES["pretrain_teacher"])
+    student = _read_jsonl(out / FILES["pretrain_student"])
+    # the teacher's data holds one style only: it never sees a worked solution
+    assert {response_style(r["response"]) for r in teacher} == {"direct"}
+    assert all(r["response"] == f"#### {r['answer']}" for r in teacher)
+    worked = [r for r in student if response_style(r["response"]) == "worked"]
+    assert 0.25 < len(worked) / len(student) < 0.35
+    assert all(all(check_steps(r["response"])) and TASK.extract_answer(r["response"]) == r["answer"]
+               for r in worked)  # fmt: skip
+    assert all(r["response"] == f"#### {r['answer']}" for r in student if r not in worked)
+    # the same questions, each in the style its model was given
+    assert [r["prompt"] for r in student] == [r["prompt"] for r in teacher[: len(student)]]
+
+
+def test_styles_world_splits_are_disjoint_and_gold_stays_in_the_prompt_records(styles_world):
+    out, _ = styles_world
+    questions = {name: [r["prompt"] for r in _read_jsonl(out / file)] for name, file in FILES.items()}
+    sets = {"train": set(questions["train"]), "test": set(questions["test"]), "dev": set(questions["dev"]),
+            "pretrain": set(questions["pretrain_teacher"]) | set(questions["pretrain_student"])}  # fmt: skip
+    names = list(sets)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            assert not sets[a] & sets[b], (a, b)
+    for split in ("train", "test", "dev"):
+        for record in _read_jsonl(out / FILES[split]):
+            assert record["gold"] == str(solve(*parse_question(record["prompt"]))[1])
+
+
+def test_worked_shares_outside_zero_to_one_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="student_worked_share"):
+        write_world(str(tmp_path), n_train=5, n_test=5, seed=0, n_pretrain_teacher=20, n_pretrain_student=10,
+                    student_worked_share=1.5)  # fmt: skip
+    with pytest.raises(ValueError, match="halve_prob"):
+        ArithmeticSpec(halve_prob=1.0)
 
 
 def test_make_problem_question_format():
@@ -285,15 +371,22 @@ def test_command_line_settings(capsys, monkeypatch):
 
     parser = argparse.ArgumentParser()
     w.add_arguments(parser)
-    args = parser.parse_args(["OUT", "--seed", "2", "--n-train", "64", "--teacher-shape", "hidden=256,heads=4",
-                              "--student-target", "0", "--max-ops", "2", "--measure-sampling"])  # fmt: skip
+    args = parser.parse_args(["OUT", "--preset", "chains", "--seed", "2", "--n-train", "64", "--teacher-shape",
+                              "hidden=256,heads=4", "--student-target", "0", "--max-ops", "2",
+                              "--measure-sampling"])  # fmt: skip
     settings = w.settings_from_args(args)
     assert settings.seed == 2 and settings.n_train == 64 and settings.arithmetic.max_ops == 2
     assert settings.teacher_spec.hidden_size == 256 and settings.teacher_spec.head_dim == 64
     assert settings.teacher_spec.num_hidden_layers == w.TEACHER_SPEC.num_hidden_layers
     assert settings.student_target is None and settings.teacher_target == w.WorldSettings().teacher_target
     assert settings.measure_sampling
-    assert w.settings_from_args(parser.parse_args(["OUT"])) == w.WorldSettings()
+    # no flags: the preset as it is (styles by default); a flag replaces one value and keeps the others
+    assert w.settings_from_args(parser.parse_args(["OUT", "--preset", "chains"])) == w.WorldSettings()
+    assert w.settings_from_args(parser.parse_args(["OUT"])) == w.PRESETS["styles"] == w.PRESETS[w.DEFAULT_PRESET]
+    styles = w.settings_from_args(parser.parse_args(["OUT", "--halve-prob", "0.5", "--student-worked-share", "0.2"]))
+    assert styles.arithmetic.halve_prob == 0.5 and styles.student_worked_share == 0.2
+    assert styles.arithmetic.max_value == w.PRESETS["styles"].arithmetic.max_value
+    assert styles.teacher_worked_share == w.PRESETS["styles"].teacher_worked_share == 0.0
     for bad in ("hidden=48", "depth=3", "layers="):
         with pytest.raises(argparse.ArgumentTypeError):
             w.parse_shape(bad, w.TEACHER_SPEC)

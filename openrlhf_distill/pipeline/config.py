@@ -24,7 +24,9 @@ DEFAULTS: dict = {
         "test": None,
         "limit_train": None,
         "limit_test": None,
-        "toy": {"n_train": 300, "n_test": 200},
+        # preset: the toy world (`openrlhf-distill toy-world --preset`); flags: more toy-world flags, e.g.
+        # {"teacher-steps": 2000}
+        "toy": {"preset": "styles", "n_train": 300, "n_test": 200, "flags": {}},
     },
     # backend_flags: the sampling backend's own flags for this model, e.g. {"vllm.tensor_parallel_size": 8}
     "teacher": {

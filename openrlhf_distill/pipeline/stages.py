@@ -78,8 +78,9 @@ def plan(config: dict) -> list[Stage]:
     if data["source"] == "toy":
         world = os.path.join(run, "world")
         toy = data["toy"]
-        add(Stage("world", "world", None, ["toy-world", world, "--seed", str(seeds[0]), "--n-train",
-                                           str(toy["n_train"]), "--n-test", str(toy["n_test"])], world))  # fmt: skip
+        add(Stage("world", "world", None, ["toy-world", world, "--preset", toy["preset"], "--seed", str(seeds[0]),
+                                           "--n-train", str(toy["n_train"]), "--n-test", str(toy["n_test"]),
+                                           *_flags(toy["flags"])], world))  # fmt: skip
         train, test = os.path.join(world, "prompts_train.jsonl"), os.path.join(world, "prompts_test.jsonl")
         teacher_model = teacher["model"] or os.path.join(world, "teacher")
         student_model = student["model"] or os.path.join(world, "student")

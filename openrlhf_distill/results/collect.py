@@ -10,6 +10,11 @@ under ``missing`` with the reason. The layout read (written by the pipeline):
 - ``seed<k>/rm_eval.json``, ``seed<k>/rm_scores.jsonl``: ``openrlhf-distill eval-rm`` (``--out``, ``--scores-out``);
 - ``seed<k>/rl_<scheme>/distill_ppo/metrics.jsonl`` (+ ``summary.json``): ``openrlhf-distill ppo``;
 - ``eval/<name>_seed<k>.json`` (or ``eval/<name>.json`` for a model evaluated once): one evaluated model.
+
+Tasks whose responses have styles (the toy world's arithmetic: "worked" steps or the "direct" answer alone) add,
+only then, ``styles`` (from the evaluations' ``styles``: per model, each style's share of the greedy and of the
+sampled answers and the accuracy within it, means over seeds) and, in ``reward_model``, ``gold_pairs_by_type``
+(eval-rm's gold-pair accuracy by "<style of the right>_vs_<style of the wrong>", per seed and mean over seeds).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ SCHEMA_VERSION = 1
 RESULTS_FILE = "results.json"
 
 # The paper's table, in its order; other models (ablations) come after rl_judge and before the gold upper bound.
-MODEL_ORDER = ("teacher", "student_base", "sft", "rl_rm", "rl_vote", "rl_hybrid", "rl_judge")
+MODEL_ORDER = ("teacher", "student_base", "sft", "rl_rm", "rl_vote", "rl_hybrid", "rl_judge", "rl_random", "rl_style")
 LAST_MODELS = ("rl_gold",)
 DESCRIPTIONS = {
     "teacher": "teacher",
@@ -35,6 +40,8 @@ DESCRIPTIONS = {
     "rl_vote": "SFT + RL, rule reward on the teacher's vote",
     "rl_hybrid": "SFT + RL, reward model + vote reward",
     "rl_judge": "SFT + RL, reward model on teacher-judge labels",
+    "rl_random": "SFT + RL, random reward (control: a gain it also brings is not the RM's)",
+    "rl_style": "SFT + RL, reward for the worked style only (control: what rewarding the style alone brings)",
     "rl_gold": "SFT + RL, gold reward: upper bound, reads gold labels",
 }
 # Models whose result does not depend on the pipeline's seed: one evaluation is enough.
@@ -264,7 +271,7 @@ def _read_rows(reader: _Reader) -> list[dict]:
             "wall_seconds": data.get("wall_seconds"),
             "file": rel,
         }
-        for key in ("maj_at_k", "pass_at_k", "per_category"):
+        for key in ("maj_at_k", "pass_at_k", "per_category", "styles"):
             if data.get(key) is not None:
                 row[key] = data[key]
         rows.append(row)
@@ -321,7 +328,49 @@ def _summary(rows: list[dict]) -> dict:
     return summary
 
 
+def _over_seeds(values: list) -> dict | None:
+    """Mean, spread and t-interval of the numbers among ``values`` (None where there are none)."""
+    values = [v for v in values if _number(v) is not None]
+    if not values:
+        return None
+    return {"n_seeds": len(values), "mean": mean(values), "std": sample_std(values), "ci95_mean": t_interval(values)}
+
+
+def _styles(rows: list[dict]) -> dict | None:
+    """The evaluations' ``styles``, per model: for the greedy and the sampled answers, each style's share and the
+    accuracy within it, over the seeds that report them; None when no evaluation has styles."""
+    with_styles = [r for r in rows if isinstance(r.get("styles"), dict)]
+    if not with_styles:
+        return None
+    names: dict[str, None] = {}  # every style met, in the evaluations' order (the task's)
+    for row in with_styles:
+        for decoding in ("greedy", "sampled"):
+            names.update(dict.fromkeys(str(style) for style in _dict(row["styles"].get(decoding))))
+    models: dict[str, dict] = {}
+    for name in sorted({r["name"] for r in with_styles}, key=model_sort_key):
+        group = [r for r in with_styles if r["name"] == name]  # rows are sorted by seed
+        entry: dict = {"n_seeds": len(group), "seeds": [r["seed"] for r in group]}
+        for decoding in ("greedy", "sampled"):
+            per_seed = [_dict(r["styles"].get(decoding)) for r in group]
+            per_seed = [p for p in per_seed if p]
+            entry[decoding] = {
+                style: {
+                    "share": _over_seeds([_dict(p.get(style)).get("share") for p in per_seed]),
+                    "accuracy": _over_seeds([_dict(p.get(style)).get("accuracy") for p in per_seed]),
+                }
+                for style in names
+            } if per_seed else None  # fmt: skip
+        models[name] = entry
+    return {"styles": list(names), "models": models}
+
+
 # --- comparisons -----------------------------------------------------------------------------------------------
+
+
+_AGAINST_SFT = {  # the controls' difference with SFT says something else than "what RL adds"
+    "rl_random": "what RL with a random reward adds on top of SFT (control: a gain here is not the reward's)",
+    "rl_style": "what RL rewarding the worked style alone adds on top of SFT (control)",
+}
 
 
 def _comparison_pairs(names: list[str]) -> list[tuple[str, str, str]]:
@@ -330,9 +379,11 @@ def _comparison_pairs(names: list[str]) -> list[tuple[str, str, str]]:
     rl = [n for n in names if model_kind(n) in ("rl", "upper_bound", "ablation")]
     pairs = [("sft", "student_base", "what SFT on the teacher's answers adds")]
     pairs += [("sft", "teacher", "SFT student against its teacher")]
-    pairs += [(n, "sft", "what RL adds on top of SFT") for n in rl]
+    pairs += [(n, "sft", _AGAINST_SFT.get(n, "what RL adds on top of SFT")) for n in rl]
     pairs += [(n, "teacher", "student after RL against its teacher") for n in rl]
     pairs += [("rl_rm", "rl_vote", "learned reward model against the rule reward on the same vote")]
+    pairs += [("rl_rm", "rl_style", "the distilled RM against rewarding the worked style alone: what it adds beyond "
+               "the style")]  # fmt: skip
     pairs += [("rl_gold", "rl_rm", "how far the distilled reward is from the gold upper bound")]
     pairs += [(n, ablation_of(n), "ablation against the full method") for n in rl if model_kind(n) == "ablation"]
     out, seen = [], set()
@@ -512,6 +563,12 @@ def _reward_model(reader: _Reader, seeds: list[int]) -> dict:
                     else None,
                 }
             )
+            by_type = _dict(data.get("gold_pairs_by_type"))
+            if by_type:  # only for tasks with response styles
+                entry["gold_pairs_by_type"] = {
+                    str(kind): {"accuracy": _number(_dict(v).get("accuracy")), "n": _dict(v).get("n")}
+                    for kind, v in by_type.items()
+                }
         scores_rel = f"seed{seed}/rm_scores.jsonl"
         if os.path.isfile(reader.path(scores_rel)):
             entry["scores"] = {"file": scores_rel, **_score_summary(read_rm_scores(reader.path(scores_rel)))}
@@ -529,18 +586,25 @@ def _reward_model(reader: _Reader, seeds: list[int]) -> dict:
             return None
         return {"mean": mean(values), "std": sample_std(values), "n_seeds": len(values), "ci95": t_interval(values)}
 
-    return {
-        "seeds": entries,
-        "mean_over_seeds": {
-            "pseudo_pairs_accuracy": over_seeds(lambda e: e.get("pseudo_pairs_accuracy")),
-            "gold_pairs_accuracy": over_seeds(lambda e: e.get("gold_pairs_accuracy")),
-            "auc": over_seeds(lambda e: e.get("auc")),
-            "ece": over_seeds(lambda e: e.get("ece")),
-            "best_of_n_rm_top": over_seeds(lambda e: (e.get("best_of_n") or {}).get("rm_top")),
-            "best_of_n_random": over_seeds(lambda e: (e.get("best_of_n") or {}).get("random")),
-            "best_of_n_majority": over_seeds(lambda e: (e.get("best_of_n") or {}).get("majority")),
-        },
+    kinds: dict[str, None] = {}  # pair types in eval-rm's order, over the seeds
+    for e in entries:
+        kinds.update(dict.fromkeys(e.get("gold_pairs_by_type") or {}))
+    means = {
+        "pseudo_pairs_accuracy": over_seeds(lambda e: e.get("pseudo_pairs_accuracy")),
+        "gold_pairs_accuracy": over_seeds(lambda e: e.get("gold_pairs_accuracy")),
+        "auc": over_seeds(lambda e: e.get("auc")),
+        "ece": over_seeds(lambda e: e.get("ece")),
+        "best_of_n_rm_top": over_seeds(lambda e: (e.get("best_of_n") or {}).get("rm_top")),
+        "best_of_n_random": over_seeds(lambda e: (e.get("best_of_n") or {}).get("random")),
+        "best_of_n_majority": over_seeds(lambda e: (e.get("best_of_n") or {}).get("majority")),
     }
+    if kinds:
+
+        def accuracy_of(kind):
+            return lambda e: ((e.get("gold_pairs_by_type") or {}).get(kind) or {}).get("accuracy")
+
+        means["gold_pairs_by_type"] = {kind: over_seeds(accuracy_of(kind)) for kind in kinds}
+    return {"seeds": entries, "mean_over_seeds": means}
 
 
 def _series(steps: list[dict], key: str) -> list | None:
@@ -724,5 +788,8 @@ def collect_results(run_dir: str) -> dict:
         "rl": _rl(reader, seeds, {s for s in rl_schemes if s}),
         "compute": _compute(reader, rows),
     }
+    styles = _styles(rows)
+    if styles:  # only for tasks whose responses have styles
+        results["styles"] = styles
     results["missing"] = sorted(reader.missing.values(), key=lambda m: m["path"])
     return results

@@ -144,6 +144,39 @@ def _at_k_lines(results: dict) -> list[str]:
     return ["", "Sampled answers (maj@k: majority of k samples; pass@k: any of k right):", "", *_table(header, rows)]
 
 
+def _styles_lines(results: dict) -> list[str]:
+    """The answers' styles per model (tasks whose responses have styles only; otherwise no section)."""
+    styles = results.get("styles")
+    if not styles or not styles["models"]:
+        return []
+    names = styles["styles"]
+    shown = names[:-1] if len(names) > 1 else names  # the shares add up to 1: the last style's is implied
+
+    def cell(entry, decoding, style, key):
+        measure = ((entry.get(decoding) or {}).get(style) or {}).get(key)
+        return _pct(measure["mean"]) if measure else "-"
+
+    header = ["model", "seeds"]
+    header += [f"{decoding}: {style} share (%)" for style in shown for decoding in ("greedy", "sampled")]
+    header += [f"accuracy of {style} answers (%)" for style in names]
+    rows = []
+    for name, entry in styles["models"].items():
+        cells = [name, str(entry["n_seeds"])]
+        cells += [cell(entry, decoding, style, "share") for style in shown for decoding in ("greedy", "sampled")]
+        cells += [cell(entry, "greedy", style, "accuracy") for style in names]
+        rows.append(cells)
+    return [
+        "## Styles",
+        "",
+        f"Answers by style ({', '.join(names)}): the share of each style among the greedy answers (one per "
+        "question) and among the sampled ones (every sample), and the greedy accuracy within each style; means over "
+        "the evaluations that report styles (`results.json`: `styles`, with intervals and sampled accuracies).",
+        "",
+        *_table(header, rows),
+        "",
+    ]
+
+
 def _pseudo_label_lines(results: dict) -> list[str]:
     labels = results["pseudo_labels"]
     lines = ["## Pseudo-label quality", ""]
@@ -272,7 +305,30 @@ def _reward_model_lines(results: dict) -> list[str]:
         "Pairs and points are held-out; gold pairs pair a gold-right with a gold-wrong student sample of "
         "one question; the score columns come from rm_scores.jsonl (student samples).",
     ]
-    return lines
+    return lines + _pair_type_lines(rm)
+
+
+def _pair_type_lines(rm: dict) -> list[str]:
+    """Gold-pair accuracy by the styles of the right and the wrong sample (tasks with response styles only)."""
+    kinds = rm["mean_over_seeds"].get("gold_pairs_by_type")
+    if not kinds:
+        return []
+    seeds = [e for e in rm["seeds"] if e.get("gold_pairs_by_type")]
+    rows = []
+    for kind, over in kinds.items():
+        cells = [kind.replace("_vs_", " vs ")]
+        for e in seeds:
+            r = e["gold_pairs_by_type"].get(kind) or {}
+            cells.append(_share(r.get("accuracy"), r.get("n")))
+        rows.append([*cells, _pct(over["mean"]) if over else "-"])
+    header = ["pair (right vs wrong answer)", *[f"seed {e['seed']}" for e in seeds], "mean (%)"]
+    return [
+        "",
+        "Gold pairs by the styles of the right and the wrong answer (an RM that ranks a style, not correctness, "
+        "is right on one side of the diagonal and wrong on the other):",
+        "",
+        *_table(header, rows),
+    ]
 
 
 def _rl_lines(results: dict) -> list[str]:
@@ -350,6 +406,7 @@ def render(results: dict) -> str:
         "",
         *comparison_lines(results),
         "",
+        *_styles_lines(results),
         *_pseudo_label_lines(results),
         "",
         *_reward_model_lines(results),

@@ -84,6 +84,52 @@ def accuracy_bars(results: dict, run_dir: str) -> str | None:
     return _save(fig, run_dir, "accuracy.png")
 
 
+def _grouped_bars(ax, names: list[str], groups: list[tuple[str, list]]) -> None:
+    """Bars of ``groups`` ((label, mean per model or None)) side by side for each model in ``names``; None: no
+    bar."""
+    from matplotlib import colormaps
+
+    palette = colormaps["tab10"]
+    width = 0.8 / len(groups)
+    for i, (label, values) in enumerate(groups):
+        bars = [(x + (i - (len(groups) - 1) / 2) * width, 100 * v) for x, v in enumerate(values) if v is not None]
+        ax.bar([x for x, _ in bars], [h for _, h in bars], width=width, color=palette(i % 10), edgecolor="black",
+               linewidth=0.5, label=label)  # fmt: skip
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+    ax.set_ylim(0, 100)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+
+
+def style_bars(results: dict, run_dir: str) -> str | None:
+    """Per model (means over seeds): the share of each style but the last among greedy and sampled answers, and
+    the greedy accuracy within each style; only for tasks whose responses have styles."""
+    styles = results.get("styles")
+    if not styles or not styles["models"]:
+        return None
+    names, kinds = list(styles["models"]), styles["styles"]
+    shown = kinds[:-1] if len(kinds) > 1 else kinds
+
+    def means(decoding: str, style: str, key: str) -> list:
+        out = []
+        for name in names:
+            measure = ((styles["models"][name].get(decoding) or {}).get(style) or {}).get(key)
+            out.append(measure["mean"] if measure else None)
+        return out
+
+    fig = _figure(max(8.0, 2.0 + 1.4 * len(names)), 4.2)
+    share, accuracy = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    _grouped_bars(share, names, [(f"{style}, {decoding}", means(decoding, style, "share"))
+                                 for style in shown for decoding in ("greedy", "sampled")])  # fmt: skip
+    share.set_ylabel("share of answers (%)")
+    share.set_title(f"share of {' / '.join(shown)} answers")
+    _grouped_bars(accuracy, names, [(style, means("greedy", style, "accuracy")) for style in kinds])
+    accuracy.set_ylabel("accuracy (%)")
+    accuracy.set_title("greedy accuracy within each style")
+    fig.suptitle("Answer styles: mean over seeds (no bar: no answer of that style, or none sampled)")
+    return _save(fig, run_dir, "styles.png")
+
+
 def rm_score_histograms(results: dict, run_dir: str) -> str | None:
     """Per seed, the RM's scores of gold-right and gold-wrong student samples (from rm_scores.jsonl)."""
     panels = []
@@ -159,6 +205,7 @@ def rl_curves(results: dict, run_dir: str) -> str | None:
 
 PLOTS = (
     (accuracy_bars, "accuracy per model: mean over seeds with 95% t-interval, seeds as dots"),
+    (style_bars, "answer styles per model: share of each style and accuracy within it"),
     (rm_score_histograms, "RM scores of student samples, gold-right vs gold-wrong"),
     (rl_curves, "RL: mean reward and gold accuracy per PPO step"),
 )

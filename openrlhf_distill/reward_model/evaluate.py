@@ -5,7 +5,13 @@
 - with prompts that carry gold and raw samples (``--prompts`` + ``--samples``), the questions gold can answer:
   pairwise accuracy on gold-labelled pairs (a gold-correct vs a gold-wrong sample of one question), and
   best-of-N: is the RM's top-scored sample right more often than a random sample, and than the majority answer
-  of the same N samples?
+  of the same N samples? When the questions' task has response styles (``task.styles_of_responses``, the toy
+  world's arithmetic: "worked" or "direct", read by ``task.response_style``), the same gold pairs split by pair
+  type, ``gold_pairs_by_type``: ``{"worked_vs_direct": {"accuracy", "n"}, ...}``, named "<style of the right
+  sample>_vs_<style of the wrong one>", every combination of the styles listed (accuracy null when n = 0). It
+  tells a reward model that ranks right answers above wrong ones from one that ranks a style above another. The
+  task is each prompt's ``task`` field; questions of a task without styles are left out of it, and with none
+  having styles the key is absent.
 - with ``--scores-out FILE`` (needs ``--prompts`` + ``--samples``): one JSON line per sample, the RM's raw score
   beside what is known of its correctness: ``{"id", "source", "sample_index", "answer", "score", "gold_correct",
   "pseudo_correct"}``. ``gold_correct`` is true/false where the prompt has gold, null otherwise;
@@ -148,20 +154,38 @@ def _score_samples(scorer: RewardScorer, prompts: str, samples: str, source: str
         yield question, [(s, r, right) for (s, right), r in zip(rows, rewards, strict=True)]
 
 
+def _styles_of(task) -> tuple[str, ...] | None:
+    """The task's response styles, or None for a task without them."""
+    styles = getattr(task, "styles_of_responses", None)
+    return tuple(styles) if styles else None
+
+
 def _gold_measures(scored, max_pairs: int, seed: int) -> dict:
-    """Gold-labelled pairwise accuracy and best-of-N from the scored samples of the questions that have gold."""
+    """Gold-labelled pairwise accuracy and best-of-N from the scored samples of the questions that have gold;
+    ``gold_pairs_by_type`` too when some question's task has response styles (see the module docstring)."""
     rng = random.Random(seed)
     gold_pairs, best_of_n = [], {"rm_top": [], "random": [], "majority": [], "questions": 0}
+    styles: dict[str, None] = {}  # every style met, in the tasks' order (an ordered set)
+    typed: dict[str, list[bool]] = defaultdict(list)  # pair type -> RM ranks the right one first, per pair
     for question, scored_rows in scored:
         if question.gold is None:
             continue
         rows = [(s, right) for s, _, right in scored_rows]
         rewards = [r for _, r, _ in scored_rows]
-        good = [r for r, (_, right) in zip(rewards, rows, strict=True) if right]
-        bad = [r for r, (_, right) in zip(rewards, rows, strict=True) if not right]
+        task_styles = _styles_of(question.task)
+        if task_styles:
+            styles.update(dict.fromkeys(task_styles))
+            kinds = [question.task.response_style(s["response"]) for s, _ in rows]
+        else:
+            kinds = [None] * len(rows)
+        good = [(r, kind) for r, (_, right), kind in zip(rewards, rows, kinds, strict=True) if right]
+        bad = [(r, kind) for r, (_, right), kind in zip(rewards, rows, kinds, strict=True) if not right]
         combos = [(g, b) for g in good for b in bad]
-        rng.shuffle(combos)
-        gold_pairs += combos[:max_pairs]
+        rng.shuffle(combos)  # the same shuffle with or without styles: the pairs do not depend on them
+        for (g, good_kind), (b, bad_kind) in combos[:max_pairs]:
+            gold_pairs.append((g, b))
+            if task_styles:
+                typed[f"{good_kind}_vs_{bad_kind}"].append(g > b)
         if len(rows) >= 2:
             best_of_n["questions"] += 1
             best_of_n["rm_top"].append(rows[max(range(len(rows)), key=rewards.__getitem__)][1])
@@ -171,6 +195,11 @@ def _gold_measures(scored, max_pairs: int, seed: int) -> dict:
                 vote.accepted and question.task.is_equivalent(vote.pseudo_label, question.gold)
             )
     result = {"gold_pairs": {"accuracy": _mean([g > b for g, b in gold_pairs]), "n": len(gold_pairs)}}
+    if styles:
+        names = [f"{right}_vs_{wrong}" for right in styles for wrong in styles]
+        names += sorted(set(typed) - set(names))  # a style outside the task's list (not expected)
+        result["gold_pairs_by_type"] = {name: {"accuracy": _mean(typed[name]), "n": len(typed[name])}
+                                        for name in names}  # fmt: skip
     result["best_of_n"] = {name: _mean([float(v) for v in values]) for name, values in best_of_n.items()
                            if name != "questions"}  # fmt: skip
     result["best_of_n"]["questions"] = best_of_n["questions"]
@@ -233,6 +262,8 @@ def print_report(report: dict) -> None:
     if "gold_pairs" in report:
         r = report["gold_pairs"]
         print(f"pairwise accuracy, gold-labelled pairs     {fmt(r['accuracy'])} (n={r['n']})")
+    for name, r in (report.get("gold_pairs_by_type") or {}).items():
+        print(f"  {name + ' (right vs wrong)':<40} {fmt(r['accuracy'])} (n={r['n']})")
     if "points" in report:
         r = report["points"]
         print(f"pointwise AUC / ECE of sigmoid(r)          {fmt(r['auc'])} / {fmt(r['ece'])} (n={r['n']})")

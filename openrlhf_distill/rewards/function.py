@@ -14,7 +14,9 @@ Rewards (1.0 / 0.0 from the task layer's answer extraction and equivalence):
 - ``vote``: the student's answer equals the pseudo-label;
 - ``gold``: it equals the gold answer (an upper bound: the only scheme whose reward reads gold);
 - ``hybrid``: ``alpha`` * the RM's normalised reward (from a :mod:`.server` reward-model server) + ``beta`` *
-  the vote reward.
+  the vote reward;
+- ``random`` (a control): 1 with probability ``random_p``, drawn independently of the response;
+- ``style`` (a control): 1 when the task reads the response as written in ``style`` (arithmetic: "worked").
 
 Gold never changes a ``vote`` or ``hybrid`` reward: there it is read only for the ``distill/gold_correct``
 and ``distill/has_gold`` logs, and a gold answer the task cannot parse is logged as absent, not an error.
@@ -33,6 +35,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import re
 import sys
 import traceback
@@ -107,6 +110,8 @@ class _Rewarder:
         self.config = config.check()
         self._get_task = get_task
         self._tasks: dict = {}
+        # random: each rollout actor flips its own coins (the actor's pid keeps two actors' streams apart)
+        self._coins = random.Random(f"{config.seed}-{os.getpid()}")
 
     def task(self, label: RewardLabel):
         name = label.task or self.config.task
@@ -178,7 +183,13 @@ class _Rewarder:
                 )
             pseudo_correct = pseudo is not None and task.is_equivalent(answer, pseudo)
             gold_correct = gold is not None and task.is_equivalent(answer, gold)
-            agreement.append(float(gold_correct if scheme == "gold" else pseudo_correct))
+            if scheme == "random":
+                agreement.append(float(self._coins.random() < self.config.random_p))
+            elif scheme == "style":
+                style = task.response_style(strip_trailing_special_tokens(raw_response))
+                agreement.append(float(style == self.config.style))
+            else:
+                agreement.append(float(gold_correct if scheme == "gold" else pseudo_correct))
             for key, value in zip(
                 LOG_KEYS,
                 (pseudo_correct, pseudo is not None, gold_correct, gold is not None, answer is not None),

@@ -7,6 +7,11 @@
 | ``vote`` | 1 when the student's answer equals the teacher's pseudo-label, else 0 | our reward function |
 | ``gold`` | 1 when it equals the gold answer (an upper bound; the only scheme that reads gold) | our reward function |
 | ``hybrid`` | ``alpha`` * normalised RM reward + ``beta`` * the ``vote`` reward | our reward function + RM server |
+| ``random`` | 1 with probability ``random_p``, whatever the response (a control) | our reward function |
+| ``style`` | 1 when the response has style ``style`` (e.g. "worked"; a control) | our reward function |
+
+``random`` and ``style`` are controls, not methods: a gain that a random reward also brings (Shao et al. 2025,
+"Spurious Rewards") or that rewarding a style alone brings is not the learned RM's doing.
 
 ``RewardConfig`` holds the settings of the reward-function schemes; ``check`` refuses the others, which have
 no reward function.
@@ -17,8 +22,14 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
-SCHEMES = ("rm", "vote", "gold", "hybrid", "judge")
-FUNCTION_SCHEMES = ("vote", "gold", "hybrid")  # computed by our reward_func (--reward.remote_url FILE.py)
+SCHEMES = ("rm", "vote", "gold", "hybrid", "judge", "random", "style")
+FUNCTION_SCHEMES = (
+    "vote",
+    "gold",
+    "hybrid",
+    "random",
+    "style",
+)  # computed by our reward_func (--reward.remote_url FILE.py)
 RM_SCHEMES = ("rm", "judge")  # OpenRLHF's learned-RM path (--reward.model_name_or_path)
 
 
@@ -30,6 +41,9 @@ class RewardConfig:
     beta: float = 1.0  # hybrid: weight of the vote reward
     rm_url: str | None = None  # hybrid: the reward-model server (`openrlhf-distill serve-rm`)
     rm_timeout_s: float = 120.0  # hybrid: per request to the server, retries included
+    random_p: float = 0.5  # random: chance of reward 1
+    style: str = "worked"  # style: the rewarded style, as the task's `response_style` names it
+    seed: int = 0  # random: seeds the coin flips of each rollout actor
 
     def check(self) -> RewardConfig:
         """Raises a ValueError saying what is wrong with these settings for a reward function; returns self."""
@@ -55,6 +69,18 @@ class RewardConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
                 raise ValueError(f"reward config: {name} must be a finite number, got {value!r}")
+        if not 0.0 <= self.random_p <= 1.0:
+            raise ValueError(f"reward config: random_p must be in [0, 1], got {self.random_p}")
+        if self.scheme == "style":
+            from ..tasks import get_task
+
+            styles = getattr(get_task(self.task), "styles_of_responses", None) if self.task else None
+            if styles is None:
+                raise ValueError(
+                    f"reward scheme 'style' needs a task whose responses have styles (arithmetic), got {self.task!r}"
+                )
+            if self.style not in styles:
+                raise ValueError(f"reward config: style {self.style!r} is not one of {', '.join(styles)}")
         if self.rm_timeout_s <= 0:
             raise ValueError(f"reward config: rm_timeout_s must be > 0, got {self.rm_timeout_s}")
         if self.scheme == "hybrid":

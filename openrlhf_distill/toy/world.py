@@ -43,6 +43,7 @@ import time
 from dataclasses import dataclass
 
 from ..records import PROMPT, read_records, write_json_atomic, write_jsonl_atomic
+from ..tasks.arithmetic import STEP
 from .pretrain import ToyModelSpec, measure, pretrain
 
 TASK = "arithmetic"
@@ -68,6 +69,8 @@ class ArithmeticSpec:
     max_value: int = 99  # every intermediate result stays in 0..max_value (no negative numbers)
     multiply_prob: float = 0.0  # chance that a question opens with "a * k", k in 2..max_multiplier
     max_multiplier: int = 9
+    halve_prob: float = 0.0  # chance that an operation (on a value >= 2) is "/ 2", floor halving
+    max_first: int | None = None  # the first number is drawn from 1..max_first (None: max_operand)
 
     def __post_init__(self):
         if not 1 <= self.min_ops <= self.max_ops:
@@ -76,6 +79,10 @@ class ArithmeticSpec:
             raise ValueError(f"need 1 <= max_operand <= max_value, got {self.max_operand}, {self.max_value}")
         if not 0.0 <= self.multiply_prob <= 1.0 or self.max_multiplier < 2:
             raise ValueError("multiply_prob must be in [0, 1] and max_multiplier >= 2")
+        if not 0.0 <= self.halve_prob < 1.0:
+            raise ValueError(f"halve_prob must be in [0, 1), got {self.halve_prob}")
+        if self.max_first is not None and not 1 <= self.max_first <= self.max_value:
+            raise ValueError(f"need 1 <= max_first <= max_value, got {self.max_first}")
 
 
 @dataclass(frozen=True)
@@ -92,7 +99,7 @@ class Problem:
 
 
 def _apply(a: int, op: str, b: int) -> int:
-    return a + b if op == "+" else a - b if op == "-" else a * b
+    return a + b if op == "+" else a - b if op == "-" else a * b if op == "*" else a // b
 
 
 def solve(numbers, ops) -> tuple[str, int]:
@@ -113,9 +120,14 @@ def make_problem(rng: random.Random, spec: ArithmeticSpec = ArithmeticSpec()) ->
         numbers = [rng.randint(1, max(1, spec.max_value // k)), k]
         ops.append("*")
     else:
-        numbers = [rng.randint(1, spec.max_operand)]
+        numbers = [rng.randint(1, spec.max_first or spec.max_operand)]
     value = numbers[0] if not ops else numbers[0] * numbers[1]
     while len(ops) < n_ops:
+        if value >= 2 and spec.halve_prob and rng.random() < spec.halve_prob:
+            ops.append("/")
+            numbers.append(2)
+            value //= 2
+            continue
         room_up, room_down = min(spec.max_operand, spec.max_value - value), min(spec.max_operand, value)
         op = rng.choice("+-") if room_up >= 1 and room_down >= 1 else "+" if room_up >= 1 else "-"
         b = rng.randint(1, room_up if op == "+" else room_down)
@@ -141,13 +153,12 @@ def generate_problems(n: int, rng: random.Random, spec: ArithmeticSpec, exclude:
     return out
 
 
-_STEP = re.compile(r"(-?\d+) ([-+*]) (-?\d+) = (-?\d+)\.")
-_QUESTION = re.compile(r"What is (\d+(?: [-+*] \d+)+)\?")
+_QUESTION = re.compile(r"What is (\d+(?: [-+*/] \d+)+)\?")
 
 
 def check_steps(solution: str) -> list[bool]:
     """For each "a op b = r." step in a worked solution, whether it is arithmetically right."""
-    return [_apply(int(a), op, int(b)) == int(r) for a, op, b, r in _STEP.findall(solution)]
+    return [_apply(int(a), op, int(b)) == int(r) for a, op, b, r in STEP.findall(solution)]
 
 
 def parse_question(question: str) -> tuple[list[int], list[str]]:
@@ -157,6 +168,11 @@ def parse_question(question: str) -> tuple[list[int], list[str]]:
         raise ValueError(f"not a toy arithmetic question: {question!r}")
     tokens = match.group(1).split()
     return [int(t) for t in tokens[::2]], tokens[1::2]
+
+
+def direct_answer(problem: Problem) -> str:
+    """The answer alone, in the worked solution's closing format: "#### 5"."""
+    return f"#### {problem.answer}"
 
 
 def corrupt(problem: Problem, rng: random.Random) -> str:
@@ -199,7 +215,10 @@ def write_world(
     n_pretrain_teacher: int = 40_000,
     n_pretrain_student: int = 10_000,
     student_noise: float = 0.0,
+    teacher_worked_share: float = 1.0,
+    student_worked_share: float = 1.0,
     spec: ArithmeticSpec = ArithmeticSpec(),
+    pretrain_min_ops: int | None = None,
 ) -> dict:
     """Writes the data files of a toy world (`FILES`) into ``out_dir``; returns their paths and counts.
 
@@ -214,18 +233,33 @@ def write_world(
         raise ValueError("the student's pretraining corpus is part of the teacher's: n_pretrain_student too big")
     if not 0.0 <= student_noise < 1.0:
         raise ValueError(f"student_noise must be in [0, 1), got {student_noise}")
+    for name, share in (
+        ("teacher_worked_share", teacher_worked_share),
+        ("student_worked_share", student_worked_share),
+    ):
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {share}")
     rng = random.Random(f"toy-world-{seed}")
     seen: set[str] = set()
     test = generate_problems(n_test, rng, spec, seen)
     dev = generate_problems(n_dev, rng, spec, seen)
     train = generate_problems(n_train, rng, spec, seen)
-    pool = generate_problems(n_pretrain_teacher, rng, spec, seen)
+    # Shorter chains in the pretraining pool teach the single steps; the questions measured stay as specified.
+    pool_spec = dataclasses.replace(spec, min_ops=pretrain_min_ops) if pretrain_min_ops else spec
+    pool = generate_problems(n_pretrain_teacher, rng, pool_spec, seen)
     noise_rng = random.Random(f"toy-world-noise-{seed}")
-    teacher_rows = [_pretrain_record("teacher", i, p, p.solution) for i, p in enumerate(pool)]
-    student_rows = [
-        _pretrain_record("student", i, p, corrupt(p, noise_rng) if noise_rng.random() < student_noise else p.solution)
-        for i, p in enumerate(pool[:n_pretrain_student])
+    style_rng = random.Random(f"toy-world-style-{seed}")
+
+    def styled(problem: Problem, worked: str, share: float) -> str:
+        return worked if share >= 1.0 or style_rng.random() < share else direct_answer(problem)
+
+    teacher_rows = [
+        _pretrain_record("teacher", i, p, styled(p, p.solution, teacher_worked_share)) for i, p in enumerate(pool)
     ]
+    student_rows = []
+    for i, p in enumerate(pool[:n_pretrain_student]):
+        worked = corrupt(p, noise_rng) if noise_rng.random() < student_noise else p.solution
+        student_rows.append(_pretrain_record("student", i, p, styled(p, worked, student_worked_share)))
     sets = {
         "test": {p.question for p in test},
         "dev": {p.question for p in dev},
@@ -289,7 +323,10 @@ class WorldSettings:
     n_pretrain_teacher: int = 50_000
     n_pretrain_student: int = 20_000
     student_noise: float = 0.0
+    teacher_worked_share: float = 1.0  # share of pretraining answers worked out step by step; the rest direct
+    student_worked_share: float = 1.0
     arithmetic: ArithmeticSpec = ArithmeticSpec()
+    pretrain_min_ops: int | None = None  # the pretraining questions' least number of operations (None: as asked)
     teacher_spec: ToyModelSpec = TEACHER_SPEC
     student_spec: ToyModelSpec = STUDENT_SPEC
     teacher_target: float | None = 0.65  # dev greedy accuracy at which the teacher's pretraining stops
@@ -316,6 +353,41 @@ class WorldSettings:
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
+
+# The worlds `toy-world --preset` builds (what each shows: README "The toy world").
+# - styles (the default, what `make demo` runs): "a terse teacher, and a student that does better when it shows
+#   its work". Chains of 3-4 small steps (+b, -b with b <= 5, floor halving) on values 0..19. The teacher is
+#   pretrained on answers alone ("#### 5") and answers that way; the student, a smaller model, on a mix of 30%
+#   worked solutions and 70% answers alone, so it answers directly when greedy while its worked answers, which
+#   it samples now and then, are right far more often. Distilled rewards can then move it to its better style.
+# - chains: the first toy world: chains of 1-3 operations with operands up to 50, worked solutions only. Every
+#   error there is a missing arithmetic fact; no reward lifted the student (README).
+STYLES_ARITHMETIC = ArithmeticSpec(min_ops=3, max_ops=4, max_operand=5, max_value=19, halve_prob=0.34, max_first=19)
+PRESETS = {
+    "styles": WorldSettings(
+        n_train=600,
+        n_test=300,
+        n_pretrain_teacher=40_000,
+        n_pretrain_student=20_000,
+        teacher_worked_share=0.0,
+        student_worked_share=0.3,
+        arithmetic=STYLES_ARITHMETIC,
+        pretrain_min_ops=1,
+        teacher_spec=dataclasses.replace(TEACHER_SPEC, num_hidden_layers=4),  # 658k parameters
+        student_spec=dataclasses.replace(STUDENT_SPEC, num_hidden_layers=2),  # 156k parameters
+        teacher_target=0.85,
+        student_target=None,  # a fixed budget: its worked answers must be learnt, not only its direct ones
+        teacher_steps=3000,
+        student_steps=1200,
+        batch_size=64,
+    ),
+    "chains": WorldSettings(),
+}
+PRESET_HELP = {
+    "styles": "3-4 small steps; a teacher that answers directly, a student better when it works the steps out",
+    "chains": "1-3 operations with operands up to 50, worked solutions only (the first toy world)",
+}
+DEFAULT_PRESET = "styles"
 
 SAMPLING_TEMPERATURES = (0.3, 0.7, 1.0)
 
@@ -434,7 +506,10 @@ def build_toy_world(out_dir: str, settings: WorldSettings | None = None, *, forc
         n_pretrain_teacher=settings.n_pretrain_teacher,
         n_pretrain_student=settings.n_pretrain_student,
         student_noise=settings.student_noise,
+        teacher_worked_share=settings.teacher_worked_share,
+        student_worked_share=settings.student_worked_share,
         spec=settings.arithmetic,
+        pretrain_min_ops=settings.pretrain_min_ops,
     )
     data_s = time.monotonic() - started
     cores = os.cpu_count() or 1
@@ -484,67 +559,76 @@ def parse_shape(text: str, base: ToyModelSpec) -> ToyModelSpec:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+# (flag, WorldSettings field, type, help); the arithmetic fields live in WorldSettings.arithmetic.
+_SCALAR_FLAGS = (
+    ("--seed", "seed", int, "draws the data and the models' initial weights"),
+    ("--n-train", "n_train", int, "unlabelled questions for distillation"),
+    ("--n-test", "n_test", int, "test questions (gold for measurement)"),
+    ("--n-dev", "n_dev", int, "dev questions the pretraining stops on"),
+    ("--n-pretrain-teacher", "n_pretrain_teacher", int, None),
+    ("--n-pretrain-student", "n_pretrain_student", int, None),
+    ("--student-noise", "student_noise", float, "share of the student's pretraining solutions made wrong in one step"),
+    ("--teacher-worked-share", "teacher_worked_share", float,
+     "share of the teacher's pretraining answers worked out step by step; the rest are the answer alone (#### N)"),
+    ("--student-worked-share", "student_worked_share", float, "the same for the student"),
+    ("--pretrain-min-ops", "pretrain_min_ops", int, "pretraining questions have at least N operations"),
+    ("--teacher-target", "teacher_target", float, "dev greedy accuracy that stops its pretraining (0: never)"),
+    ("--student-target", "student_target", float, "the same for the student"),
+    ("--teacher-steps", "teacher_steps", int, "at most"),
+    ("--student-steps", "student_steps", int, "at most"),
+    ("--teacher-lr", "teacher_lr", float, None),
+    ("--student-lr", "student_lr", float, None),
+    ("--batch-size", "batch_size", int, None),
+    ("--measure-questions", "measure_questions", int, None),
+)  # fmt: skip
+_ARITHMETIC_FLAGS = (
+    ("--min-ops", "min_ops", int, "operations per question, at least"),
+    ("--max-ops", "max_ops", int, "operations per question, at most"),
+    ("--max-operand", "max_operand", int, None),
+    ("--max-value", "max_value", int, None),
+    ("--multiply-prob", "multiply_prob", float, None),
+    ("--halve-prob", "halve_prob", float, 'chance that an operation is "/ 2" (floor halving)'),
+    ("--max-first", "max_first", int, "the first number is drawn from 1..N (default: --max-operand)"),
+)  # fmt: skip
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    d = WorldSettings()
+    """Every setting defaults to the chosen ``--preset``'s value (shown in brackets for the default preset)."""
+    d = PRESETS[DEFAULT_PRESET]
     parser.add_argument("out_dir", help="folder of the world: prompts_*.jsonl, pretrain_*.jsonl, teacher/, "
                         "student/, world.json")  # fmt: skip
-    parser.add_argument("--seed", type=int, default=d.seed, help="draws the data and the models' initial weights")
-    parser.add_argument("--n-train", type=int, default=d.n_train, help="unlabelled questions for distillation")
-    parser.add_argument("--n-test", type=int, default=d.n_test, help="test questions (gold for measurement)")
-    parser.add_argument("--n-dev", type=int, default=d.n_dev, help="dev questions the pretraining stops on")
-    parser.add_argument("--n-pretrain-teacher", type=int, default=d.n_pretrain_teacher)
-    parser.add_argument("--n-pretrain-student", type=int, default=d.n_pretrain_student)
-    parser.add_argument("--student-noise", type=float, default=d.student_noise,
-                        help="share of the student's pretraining solutions made wrong in one step")  # fmt: skip
-    parser.add_argument("--max-ops", type=int, default=d.arithmetic.max_ops, help="operations per question, 1..N")
-    parser.add_argument("--max-operand", type=int, default=d.arithmetic.max_operand)
-    parser.add_argument("--max-value", type=int, default=d.arithmetic.max_value)
-    parser.add_argument("--multiply-prob", type=float, default=d.arithmetic.multiply_prob)
+    parser.add_argument("--preset", choices=sorted(PRESETS), default=DEFAULT_PRESET,
+                        help="which world: " + "; ".join(f"{k}: {v}" for k, v in PRESET_HELP.items()))  # fmt: skip
+    for flag, name, kind, text in _SCALAR_FLAGS:
+        parser.add_argument(flag, type=kind, default=None, help=f"{text or ''} [{getattr(d, name)}]".strip())
+    for flag, name, kind, text in _ARITHMETIC_FLAGS:
+        parser.add_argument(flag, type=kind, default=None,
+                            help=f"{text or ''} [{getattr(d.arithmetic, name)}]".strip())  # fmt: skip
     keys = "hidden, intermediate, layers, heads, kv_heads, arch (qwen2|llama); head size hidden/heads must suit vLLM"
-    for role, spec in (("teacher", d.teacher_spec), ("student", d.student_spec)):
-        parser.add_argument(f"--{role}-shape", default="", metavar="KEY=N,...",
-                            help=f"changes to the {role}'s shape ({spec}); keys: {keys}")  # fmt: skip
     for role in ("teacher", "student"):
-        target = getattr(d, f"{role}_target")
-        help_text = f"dev greedy accuracy that stops its pretraining (default {target}; 0: never)"
-        parser.add_argument(f"--{role}-target", type=float, default=target, help=help_text)
-        parser.add_argument(f"--{role}-steps", type=int, default=getattr(d, f"{role}_steps"), help="at most")
-        parser.add_argument(f"--{role}-lr", type=float, default=getattr(d, f"{role}_lr"))
-    parser.add_argument("--batch-size", type=int, default=d.batch_size)
-    parser.add_argument("--measure-questions", type=int, default=d.measure_questions)
+        parser.add_argument(f"--{role}-shape", default="", metavar="KEY=N,...",
+                            help=f"changes to the preset's {role} shape; keys: {keys}")  # fmt: skip
     parser.add_argument("--measure-sampling", action="store_true",
                         help="also measure sampling at 0.3/0.7/1.0 (10 each): single, maj@10, the vote")  # fmt: skip
     parser.add_argument("--force", action="store_true", help="rebuild even when world.json has these settings")
 
 
 def settings_from_args(args) -> WorldSettings:
-    d = WorldSettings()
-    return WorldSettings(
-        seed=args.seed,
-        n_train=args.n_train,
-        n_test=args.n_test,
-        n_dev=args.n_dev,
-        n_pretrain_teacher=args.n_pretrain_teacher,
-        n_pretrain_student=args.n_pretrain_student,
-        student_noise=args.student_noise,
-        arithmetic=dataclasses.replace(
-            d.arithmetic,
-            max_ops=args.max_ops,
-            max_operand=args.max_operand,
-            max_value=args.max_value,
-            multiply_prob=args.multiply_prob,
-        ),  # fmt: skip
-        teacher_spec=parse_shape(args.teacher_shape, d.teacher_spec),
-        student_spec=parse_shape(args.student_shape, d.student_spec),
-        teacher_target=args.teacher_target or None,
-        student_target=args.student_target or None,
-        teacher_steps=args.teacher_steps,
-        student_steps=args.student_steps,
-        teacher_lr=args.teacher_lr,
-        student_lr=args.student_lr,
-        batch_size=args.batch_size,
-        measure_questions=args.measure_questions,
-        measure_sampling=args.measure_sampling,
+    """The preset's settings with the flags given on the command line in place of its values."""
+    base = PRESETS[args.preset]
+    fields = {name: getattr(args, flag[2:].replace("-", "_")) for flag, name, _, _ in _SCALAR_FLAGS}
+    fields = {name: value for name, value in fields.items() if value is not None}
+    for name in ("teacher_target", "student_target"):  # 0 switches the early stop off
+        if fields.get(name) == 0:
+            fields[name] = None
+    arithmetic = {name: getattr(args, flag[2:].replace("-", "_")) for flag, name, _, _ in _ARITHMETIC_FLAGS}
+    return dataclasses.replace(
+        base,
+        **fields,
+        arithmetic=dataclasses.replace(base.arithmetic, **{k: v for k, v in arithmetic.items() if v is not None}),
+        teacher_spec=parse_shape(args.teacher_shape, base.teacher_spec),
+        student_spec=parse_shape(args.student_shape, base.student_spec),
+        measure_sampling=args.measure_sampling or base.measure_sampling,
     )
 
 
