@@ -36,7 +36,7 @@ def test_small_styles_world_keeps_the_styles_apart_and_gold_out_of_the_training_
     teacher, a few hundred pretraining steps), teacher sampling, vote, SFT with OpenRLHF's train_sft, student
     sampling, labels and the RM data."""
     run_dir = tmp_path / "run"
-    small = {"n-dev": 50, "n-pretrain-teacher": 4000, "n-pretrain-student": 4000, "teacher-steps": 250,
+    small = {"n-dev": 50, "n-pretrain-teacher": 6000, "n-pretrain-student": 3000, "teacher-steps": 250,
              "student-steps": 400, "teacher-target": 0, "student-target": 0, "teacher-shape": "layers=1",
              "measure-questions": 40}  # fmt: skip
     config = {

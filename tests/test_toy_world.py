@@ -181,7 +181,8 @@ def styles_world(tmp_path_factory):
     out = tmp_path_factory.mktemp("styles")
     info = write_world(str(out), n_train=200, n_test=200, n_dev=100, seed=3, n_pretrain_teacher=4000,
                        n_pretrain_student=2000, teacher_worked_share=STYLES.teacher_worked_share,
-                       student_worked_share=STYLES.student_worked_share, spec=STYLES.arithmetic)  # fmt: skip
+                       student_worked_share=STYLES.student_worked_share, spec=STYLES.arithmetic,
+                       pretrain_min_ops=STYLES.pretrain_min_ops)  # fmt: skip
     return out, info
 
 
@@ -199,8 +200,10 @@ def test_styles_world_teacher_learns_answers_alone_and_the_student_a_mix(styles_
     assert all(all(check_steps(r["response"])) and TASK.extract_answer(r["response"]) == r["answer"]
                for r in worked)  # fmt: skip
     assert all(r["response"] == f"#### {r['answer']}" for r in student if r not in worked)
-    # the same questions, each in the style its model was given
-    assert [r["prompt"] for r in student] == [r["prompt"] for r in teacher[: len(student)]]
+    # the teacher's questions, in its order, of the length measured: the shorter chains are the teacher's alone
+    lengths = {r["prompt"]: len(parse_question(r["prompt"])[1]) for r in teacher}
+    assert [r["prompt"] for r in student] == [r["prompt"] for r in teacher if lengths[r["prompt"]] >= 3][:2000]
+    assert min(lengths.values()) == 1 and 0.25 < sum(n < 3 for n in lengths.values()) / len(teacher) < 0.6
 
 
 def test_styles_world_splits_are_disjoint_and_gold_stays_in_the_prompt_records(styles_world):
