@@ -4,12 +4,14 @@ needs; and the PPO loop (train_ppo_ray) through our Ray driver, on a cluster or 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 
 from . import patches
@@ -40,6 +42,32 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# A JIT build of DeepSpeed's CPU Adam takes about 3 minutes on 2 cores; a build lock older than this is left over
+# from a killed process.
+STALE_BUILD_LOCK_S = 20 * 60
+
+
+def cpu_extensions_env(env: dict) -> None:
+    """Gives this Python environment its own torch-extension build folder (unless TORCH_EXTENSIONS_DIR is set).
+
+    DeepSpeed compiles its CPU Adam on first use into one folder per user, keyed by Python and torch only. Two
+    environments (a checkout and a fresh clone) then rebuild over each other's build, and a build killed part way
+    leaves its lock file behind, on which every later trainer waits for ever. One folder per environment, and a
+    lock of a build that cannot still be running is removed.
+    """
+    if "TORCH_EXTENSIONS_DIR" in env:
+        return
+    key = hashlib.sha256(os.path.realpath(sys.prefix).encode()).hexdigest()[:12]
+    root = os.path.join(os.path.expanduser("~"), ".cache", "openrlhf_distill", "torch_extensions", key)
+    env["TORCH_EXTENSIONS_DIR"] = root
+    if not os.path.isdir(root):
+        return
+    for lock in (os.path.join(root, d, "lock") for d in sorted(os.listdir(root))):
+        if os.path.exists(lock) and time.time() - os.path.getmtime(lock) > STALE_BUILD_LOCK_S:
+            print(f"[openrlhf-distill] removing a stale torch-extension build lock: {lock}", file=sys.stderr)
+            os.remove(lock)
 
 
 def _cpu_argv(cli: OpenRLHFCli, argv: list[str]) -> list[str]:
@@ -80,6 +108,7 @@ def plan(cli: OpenRLHFCli, argv: list[str], *, engine: str = "auto") -> Launch:
     # One training process: the distributed env that torchrun or deepspeed would otherwise provide.
     env.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    cpu_extensions_env(env)
     return Launch("cpu", [sys.executable, "-m", cli.module, *_cpu_argv(cli, argv)], env)
 
 
@@ -189,6 +218,7 @@ def plan_ppo(argv: list[str], *, engine: str = "auto", ray_address: str | None =
         env[ray_driver.ENV_LOGICAL_GPUS] = str(gpus)
         env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; unset, vLLM-CPU asks for most of the RAM
         env.setdefault("TOKENIZERS_PARALLELISM", "false")
+        cpu_extensions_env(env)
         env.pop("RAY_ADDRESS", None)
         return Launch("cpu", [*driver, *argv], env)
     if submit:
