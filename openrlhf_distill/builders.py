@@ -39,6 +39,7 @@ from .records import (
     RecordError,
     as_messages,
     atomic_output_dir,
+    check_output_dir,
     encode_reward_label,
     read_records,
     write_json_atomic,
@@ -179,6 +180,7 @@ def build_datasets(
     prompts: str, labels_dir: str, out: str, config: BuildConfig = BuildConfig(), default_task: str | None = None
 ) -> dict:
     """Builds the SFT, RM-pair, RM-point and RL-prompt sets; returns the build metrics."""
+    check_output_dir(out, "build", [prompts, labels_dir])
     if config.sft_max_per_question is not None and config.sft_max_per_question < 1:
         raise ValueError("sft_max_per_question must be >= 1 (or None for no cap)")
     if not 0 < config.pair_margin <= 1:
@@ -240,7 +242,7 @@ def build_datasets(
         "rows": {"sft": len(sft), "rm_pairs": len(pairs), "rm_points": len(points), "rl_prompts": len(rl)},
         **{name: dict(counts) for name, counts in metrics.items()},
     }
-    with atomic_output_dir(out) as partial:
+    with atomic_output_dir(out, "build") as partial:
         for name, rows in (("sft", sft), ("rm_pairs", pairs), ("rm_points", points), ("rl_prompts", rl)):
             write_jsonl_atomic(os.path.join(partial, f"{name}.jsonl"), rows)
         write_json_atomic(os.path.join(partial, "build_metrics.json"), summary)

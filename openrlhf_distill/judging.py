@@ -41,7 +41,7 @@ from collections.abc import Callable
 from .generation.backend import TEMPERATURE_RANGE, Backend, BackendError, Request
 from .generation.options import add_backend_arguments, backend_from_args
 from .labelling import SeenSamples, load_questions, question_key, read_samples
-from .records import SOURCES, atomic_output_dir, write_json_atomic, write_jsonl_atomic
+from .records import SOURCES, atomic_output_dir, check_output_dir, write_json_atomic, write_jsonl_atomic
 
 JUDGE_RUBRIC = """\
 Rate how well the response serves the user who wrote the prompt, on a scale from 1 (worst) to 10 (best).
@@ -287,6 +287,7 @@ def judge_samples(
         if value < least:
             raise ValueError(f"judge {name} must be >= {least}, got {value}")
     sources = [s for s in SOURCES if s in samples_paths]
+    check_output_dir(out_dir, "judge", [prompts_path, *samples_paths.values()])
 
     questions = load_questions(prompts_path, default_task)
     totals = Counter()  # samples per question key; this pass checks every sample before the judge starts
@@ -366,7 +367,7 @@ def judge_samples(
                 yield {"id": question.id, "pseudo_label": None, "counts": {}, "valid": judged_per_question[key],
                        "total": totals[key], "majority_ratio": 0.0, "accepted": True, "reason": None}  # fmt: skip
 
-    with contextlib.ExitStack() as stack, atomic_output_dir(out_dir) as partial:
+    with contextlib.ExitStack() as stack, atomic_output_dir(out_dir, "judge") as partial:
         judge = backend if hasattr(backend, "generate") else stack.enter_context(backend())
         for source in sources:
             write_jsonl_atomic(os.path.join(partial, f"{source}.jsonl"), judged_samples(judge, source))

@@ -28,6 +28,7 @@ from .records import (
     SOURCES,
     RecordError,
     atomic_output_dir,
+    check_output_dir,
     jsonl_files,
     read_records,
     write_json_atomic,
@@ -200,6 +201,7 @@ def label_samples(
     default_task: str | None = None,
 ) -> dict:
     """Runs the vote and writes votes, labelled samples and metrics to ``out``; returns the metrics."""
+    check_output_dir(out, "label", [prompts, teacher, student])
     questions = load_questions(prompts, default_task)
 
     seen = SeenSamples()
@@ -239,7 +241,7 @@ def label_samples(
                 record["label_correct"] = bool(label_correct)
             yield record
 
-    with atomic_output_dir(out) as partial:
+    with atomic_output_dir(out, "label") as partial:
         write_jsonl_atomic(os.path.join(partial, "teacher.jsonl"), labelled(teacher, "teacher", None))
         if student is not None:
             write_jsonl_atomic(os.path.join(partial, "student.jsonl"), labelled(student, "student", SeenSamples()))

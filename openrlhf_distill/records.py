@@ -191,10 +191,48 @@ def write_json_atomic(path: str, value) -> None:
     os.replace(tmp, path)
 
 
+# Written into every folder that atomic_output_dir fills: the command that wrote it. A folder is replaced whole
+# only when it is empty or a previous output of the same command, so a mistyped --out never deletes a user's files.
+OUTPUT_MARKER = ".openrlhf-distill-output"
+
+
+def _output_owner(path: str) -> str | None:
+    try:
+        with open(os.path.join(path, OUTPUT_MARKER), encoding="utf-8") as f:
+            return json.load(f).get("command")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def check_output_dir(path: str, command: str, inputs: Iterable[str | None] = ()) -> None:
+    """Refuses, before any work, an output folder that ``command`` may not replace whole: one that holds one of
+    its ``inputs`` (or is one), a file, or a non-empty folder that is not an earlier output of ``command``."""
+    out = os.path.realpath(path)
+    for given in inputs:
+        if given and (os.path.realpath(given) + os.sep).startswith(out + os.sep):
+            raise RecordError(path, None, None, f"the output folder is, or holds, an input of `{command}` "
+                              f"({given}); choose another output folder")  # fmt: skip
+    if not os.path.exists(path):
+        return
+    if not os.path.isdir(path):
+        raise RecordError(path, None, None, "the output path is a file; choose a folder")
+    entries = sorted(os.listdir(path))
+    owner = _output_owner(path)
+    if not entries or owner == command:
+        return
+    written_by = f"written by `{owner}`" if owner else "not written by openrlhf-distill"
+    shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+    raise RecordError(path, None, None, f"`{command}` replaces its output folder whole, and this one holds files "
+                      f"{written_by} ({len(entries)}: {shown}); choose a new or empty folder, or remove it "
+                      "yourself")  # fmt: skip
+
+
 @contextlib.contextmanager
-def atomic_output_dir(path: str) -> Iterator[str]:
-    """Yields a temporary folder beside ``path`` to write a stage's outputs into; on success it replaces
-    ``path`` whole, on failure it is removed and ``path`` keeps what it held before."""
+def atomic_output_dir(path: str, command: str) -> Iterator[str]:
+    """Yields a temporary folder beside ``path`` to write ``command``'s outputs into; on success it replaces
+    ``path`` whole, on failure it is removed and ``path`` keeps what it held before. ``path`` must pass
+    :func:`check_output_dir` (commands call that first too, before their work)."""
+    check_output_dir(path, command)
     path = os.path.abspath(path)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     partial = f"{path}.partial-{os.getpid()}"
@@ -202,6 +240,8 @@ def atomic_output_dir(path: str) -> Iterator[str]:
     os.makedirs(partial)
     try:
         yield partial
+        with open(os.path.join(partial, OUTPUT_MARKER), "w", encoding="utf-8") as f:
+            json.dump({"command": command}, f)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise

@@ -271,3 +271,37 @@ def test_judged_labels_build_pairs_over_the_margin_and_sft_from_the_top_score(tm
     rl = _read(tmp_path / "data/rl_prompts.jsonl")[0]
     assert rl["label"] == "" and json.loads(rl["distill_label"]) == {"id": "o1", "task": "open", "label": None,
                                                                      "gold": None}  # fmt: skip
+
+
+def test_label_and_build_replace_only_their_own_earlier_output_and_never_an_input(example):
+    # Measured before this check: `label --out` at a folder of the user's, at the working directory or at the
+    # teacher samples deleted them all, exit 0.
+    d = example["dir"]
+    labels, data = str(d / "labels"), str(d / "data")
+    label_samples(example["prompts"], example["teacher"], labels, student=example["student"])
+    label_samples(example["prompts"], example["teacher"], labels)  # its own earlier output: replaced
+    assert not os.path.exists(os.path.join(labels, "student.jsonl"))
+    build_datasets(example["prompts"], labels, data)
+
+    mine = d / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(RecordError, match=r"mine: `label` replaces its output folder whole.*not written by"):
+        label_samples(example["prompts"], example["teacher"], str(mine))
+    with pytest.raises(RecordError, match=r"data: `label` .*written by `build`"):
+        label_samples(example["prompts"], example["teacher"], data)
+    other_labels = str(d / "other_labels")
+    label_samples(example["prompts"], example["teacher"], other_labels)
+    with pytest.raises(RecordError, match=r"other_labels: `build` .*written by `label`"):
+        build_datasets(example["prompts"], labels, other_labels)
+    for out in (example["teacher"], str(d)):  # the samples folder; a folder holding the inputs (like `--out .`)
+        with pytest.raises(RecordError, match="is, or holds, an input of `label`"):
+            label_samples(example["prompts"], example["teacher"], out)
+    with pytest.raises(RecordError, match="is, or holds, an input of `build`"):
+        build_datasets(example["prompts"], labels, str(d))
+    (d / "file.txt").write_text("a file")
+    with pytest.raises(RecordError, match="the output path is a file"):
+        build_datasets(example["prompts"], labels, str(d / "file.txt"))
+    assert (mine / "notes.txt").read_text() == "keep me"
+    assert sorted(os.listdir(example["teacher"])) == ["shard-00000.jsonl", "shard-00001.jsonl"]
+    assert os.path.exists(os.path.join(data, "rm_pairs.jsonl"))
