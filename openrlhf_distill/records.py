@@ -204,14 +204,19 @@ def _output_owner(path: str) -> str | None:
         return None
 
 
-def check_output_dir(path: str, command: str, inputs: Iterable[str | None] = ()) -> None:
-    """Refuses, before any work, an output folder that ``command`` may not replace whole: one that holds one of
-    its ``inputs`` (or is one), a file, or a non-empty folder that is not an earlier output of ``command``."""
+def refuse_inputs_inside(path: str, command: str, inputs: Iterable[str | None]) -> None:
+    """Refuses an output folder that is, or holds, one of ``command``'s inputs."""
     out = os.path.realpath(path)
     for given in inputs:
         if given and (os.path.realpath(given) + os.sep).startswith(out + os.sep):
             raise RecordError(path, None, None, f"the output folder is, or holds, an input of `{command}` "
                               f"({given}); choose another output folder")  # fmt: skip
+
+
+def check_output_dir(path: str, command: str, inputs: Iterable[str | None] = ()) -> None:
+    """Refuses, before any work, an output folder that ``command`` may not replace whole: one that holds one of
+    its ``inputs`` (or is one), a file, or a non-empty folder that is not an earlier output of ``command``."""
+    refuse_inputs_inside(path, command, inputs)
     if not os.path.exists(path):
         return
     if not os.path.isdir(path):

@@ -11,6 +11,7 @@ import pytest
 
 from openrlhf_distill.generation.backend import Request
 from openrlhf_distill.generation.sampling import ArgumentsChanged, SamplingConfig, generate_samples
+from openrlhf_distill.records import RecordError
 from openrlhf_distill.tasks import get_task
 
 
@@ -122,6 +123,18 @@ def test_a_finished_run_rerun_loads_no_model_and_other_arguments_are_refused(tmp
     generate_samples(prompts, out, model="tiny", backend="hf", config=longer, make_backend=lambda: hf,
                      overwrite=True, progress=False)  # fmt: skip
     assert json.load(open(os.path.join(out, "manifest.json")))["max_new_tokens"] == 5
+
+
+def test_an_output_folder_holding_the_prompts_is_refused_before_any_sampling(tmp_path):
+    prompts = _prompts(tmp_path / "p.jsonl")
+    config = SamplingConfig(role="teacher", temperatures=(1.0,), n_per_temperature=1, max_new_tokens=4)
+
+    def no_model():
+        raise AssertionError("refused output folders must not start a backend")
+
+    with pytest.raises(RecordError, match=r"is, or holds, an input of `generate` \(.*p\.jsonl\)"):
+        generate_samples(prompts, str(tmp_path), model="tiny", backend="hf", config=config, make_backend=no_model)
+    assert os.listdir(tmp_path) == ["p.jsonl"]
 
 
 CLI = [sys.executable, "-m", "openrlhf_distill.cli", "generate", "--role", "teacher", "--no-progress"]

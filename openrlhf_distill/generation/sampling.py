@@ -24,7 +24,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..labelling import Question, load_questions
-from ..records import SAMPLE, SOURCES, jsonl_files, read_records, write_json_atomic, write_jsonl_atomic
+from ..records import (
+    SAMPLE,
+    SOURCES,
+    jsonl_files,
+    read_records,
+    refuse_inputs_inside,
+    write_json_atomic,
+    write_jsonl_atomic,
+)
 from .backend import TEMPERATURE_RANGE, Backend, Request
 
 MANIFEST = "manifest.json"
@@ -171,6 +179,7 @@ def generate_samples(
     ``make_backend`` is called only when a shard is missing, so a complete rerun loads no model.
     """
     config.check()
+    refuse_inputs_inside(out, "generate", [prompts])  # refused now, not after hours of sampling
     questions = list(load_questions(prompts, default_task).values())
     for q in questions:  # a bad prompt fails now, not after hours of sampling
         q.task.format_prompt(q.record, style=config.prompt_style)
