@@ -345,7 +345,8 @@ def test_serve_rm_prints_its_url_serves_and_stops_on_ctrl_c(tiny_rm):
         assert _post(url, None, path="/health", method="GET")[0] == 200
         assert len(score(url, ["p"], ["r"])) == 1
         process.send_signal(signal.SIGINT)
-        out, _ = process.communicate(timeout=60)
+        # stop() may wait up to 30 s for each of its two threads; 60 s here once raced that bound on a slow CI run
+        out, _ = process.communicate(timeout=150)
     finally:
         if process.poll() is None:
             process.kill()
