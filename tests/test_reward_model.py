@@ -215,7 +215,7 @@ def test_auc_and_calibration_error_on_literal_values():
 SCORED = {
     "a1": [("14 / 2 = 7. 7 - 4 = 3. 3 + 3 = 6. #### 6", 2.0), ("#### 6", 0.5),  # right: worked, direct
            ("14 / 2 = 8. 8 - 4 = 4. 4 + 3 = 7. #### 7", 1.0), ("#### 5", -1.0)],  # wrong: worked, direct
-    "a2": [("#### 7", 0.3), ("#### 8", 0.4)],  # right direct below wrong direct
+    "a2": [("#### 7", 0.3), ("#### 8", 0.4), ("#### 9", 0.3)],  # right direct below one wrong, tied with one
     "g1": [("#### 6", 0.9), ("#### 5", 0.1)],
 }  # fmt: skip
 
@@ -243,20 +243,21 @@ def test_gold_pairs_are_split_by_the_styles_of_the_right_and_the_wrong_sample(tm
 
     scored = _scored(tmp_path, lambda q: "gsm8k" if q.startswith("g") else "arithmetic")
     measures = _gold_measures(scored, max_pairs=16, seed=0)
-    # a1: 2 right x 2 wrong pairs, a2: 1, g1: 1; the RM ranks wrongly a1's direct-right vs worked-wrong, and a2
-    assert measures["gold_pairs"] == {"accuracy": pytest.approx(4 / 6), "n": 6}
+    # a1: 2 right x 2 wrong pairs, a2: 2, g1: 1; the RM ranks wrongly a1's direct-right vs worked-wrong and one
+    # pair of a2, and ties a2's other pair: a tie is no preference, half a win, not a loss
+    assert measures["gold_pairs"] == {"accuracy": pytest.approx(4.5 / 7), "n": 7, "ties": pytest.approx(1 / 7)}
     assert measures["gold_pairs_by_type"] == {  # g1 (gsm8k: no styles) is in no type
-        "worked_vs_worked": {"accuracy": 1.0, "n": 1},
-        "worked_vs_direct": {"accuracy": 1.0, "n": 1},
-        "direct_vs_worked": {"accuracy": 0.0, "n": 1},
-        "direct_vs_direct": {"accuracy": 0.5, "n": 2},
+        "worked_vs_worked": {"accuracy": 1.0, "n": 1, "ties": 0.0},
+        "worked_vs_direct": {"accuracy": 1.0, "n": 1, "ties": 0.0},
+        "direct_vs_worked": {"accuracy": 0.0, "n": 1, "ties": 0.0},
+        "direct_vs_direct": {"accuracy": 0.5, "n": 3, "ties": pytest.approx(1 / 3)},
     }
     assert list(measures["gold_pairs_by_type"]) == ["worked_vs_worked", "worked_vs_direct", "direct_vs_worked",
                                                     "direct_vs_direct"]  # fmt: skip
     # Fewer pairs per question: the types count exactly the pairs kept (a1: 2 of its 4, a2: 1).
     capped = _gold_measures(scored, max_pairs=2, seed=0)
-    assert capped["gold_pairs"]["n"] == 2 + 1 + 1
-    assert sum(t["n"] for t in capped["gold_pairs_by_type"].values()) == 2 + 1
+    assert capped["gold_pairs"]["n"] == 2 + 2 + 1
+    assert sum(t["n"] for t in capped["gold_pairs_by_type"].values()) == 2 + 2
 
     # The same questions under a task without styles: the same pairs, no split.
     plain = _gold_measures(_scored(tmp_path, lambda q: "gsm8k"), max_pairs=2, seed=0)
@@ -265,8 +266,8 @@ def test_gold_pairs_are_split_by_the_styles_of_the_right_and_the_wrong_sample(tm
 
     print_report(measures)
     printed = capsys.readouterr().out
-    assert "pairwise accuracy, gold-labelled pairs     0.667 (n=6)" in printed
-    assert "  direct_vs_worked (right vs wrong)" in printed and "0.000 (n=1)" in printed
+    assert "pairwise accuracy, gold-labelled pairs     0.643 (n=7, 14% tied)" in printed
+    assert "  direct_vs_worked (right vs wrong)" in printed and "0.000 (n=1, 0% tied)" in printed
     print_report(plain)
     assert "_vs_" not in capsys.readouterr().out
 
@@ -276,8 +277,8 @@ def test_a_style_without_pairs_has_no_accuracy(tmp_path):
 
     scored = [item for item in _scored(tmp_path, lambda q: "arithmetic") if item[0].id == "a2"]
     by_type = _gold_measures(scored, max_pairs=16, seed=0)["gold_pairs_by_type"]
-    assert by_type["direct_vs_direct"] == {"accuracy": 0.0, "n": 1}
-    assert by_type["worked_vs_direct"] == {"accuracy": None, "n": 0}
+    assert by_type["direct_vs_direct"] == {"accuracy": 0.25, "n": 2, "ties": 0.5}
+    assert by_type["worked_vs_direct"] == {"accuracy": None, "n": 0, "ties": None}
 
 
 @pytest.mark.slow

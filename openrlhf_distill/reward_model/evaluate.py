@@ -1,6 +1,7 @@
 """`openrlhf-distill eval-rm`: how good is the distilled reward model, measured on held-out data.
 
-- pairwise accuracy on held-out pseudo-labelled pairs (``--pairs``: rm_pairs.jsonl rows the RM did not see);
+- pairwise accuracy on held-out pseudo-labelled pairs (``--pairs``: rm_pairs.jsonl rows the RM did not see); in
+  every pairwise accuracy here a tie counts half, and ``ties`` gives the share of tied pairs;
 - pointwise AUC and expected calibration error of sigmoid(r) on held-out points (``--points``);
 - with prompts that carry gold and raw samples (``--prompts`` + ``--samples``), the questions gold can answer:
   pairwise accuracy on gold-labelled pairs (a gold-correct vs a gold-wrong sample of one question), and
@@ -102,12 +103,22 @@ def expected_calibration_error(probabilities: list[float], labels: list[float], 
     return sum(abs(sum(y for _, y in g) - sum(p for p, _ in g)) for g in groups.values()) / len(probabilities)
 
 
+def pair_accuracy(better_worse: list[tuple[float, float]]) -> dict:
+    """Share of (better, worse) score pairs ranked right, a tie counting half (as in ``auc``), and the share of
+    ties. Ties are common: a reward model scored in bf16 has about 256 distinct values per power of two, so two
+    answers that differ in one number often get the very same score. Counting a tie as a miss would read "no
+    preference" as "the wrong preference"."""
+    credit = [1.0 if b > w else 0.5 if b == w else 0.0 for b, w in better_worse]
+    ties = sum(b == w for b, w in better_worse)
+    n = len(better_worse)
+    return {"accuracy": _mean(credit), "n": n, "ties": ties / n if n else None}
+
+
 def pairwise_accuracy(scorer: RewardScorer, pairs: list[dict], prompt_key="prompt") -> dict:
-    """Share of pairs whose chosen response scores above the rejected one."""
+    """How often the chosen response scores above the rejected one (``pair_accuracy``)."""
     chosen = scorer.scores([scorer.text(p[prompt_key], p["chosen"]) for p in pairs])
     rejected = scorer.scores([scorer.text(p[prompt_key], p["rejected"]) for p in pairs])
-    wins = sum(c > r for c, r in zip(chosen, rejected, strict=True))
-    return {"accuracy": wins / len(pairs), "n": len(pairs)}
+    return pair_accuracy(list(zip(chosen, rejected, strict=True)))
 
 
 def _pointwise(scorer: RewardScorer, points: list[dict]) -> dict:
@@ -166,7 +177,7 @@ def _gold_measures(scored, max_pairs: int, seed: int) -> dict:
     rng = random.Random(seed)
     gold_pairs, best_of_n = [], {"rm_top": [], "random": [], "majority": [], "questions": 0}
     styles: dict[str, None] = {}  # every style met, in the tasks' order (an ordered set)
-    typed: dict[str, list[bool]] = defaultdict(list)  # pair type -> RM ranks the right one first, per pair
+    typed: dict[str, list[tuple[float, float]]] = defaultdict(list)  # pair type -> (right, wrong) scores
     for question, scored_rows in scored:
         if question.gold is None:
             continue
@@ -185,7 +196,7 @@ def _gold_measures(scored, max_pairs: int, seed: int) -> dict:
         for (g, good_kind), (b, bad_kind) in combos[:max_pairs]:
             gold_pairs.append((g, b))
             if task_styles:
-                typed[f"{good_kind}_vs_{bad_kind}"].append(g > b)
+                typed[f"{good_kind}_vs_{bad_kind}"].append((g, b))
         if len(rows) >= 2:
             best_of_n["questions"] += 1
             best_of_n["rm_top"].append(rows[max(range(len(rows)), key=rewards.__getitem__)][1])
@@ -194,12 +205,11 @@ def _gold_measures(scored, max_pairs: int, seed: int) -> dict:
             best_of_n["majority"].append(
                 vote.accepted and question.task.is_equivalent(vote.pseudo_label, question.gold)
             )
-    result = {"gold_pairs": {"accuracy": _mean([g > b for g, b in gold_pairs]), "n": len(gold_pairs)}}
+    result = {"gold_pairs": pair_accuracy(gold_pairs)}
     if styles:
         names = [f"{right}_vs_{wrong}" for right in styles for wrong in styles]
         names += sorted(set(typed) - set(names))  # a style outside the task's list (not expected)
-        result["gold_pairs_by_type"] = {name: {"accuracy": _mean(typed[name]), "n": len(typed[name])}
-                                        for name in names}  # fmt: skip
+        result["gold_pairs_by_type"] = {name: pair_accuracy(typed[name]) for name in names}
     result["best_of_n"] = {name: _mean([float(v) for v in values]) for name, values in best_of_n.items()
                            if name != "questions"}  # fmt: skip
     result["best_of_n"]["questions"] = best_of_n["questions"]
@@ -256,14 +266,18 @@ def print_report(report: dict) -> None:
     def fmt(value):
         return "-" if value is None else f"{value:.3f}"
 
+    def pairs(r):  # accuracy (n=..., tied share); reports written before ties were counted have no "ties"
+        tied = "" if r.get("ties") is None else f", {100 * r['ties']:.0f}% tied"
+        return f"{fmt(r['accuracy'])} (n={r['n']}{tied})"
+
     if "pseudo_pairs" in report:
         r = report["pseudo_pairs"]
-        print(f"pairwise accuracy, pseudo-labelled pairs   {fmt(r['accuracy'])} (n={r['n']})")
+        print(f"pairwise accuracy, pseudo-labelled pairs   {pairs(r)}")
     if "gold_pairs" in report:
         r = report["gold_pairs"]
-        print(f"pairwise accuracy, gold-labelled pairs     {fmt(r['accuracy'])} (n={r['n']})")
+        print(f"pairwise accuracy, gold-labelled pairs     {pairs(r)}")
     for name, r in (report.get("gold_pairs_by_type") or {}).items():
-        print(f"  {name + ' (right vs wrong)':<40} {fmt(r['accuracy'])} (n={r['n']})")
+        print(f"  {name + ' (right vs wrong)':<40} {pairs(r)}")
     if "points" in report:
         r = report["points"]
         print(f"pointwise AUC / ECE of sigmoid(r)          {fmt(r['auc'])} / {fmt(r['ece'])} (n={r['n']})")
