@@ -404,9 +404,13 @@ def main(argv: list[str] | None = None) -> int:
 
             return toy_world(args)
         if args.command == "tiny-model":
+            from .records import atomic_output_dir
             from .toy.tiny_models import TinyModelSpec, build_tiny_causal_lm
 
-            print(build_tiny_causal_lm(args.out_dir, TinyModelSpec(arch=args.arch, seed=args.seed)))
+            # a folder that holds anything but an earlier tiny-model is refused, not overwritten
+            with atomic_output_dir(args.out_dir, "tiny-model") as partial:
+                build_tiny_causal_lm(partial, TinyModelSpec(arch=args.arch, seed=args.seed))
+            print(args.out_dir)
             return 0
     except (OpenRLHFNotSupported, OpenRLHFRunError, RecordError, BackendError, RewardServerError, StageFailed,
             ValueError) as error:  # fmt: skip

@@ -51,6 +51,16 @@ def test_tiny_model_command_writes_a_loadable_folder(tmp_path):
     result = run("tiny-model", str(tmp_path / "m"), "--arch", "llama")
     assert result.returncode == 0, result.stderr
     assert json.load(open(tmp_path / "m" / "config.json"))["model_type"] == "llama"
+    # its own earlier output is replaced; a folder holding anything else is refused, untouched
+    assert run("tiny-model", str(tmp_path / "m"), "--arch", "qwen2").returncode == 0
+    assert json.load(open(tmp_path / "m" / "config.json"))["model_type"] == "qwen2"
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "weights.bin").write_text("a user's file")
+    refused = run("tiny-model", str(tmp_path / "mine"))
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
+    assert "tiny-model: error:" in refused.stderr and "weights.bin" in refused.stderr
+    assert os.listdir(tmp_path / "mine") == ["weights.bin"]
+    assert (tmp_path / "mine" / "weights.bin").read_text() == "a user's file"
 
 
 def test_label_and_build_commands_print_a_table_and_write_the_sets(tmp_path):
