@@ -131,6 +131,11 @@ SAMPLE = Schema(
     {"finish_reason": _optional_string, "answer": _optional_string, "extraction": _optional_string},
 )
 LABELLED_SAMPLE = Schema("labelled sample", {**SAMPLE.required, "label": _label}, SAMPLE.optional)
+# The reward model's training sets, as `build` writes them (rm_pairs.jsonl, rm_points.jsonl).
+RM_PAIR = Schema("RM pair", {"prompt": _text_or_messages, "chosen": _text_or_messages,
+                             "rejected": _text_or_messages}, {"meta": _dict})  # fmt: skip
+RM_POINT = Schema("RM point", {"prompt": _text_or_messages, "response": _text_or_messages, "label": _label},
+                  {"meta": _dict})  # fmt: skip
 # Checks only that a line is a JSON object, for files whose fields the reader checks itself, by name.
 ANY_OBJECT = Schema("JSON object")
 VOTE = Schema(
@@ -153,6 +158,14 @@ def read_records(path: str, schema: Schema) -> Iterator[tuple[int, dict]]:
             except json.JSONDecodeError as error:
                 raise RecordError(path, number, None, f"malformed JSON: {error.msg} at column {error.colno}") from None
             yield number, schema.check(record, path, number)
+
+
+def read_all_records(path: str, schema: Schema) -> list[dict]:
+    """Every record of a JSON Lines file (``read_records``); a file with none is an error, not an empty set."""
+    rows = [row for _, row in read_records(path, schema)]
+    if not rows:
+        raise RecordError(path, None, None, f"the file holds no {schema.name} records")
+    return rows
 
 
 def jsonl_files(path: str) -> list[str]:

@@ -26,14 +26,48 @@ fix) and scored on raw rewards, on the text OpenRLHF's RewardDataset would build
 
 from __future__ import annotations
 
+import glob
 import json
+import os
 import random
 from collections import defaultdict
 
 from ..compat.formats import reward_model_input
 from ..labelling import load_questions, question_key, read_samples
-from ..records import ANY_OBJECT, VOTE, read_records, write_json_atomic, write_jsonl_atomic
+from ..records import (
+    RM_PAIR,
+    RM_POINT,
+    VOTE,
+    RecordError,
+    read_all_records,
+    read_records,
+    write_json_atomic,
+    write_jsonl_atomic,
+)
 from ..voting import majority_vote
+
+
+def check_reward_model(model_dir: str) -> None:
+    """Refuses, before anything is loaded, a folder that is not a reward model saved by OpenRLHF (`train-rm`):
+    a missing folder would otherwise reach the Hub as a repo id, and a plain causal LM would be scored through a
+    freshly drawn random head."""
+    config_path = os.path.join(model_dir, "config.json")
+    if not os.path.isfile(config_path):
+        raise RecordError(model_dir, None, None, "no model folder here (a reward model saved by `train-rm` holds "
+                          "config.json and its weights)")  # fmt: skip
+    with open(config_path, encoding="utf-8") as f:
+        prefix = json.load(f).get("value_head_prefix", "score")
+    weights = sorted(glob.glob(os.path.join(model_dir, "*.safetensors")))
+    if not weights:
+        return  # weights in another format: OpenRLHF's loader will judge them
+    from safetensors import safe_open
+
+    for path in weights:
+        with safe_open(path, "pt") as f:
+            if f"{prefix}.weight" in f.keys():
+                return
+    raise RecordError(model_dir, None, None, f"not a reward model: its weights have no value head `{prefix}` (a "
+                      "causal LM? train a reward model from it with `openrlhf-distill train-rm`)")  # fmt: skip
 
 
 class RewardScorer:
@@ -47,6 +81,7 @@ class RewardScorer:
     def __init__(self, model_dir: str, batch_size: int = 16, normalize: bool = False):
         from ..compat import boot_install
 
+        check_reward_model(model_dir)
         boot_install()  # among the patches: the fix that refills mean/std from config.json after loading
         from openrlhf.models import get_llm_for_sequence_regression
         from transformers import AutoTokenizer
@@ -244,13 +279,19 @@ def evaluate_reward_model(model: str, *, pairs=None, points=None, prompts=None, 
         raise ValueError("--scores-out needs --prompts and --samples (the samples to score)")
     if votes and not scores_out:
         raise ValueError("--votes is read only for --scores-out (pseudo_correct of each scored sample)")
+    # every input is read and checked before the model is loaded
+    check_reward_model(model)
     pseudo_labels = _read_pseudo_labels(votes) if votes else None
+    pair_rows = read_all_records(pairs, RM_PAIR) if pairs else None
+    point_rows = read_all_records(points, RM_POINT) if points else None
+    if prompts and samples:
+        load_questions(prompts)  # the samples are read, and checked, while scoring
     scorer = RewardScorer(model)
     report = {"model": model}
-    if pairs:
-        report["pseudo_pairs"] = pairwise_accuracy(scorer, [row for _, row in read_records(pairs, ANY_OBJECT)])
-    if points:
-        report["points"] = _pointwise(scorer, [row for _, row in read_records(points, ANY_OBJECT)])
+    if pair_rows:
+        report["pseudo_pairs"] = pairwise_accuracy(scorer, pair_rows)
+    if point_rows:
+        report["points"] = _pointwise(scorer, point_rows)
     if prompts and samples:
         scored = list(_score_samples(scorer, prompts, samples, source, all_questions=bool(scores_out)))
         report.update(_gold_measures(scored, max_gold_pairs_per_question, seed))

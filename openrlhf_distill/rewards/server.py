@@ -418,6 +418,14 @@ def run(args) -> int:
     """Serves until Ctrl-C (or SIGTERM), then prints the server's counts."""
     import signal
 
+    from ..reward_model.evaluate import check_reward_model
+
+    if not 0 <= args.port <= 65535:
+        raise ValueError(f"--port {args.port}: a port is 0..65535 (0: any free port)")
+    if args.max_batch_size < 1 or args.max_wait_ms < 0:
+        raise ValueError("--max-batch-size must be >= 1 and --max-wait-ms >= 0")
+    check_reward_model(args.model)
+
     server = RewardModelServer(
         args.model, host=args.host, port=args.port, max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms
     )

@@ -1,0 +1,101 @@
+"""The catalogue of bad inputs, each given to the real console script: exit code 2, one line on stderr that
+names the file (and line and field) or the setting, no traceback, and nothing left behind or destroyed.
+
+Each case is (command line, what the message must contain); ``{...}`` names are filled from the fixtures below.
+Add a case here whenever a bad input is found that the commands handled badly."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+BIN = os.path.join(os.path.dirname(sys.executable), "openrlhf-distill")
+
+PAIR = {"prompt": "p", "chosen": "right", "rejected": "wrong"}
+POINT = {"prompt": "p", "response": "right", "label": 1}
+
+CASES = {
+    # eval-rm: every input is checked before the model loads
+    "eval-rm, no model folder": (
+        ["eval-rm", "--model", "{tmp}/nowhere", "--pairs", "{pairs}"],
+        ["nowhere", "no model folder"],
+    ),  # fmt: skip
+    "eval-rm, a causal LM, not an RM": (
+        ["eval-rm", "--model", "{lm}", "--pairs", "{pairs}"],
+        ["not a reward model", "value head `score`"],
+    ),  # fmt: skip
+    "eval-rm, empty pairs": (
+        ["eval-rm", "--model", "{rm}", "--pairs", "{empty}"],
+        ["empty.jsonl", "no RM pair records"],
+    ),  # fmt: skip
+    "eval-rm, a pair without rejected": (
+        ["eval-rm", "--model", "{rm}", "--pairs", "{no_rejected}"],
+        ["no_rejected.jsonl:2 field 'rejected'", "missing"],
+    ),  # fmt: skip
+    "eval-rm, a pair whose chosen is a number": (
+        ["eval-rm", "--model", "{rm}", "--pairs", "{chosen_42}"],
+        ["chosen_42.jsonl:1 field 'chosen'"],
+    ),  # fmt: skip
+    "eval-rm, a point labelled 1.5": (
+        ["eval-rm", "--model", "{rm}", "--points", "{label_1_5}"],
+        ["label_1_5.jsonl:1 field 'label'", "[0, 1]"],
+    ),  # fmt: skip
+    "eval-rm, a points file that is not JSON": (
+        ["eval-rm", "--model", "{rm}", "--points", "{not_json}"],
+        ["not_json.jsonl:1", "malformed JSON"],
+    ),  # fmt: skip
+    # serve-rm: settings and the model before anything listens
+    "serve-rm, a port out of range": (["serve-rm", "--model", "{rm}", "--port", "99999"], ["--port 99999"]),
+    "serve-rm, no model folder": (["serve-rm", "--model", "{tmp}/nowhere", "--port", "0"], ["no model folder"]),
+    "serve-rm, a causal LM": (["serve-rm", "--model", "{lm}", "--port", "0"], ["not a reward model"]),
+    # commands that replace their output folder whole refuse one holding a user's files
+    "tiny-model into a user's folder": (["tiny-model", "{user_dir}"], ["user_dir", "notes.txt"]),
+}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, tiny_model):
+    from openrlhf_distill.toy.tiny_models import build_tiny_reward_model
+
+    tmp = tmp_path_factory.mktemp("bad_inputs")
+    rm = build_tiny_reward_model(str(tmp / "rm"), base_dir=tiny_model)
+    lines = {
+        "pairs": [json.dumps(PAIR)],
+        "empty": [],
+        "no_rejected": [json.dumps(PAIR), json.dumps({"prompt": "p", "chosen": "c"})],
+        "chosen_42": [json.dumps({**PAIR, "chosen": 42})],
+        "label_1_5": [json.dumps({**POINT, "label": 1.5})],
+        "not_json": ["{'prompt': 'p'}"],
+    }
+    paths = {"tmp": str(tmp), "rm": rm, "lm": tiny_model}
+    for name, rows in lines.items():
+        paths[name] = str(tmp / f"{name}.jsonl")
+        with open(paths[name], "w", encoding="utf-8") as f:
+            f.write("".join(row + "\n" for row in rows))
+    user_dir = tmp / "user_dir"
+    user_dir.mkdir()
+    (user_dir / "notes.txt").write_text("a user's notes")
+    paths["user_dir"] = str(user_dir)
+    return paths
+
+
+def _listing(root):
+    return sorted(os.path.join(d, f) for d, _, names in os.walk(root) for f in names)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_bad_input_is_one_line_naming_where_with_exit_2_and_nothing_changed(case, files):
+    argv, expected = CASES[case]
+    before = {path: open(path, "rb").read() for path in _listing(files["tmp"])}
+    result = subprocess.run([BIN, *(arg.format(**files) for arg in argv)], capture_output=True, text=True,
+                            timeout=120)  # fmt: skip
+    assert result.returncode == 2, (case, result.returncode, result.stderr[-2000:])
+    message = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert message and message[-1].startswith(f"openrlhf-distill {argv[0]}: error: "), result.stderr[-2000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    for part in expected:
+        assert part.format(**files) in message[-1], (part, message[-1])
+    after = {path: open(path, "rb").read() for path in _listing(files["tmp"])}
+    assert after == before, f"{case}: files changed, added or removed"
