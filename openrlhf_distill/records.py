@@ -149,8 +149,12 @@ def read_records(path: str, schema: Schema) -> Iterator[tuple[int, dict]]:
     """Yields (line number, record) for each non-blank line of a JSON Lines file, checked against ``schema``."""
     if not os.path.isfile(path):
         raise RecordError(path, None, None, f"no such file (expected {schema.name} records, JSON Lines)")
-    with open(path, encoding="utf-8") as f:
-        for number, text in enumerate(f, start=1):
+    with open(path, "rb") as f:  # bytes, decoded line by line, so that bad UTF-8 is reported with its line
+        for number, raw in enumerate(f, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise RecordError(path, number, None, f"not UTF-8 text (byte {error.start + 1} of the line)") from None
             if not text.strip():
                 continue
             try:

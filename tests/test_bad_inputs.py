@@ -46,6 +46,23 @@ CASES = {
         ["eval-rm", "--model", "{rm}", "--points", "{not_json}"],
         ["not_json.jsonl:1", "malformed JSON"],
     ),  # fmt: skip
+    "eval-rm, pairs that are not UTF-8": (
+        ["eval-rm", "--model", "{rm}", "--pairs", "{latin1}"],
+        ["latin1.jsonl:2", "not UTF-8"],
+    ),  # fmt: skip
+    "eval-rm, --out names a folder": (
+        ["eval-rm", "--model", "{rm}", "--pairs", "{pairs}", "--out", "{user_dir}"],
+        ["user_dir", "--out names a folder"],
+    ),  # fmt: skip
+    # generate: backend settings are checked as the command line is read
+    "generate, an unknown dtype": (
+        ["generate", "--model", "{lm}", "--prompts", "{pairs}", "--out", "{tmp}/s", "--hf.dtype", "float77"],
+        ["--hf.dtype", "float77"],
+    ),  # fmt: skip
+    "generate, a batch of 0": (
+        ["generate", "--model", "{lm}", "--prompts", "{pairs}", "--out", "{tmp}/s", "--hf.batch_size", "0"],
+        ["--hf.batch_size", "integer >= 1"],
+    ),  # fmt: skip
     # serve-rm: settings and the model before anything listens
     "serve-rm, a port out of range": (["serve-rm", "--model", "{rm}", "--port", "99999"], ["--port 99999"]),
     "serve-rm, no model folder": (["serve-rm", "--model", "{tmp}/nowhere", "--port", "0"], ["no model folder"]),
@@ -69,7 +86,13 @@ def files(tmp_path_factory, tiny_model):
         "label_1_5": [json.dumps({**POINT, "label": 1.5})],
         "not_json": ["{'prompt': 'p'}"],
     }
-    paths = {"tmp": str(tmp), "rm": rm, "lm": tiny_model}
+    paths = {"tmp": str(tmp), "rm": rm, "lm": tiny_model, "latin1": str(tmp / "latin1.jsonl")}
+    with open(paths["latin1"], "wb") as f:
+        f.write(
+            (json.dumps(PAIR) + "\n").encode()
+            + json.dumps({**PAIR, "chosen": "café"}, ensure_ascii=False).encode("latin-1")
+            + b"\n"
+        )
     for name, rows in lines.items():
         paths[name] = str(tmp / f"{name}.jsonl")
         with open(paths[name], "w", encoding="utf-8") as f:

@@ -2,25 +2,41 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 
 from .backend import BackendError
+
+# what both transformers (torch.<name>) and vLLM accept
+DTYPES = ("auto", "float32", "float16", "bfloat16", "float", "half")
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1 (a batch of 0 would loop for ever or divide by zero later)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
 
 
 def add_backend_arguments(p) -> None:
     """--backend and the per-backend flags (--hf.*, --vllm.*, --openai.*)."""
     p.add_argument("--backend", choices=["auto", "hf", "vllm", "openai"], default="auto",
                    help="auto: openai if --openai.base_url is given, vllm on GPUs, hf otherwise")  # fmt: skip
-    p.add_argument("--hf.batch_size", type=int, default=16, help="sequences per generate call")
-    p.add_argument("--hf.dtype", default="auto")
-    p.add_argument("--vllm.tensor_parallel_size", type=int, default=1)
-    p.add_argument("--vllm.data_parallel_size", type=int, default=1, help="engines (Ray actors) to spread over")
+    p.add_argument("--hf.batch_size", type=positive_int, default=16, help="sequences per generate call")
+    p.add_argument("--hf.dtype", choices=DTYPES, default="auto")
+    p.add_argument("--vllm.tensor_parallel_size", type=positive_int, default=1)
+    p.add_argument("--vllm.data_parallel_size", type=positive_int, default=1,
+                   help="engines (Ray actors) to spread over")  # fmt: skip
     p.add_argument("--vllm.gpu_memory_utilization", type=float, default=0.9)
     p.add_argument("--vllm.max_model_len", type=int, default=None)
-    p.add_argument("--vllm.dtype", default="auto")
+    p.add_argument("--vllm.dtype", choices=DTYPES, default="auto")
     p.add_argument("--openai.base_url", default=None, help="e.g. http://127.0.0.1:8000/v1")
     p.add_argument("--openai.api_key_env", default="OPENAI_API_KEY", help="environment variable holding the key")
-    p.add_argument("--openai.concurrency", type=int, default=8)
+    p.add_argument("--openai.concurrency", type=positive_int, default=8)
     p.add_argument("--openai.max_retries", type=int, default=4)
 
 

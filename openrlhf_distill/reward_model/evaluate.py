@@ -280,6 +280,9 @@ def evaluate_reward_model(model: str, *, pairs=None, points=None, prompts=None, 
     if votes and not scores_out:
         raise ValueError("--votes is read only for --scores-out (pseudo_correct of each scored sample)")
     # every input is read and checked before the model is loaded
+    for name, path in (("--out", out), ("--scores-out", scores_out)):
+        if path and os.path.isdir(path):
+            raise RecordError(path, None, None, f"{name} names a folder; give a file name")
     check_reward_model(model)
     pseudo_labels = _read_pseudo_labels(votes) if votes else None
     pair_rows = read_all_records(pairs, RM_PAIR) if pairs else None
