@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .argtypes import non_negative_float, positive_int, unit_interval
 from .compat.flags import TRAIN_DISTILL_RM, TRAIN_SFT
 from .generation.options import add_backend_arguments, backend_from_args
 
@@ -161,9 +162,9 @@ def _add_label(sub) -> None:
     p.add_argument("--student-samples", default=None, help="student sample records: a .jsonl file or a folder")
     p.add_argument("--out", required=True, help="folder for votes.jsonl, teacher/student.jsonl, metrics.json")
     p.add_argument("--task", default=None, help="task of prompts that have no `task` field")
-    p.add_argument("--vote.min_ratio", type=float, default=0.5, help="winner's share of valid answers needed")
-    p.add_argument("--vote.min_valid", type=int, default=1, help="readable answers a question needs to vote")
-    p.add_argument("--vote.max_temperature", type=float, default=None,
+    p.add_argument("--vote.min_ratio", type=unit_interval, default=0.5, help="winner's share of valid answers needed")
+    p.add_argument("--vote.min_valid", type=positive_int, default=1, help="readable answers a question needs to vote")
+    p.add_argument("--vote.max_temperature", type=non_negative_float, default=None,
                    help="only teacher samples at or below this temperature vote (default: all)")  # fmt: skip
 
 
@@ -173,11 +174,11 @@ def _add_build(sub) -> None:
     p.add_argument("--labels", required=True, help="the folder `openrlhf-distill label` wrote")
     p.add_argument("--out", required=True)
     p.add_argument("--task", default=None, help="task of prompts that have no `task` field")
-    p.add_argument("--sft.max_per_question", type=int, default=None, help="cap on SFT rows per question")
-    p.add_argument("--sft.min_label", type=float, default=1.0,
+    p.add_argument("--sft.max_per_question", type=positive_int, default=None, help="cap on SFT rows per question")
+    p.add_argument("--sft.min_label", type=unit_interval, default=1.0,
                    help="least label of SFT responses (1: agree with the vote; judge: score/10)")  # fmt: skip
-    p.add_argument("--rm.pairs_per_question", type=int, default=16, help="cap on RM pairs per question")
-    p.add_argument("--rm.pair_margin", type=float, default=0.3,
+    p.add_argument("--rm.pairs_per_question", type=positive_int, default=16, help="cap on RM pairs per question")
+    p.add_argument("--rm.pair_margin", type=unit_interval, default=0.3,
                    help="least label gap in a pair (judge: 0.3 = 3 points; vote pairs always pass)")  # fmt: skip
     p.add_argument("--rm.sources", default="teacher,student", help="samples RM data is built from")
     p.add_argument("--rm.no_balance_sources", action="store_true",
@@ -195,8 +196,10 @@ def _add_generate(sub) -> None:
     p.add_argument("--out", required=True, help="folder for shard-*.jsonl, manifest.json, summary.json")
     p.add_argument("--task", default=None, help="task of prompts that have no `task` field")
     p.add_argument("--temperatures", default="0.3,0.7,1.0", help="comma-separated, in [0, 2]; 0 is greedy")
-    p.add_argument("--n-per-temperature", "--n_per_temperature", dest="n_per_temperature", type=int, default=4)
-    p.add_argument("--max-new-tokens", "--max_new_tokens", dest="max_new_tokens", type=int, default=512)
+    p.add_argument(
+        "--n-per-temperature", "--n_per_temperature", dest="n_per_temperature", type=positive_int, default=4
+    )
+    p.add_argument("--max-new-tokens", "--max_new_tokens", dest="max_new_tokens", type=positive_int, default=512)
     p.add_argument("--top-p", "--top_p", dest="top_p", type=float, default=1.0)
     p.add_argument("--stop", action="append", default=[], help="a string that ends a sample (repeatable)")
     p.add_argument("--prompt-style", "--prompt_style", dest="prompt_style", default="zero_shot_cot")

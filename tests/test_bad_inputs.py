@@ -63,6 +63,39 @@ CASES = {
         ["generate", "--model", "{lm}", "--prompts", "{pairs}", "--out", "{tmp}/s", "--hf.batch_size", "0"],
         ["--hf.batch_size", "integer >= 1"],
     ),  # fmt: skip
+    # label and build: settings with a range are checked as the command line is read
+    "label, a negative max temperature": (
+        [
+            "label",
+            "--prompts",
+            "{pairs}",
+            "--teacher-samples",
+            "{pairs}",
+            "--out",
+            "{tmp}/l",
+            "--vote.max_temperature",
+            "-1",
+        ],
+        ["--vote.max_temperature", "number >= 0"],
+    ),  # fmt: skip
+    "label, a min ratio that is not a number": (
+        [
+            "label",
+            "--prompts",
+            "{pairs}",
+            "--teacher-samples",
+            "{pairs}",
+            "--out",
+            "{tmp}/l",
+            "--vote.min_ratio",
+            "high",
+        ],
+        ["--vote.min_ratio", "'high'"],
+    ),  # fmt: skip
+    "build, a negative pair cap": (
+        ["build", "--prompts", "{pairs}", "--labels", "{tmp}", "--out", "{tmp}/b", "--rm.pairs_per_question", "-1"],
+        ["--rm.pairs_per_question", ">= 1"],
+    ),  # fmt: skip
     # serve-rm: settings and the model before anything listens
     "serve-rm, a port out of range": (["serve-rm", "--model", "{rm}", "--port", "99999"], ["--port 99999"]),
     "serve-rm, no model folder": (["serve-rm", "--model", "{tmp}/nowhere", "--port", "0"], ["no model folder"]),

@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 
+from ..argtypes import positive_int
 from .backend import BackendError
 
 # what both transformers (torch.<name>) and vLLM accept
 DTYPES = ("auto", "float32", "float16", "bfloat16", "float", "half")
-
-
-def positive_int(text: str) -> int:
-    """An argparse type: an integer >= 1 (a batch of 0 would loop for ever or divide by zero later)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
 
 
 def add_backend_arguments(p) -> None:
