@@ -16,93 +16,40 @@ BIN = os.path.join(os.path.dirname(sys.executable), "openrlhf-distill")
 PAIR = {"prompt": "p", "chosen": "right", "rejected": "wrong"}
 POINT = {"prompt": "p", "response": "right", "label": 1}
 
-CASES = {
+CASES = {  # name: (command line, split on spaces, then each word filled in; what the error line must contain)
     # eval-rm: every input is checked before the model loads
-    "eval-rm, no model folder": (
-        ["eval-rm", "--model", "{tmp}/nowhere", "--pairs", "{pairs}"],
-        ["nowhere", "no model folder"],
-    ),  # fmt: skip
-    "eval-rm, a causal LM, not an RM": (
-        ["eval-rm", "--model", "{lm}", "--pairs", "{pairs}"],
-        ["not a reward model", "value head `score`"],
-    ),  # fmt: skip
-    "eval-rm, empty pairs": (
-        ["eval-rm", "--model", "{rm}", "--pairs", "{empty}"],
-        ["empty.jsonl", "no RM pair records"],
-    ),  # fmt: skip
-    "eval-rm, a pair without rejected": (
-        ["eval-rm", "--model", "{rm}", "--pairs", "{no_rejected}"],
-        ["no_rejected.jsonl:2 field 'rejected'", "missing"],
-    ),  # fmt: skip
-    "eval-rm, a pair whose chosen is a number": (
-        ["eval-rm", "--model", "{rm}", "--pairs", "{chosen_42}"],
-        ["chosen_42.jsonl:1 field 'chosen'"],
-    ),  # fmt: skip
-    "eval-rm, a point labelled 1.5": (
-        ["eval-rm", "--model", "{rm}", "--points", "{label_1_5}"],
-        ["label_1_5.jsonl:1 field 'label'", "[0, 1]"],
-    ),  # fmt: skip
-    "eval-rm, a points file that is not JSON": (
-        ["eval-rm", "--model", "{rm}", "--points", "{not_json}"],
-        ["not_json.jsonl:1", "malformed JSON"],
-    ),  # fmt: skip
-    "eval-rm, pairs that are not UTF-8": (
-        ["eval-rm", "--model", "{rm}", "--pairs", "{latin1}"],
-        ["latin1.jsonl:2", "not UTF-8"],
-    ),  # fmt: skip
-    "eval-rm, --out names a folder": (
-        ["eval-rm", "--model", "{rm}", "--pairs", "{pairs}", "--out", "{user_dir}"],
-        ["user_dir", "--out names a folder"],
-    ),  # fmt: skip
-    # generate: backend settings are checked as the command line is read
-    "generate, an unknown dtype": (
-        ["generate", "--model", "{lm}", "--prompts", "{pairs}", "--out", "{tmp}/s", "--hf.dtype", "float77"],
-        ["--hf.dtype", "float77"],
-    ),  # fmt: skip
-    "generate, a batch of 0": (
-        ["generate", "--model", "{lm}", "--prompts", "{pairs}", "--out", "{tmp}/s", "--hf.batch_size", "0"],
-        ["--hf.batch_size", "integer >= 1"],
-    ),  # fmt: skip
-    # label and build: settings with a range are checked as the command line is read
-    "label, a negative max temperature": (
-        [
-            "label",
-            "--prompts",
-            "{pairs}",
-            "--teacher-samples",
-            "{pairs}",
-            "--out",
-            "{tmp}/l",
-            "--vote.max_temperature",
-            "-1",
-        ],
-        ["--vote.max_temperature", "number >= 0"],
-    ),  # fmt: skip
-    "label, a min ratio that is not a number": (
-        [
-            "label",
-            "--prompts",
-            "{pairs}",
-            "--teacher-samples",
-            "{pairs}",
-            "--out",
-            "{tmp}/l",
-            "--vote.min_ratio",
-            "high",
-        ],
-        ["--vote.min_ratio", "'high'"],
-    ),  # fmt: skip
-    "build, a negative pair cap": (
-        ["build", "--prompts", "{pairs}", "--labels", "{tmp}", "--out", "{tmp}/b", "--rm.pairs_per_question", "-1"],
-        ["--rm.pairs_per_question", ">= 1"],
-    ),  # fmt: skip
+    "eval-rm, no model folder": ("eval-rm --model {tmp}/nowhere --pairs {pairs}", ["nowhere", "no model folder"]),
+    "eval-rm, a causal LM, not an RM": ("eval-rm --model {lm} --pairs {pairs}", ["not a reward model", "`score`"]),
+    "eval-rm, empty pairs": ("eval-rm --model {rm} --pairs {empty}", ["empty.jsonl", "no RM pair records"]),
+    "eval-rm, a pair without rejected": ("eval-rm --model {rm} --pairs {no_rejected}",
+                                         ["no_rejected.jsonl:2 field 'rejected'", "missing"]),
+    "eval-rm, a pair whose chosen is a number": ("eval-rm --model {rm} --pairs {chosen_42}",
+                                                 ["chosen_42.jsonl:1 field 'chosen'"]),
+    "eval-rm, a point labelled 1.5": ("eval-rm --model {rm} --points {label_1_5}",
+                                      ["label_1_5.jsonl:1 field 'label'", "[0, 1]"]),
+    "eval-rm, a points file that is not JSON": ("eval-rm --model {rm} --points {not_json}",
+                                                ["not_json.jsonl:1", "malformed JSON"]),
+    "eval-rm, pairs that are not UTF-8": ("eval-rm --model {rm} --pairs {latin1}", ["latin1.jsonl:2", "not UTF-8"]),
+    "eval-rm, --out names a folder": ("eval-rm --model {rm} --pairs {pairs} --out {user_dir}",
+                                      ["user_dir", "--out names a folder"]),
+    # generate, label, build: settings with a range are checked as the command line is read
+    "generate, an unknown dtype": ("generate --model {lm} --prompts {pairs} --out {tmp}/s --hf.dtype float77",
+                                   ["--hf.dtype", "float77"]),
+    "generate, a batch of 0": ("generate --model {lm} --prompts {pairs} --out {tmp}/s --hf.batch_size 0",
+                               ["--hf.batch_size", "integer >= 1"]),
+    "label, a negative max temperature": ("label --prompts {pairs} --teacher-samples {pairs} --out {tmp}/l "
+                                          "--vote.max_temperature -1", ["--vote.max_temperature", "number >= 0"]),
+    "label, a min ratio that is not a number": ("label --prompts {pairs} --teacher-samples {pairs} --out {tmp}/l "
+                                                "--vote.min_ratio high", ["--vote.min_ratio", "'high'"]),
+    "build, a negative pair cap": ("build --prompts {pairs} --labels {tmp} --out {tmp}/b --rm.pairs_per_question -1",
+                                   ["--rm.pairs_per_question", ">= 1"]),
     # serve-rm: settings and the model before anything listens
-    "serve-rm, a port out of range": (["serve-rm", "--model", "{rm}", "--port", "99999"], ["--port 99999"]),
-    "serve-rm, no model folder": (["serve-rm", "--model", "{tmp}/nowhere", "--port", "0"], ["no model folder"]),
-    "serve-rm, a causal LM": (["serve-rm", "--model", "{lm}", "--port", "0"], ["not a reward model"]),
+    "serve-rm, a port out of range": ("serve-rm --model {rm} --port 99999", ["--port 99999"]),
+    "serve-rm, no model folder": ("serve-rm --model {tmp}/nowhere --port 0", ["no model folder"]),
+    "serve-rm, a causal LM": ("serve-rm --model {lm} --port 0", ["not a reward model"]),
     # commands that replace their output folder whole refuse one holding a user's files
-    "tiny-model into a user's folder": (["tiny-model", "{user_dir}"], ["user_dir", "notes.txt"]),
-}
+    "tiny-model into a user's folder": ("tiny-model {user_dir}", ["user_dir", "notes.txt"]),
+}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -143,10 +90,10 @@ def _listing(root):
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_bad_input_is_one_line_naming_where_with_exit_2_and_nothing_changed(case, files):
-    argv, expected = CASES[case]
+    command, expected = CASES[case]
+    argv = [word.format(**files) for word in command.split()]
     before = {path: open(path, "rb").read() for path in _listing(files["tmp"])}
-    result = subprocess.run([BIN, *(arg.format(**files) for arg in argv)], capture_output=True, text=True,
-                            timeout=120)  # fmt: skip
+    result = subprocess.run([BIN, *argv], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, (case, result.returncode, result.stderr[-2000:])
     message = [line for line in result.stderr.splitlines() if "error:" in line]
     assert message and message[-1].startswith(f"openrlhf-distill {argv[0]}: error: "), result.stderr[-2000:]
