@@ -47,6 +47,16 @@ CASES = {  # name: (command line, split on spaces, then each word filled in; wha
     "serve-rm, a port out of range": ("serve-rm --model {rm} --port 99999", ["--port 99999"]),
     "serve-rm, no model folder": ("serve-rm --model {tmp}/nowhere --port 0", ["no model folder"]),
     "serve-rm, a causal LM": ("serve-rm --model {lm} --port 0", ["not a reward model"]),
+    # run: every setting of the pipeline is checked when the run starts, dry run included
+    "run, a ratio that is not a number": ("run --config {config} --dry-run --vote.min_ratio high",
+                                          ["vote.min_ratio", "[0, 1]", "'high'"]),
+    "run, an unknown task": ("run --config {config} --dry-run --task bogus", ["task: must be one of", "'bogus'"]),
+    "run, an unknown engine": ("run --config {config} --dry-run --engine tpu", ["engine: must be one of", "tpu"]),
+    "run, a temperature above 2": ("run --config {config} --dry-run --teacher.temperatures 0.3,3",
+                                   ["teacher.temperatures", "[0, 2]"]),
+    "run, k that is a word": ("run --config {config} --dry-run --eval.k eight", ["eval.k", ">= 1", "'eight'"]),
+    "run, a temperature list that is a number in YAML": ("run --config {scalar_yaml} --dry-run",
+                                                        ["teacher.temperatures: must be a non-empty list", "0.7"]),
     # commands that replace their output folder whole refuse one holding a user's files
     "tiny-model into a user's folder": ("tiny-model {user_dir}", ["user_dir", "notes.txt"]),
 }  # fmt: skip
@@ -77,6 +87,10 @@ def files(tmp_path_factory, tiny_model):
         paths[name] = str(tmp / f"{name}.jsonl")
         with open(paths[name], "w", encoding="utf-8") as f:
             f.write("".join(row + "\n" for row in rows))
+    paths["config"] = os.path.join(os.path.dirname(__file__), "..", "recipes", "configs", "quickstart_cpu.yaml")
+    paths["scalar_yaml"] = str(tmp / "scalar.yaml")
+    with open(paths["scalar_yaml"], "w", encoding="utf-8") as f:
+        f.write("data: {source: toy}\nteacher: {temperatures: 0.7}\n")
     user_dir = tmp / "user_dir"
     user_dir.mkdir()
     (user_dir / "notes.txt").write_text("a user's notes")

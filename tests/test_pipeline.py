@@ -67,8 +67,8 @@ def test_overrides_set_settings_and_openrlhf_flags_per_stage():
             "unknown setting 'teacher.temperature'; known here: backend_flags, max_new_tokens",
         ),
         (["--ppo.schemes", "best"], "unknown scheme 'best'"),
-        (["--data.source", "web"], "data.source must be files, hf or toy"),
-        (["--seeds", "a"], "seeds must be a non-empty list of integers"),
+        (["--data.source", "web"], "data.source: must be one of files, hf, toy"),
+        (["--seeds", "a"], "seeds: each item must be an integer >= 0"),
     ],
 )
 def test_bad_settings_are_refused_naming_them(tmp_path, overrides, message):
@@ -131,7 +131,7 @@ def test_the_judge_labeller_labels_with_the_teacher_as_judge_and_open_tasks_are_
     planned = {s.key: s for s in stages.plan(other)}
     assert "/m/judge" in planned["teacher_labels"].inputs and "/m/judge" in planned["labels@seed0"].inputs
     assert "--vllm.tensor_parallel_size" not in planned["teacher_labels"].argv
-    with pytest.raises(cfg.ConfigError, match="labeller must be vote or judge"):
+    with pytest.raises(cfg.ConfigError, match="labeller: must be one of vote, judge"):
         cfg.load_config(None, ["--labeller", "vote2", "--data.source", "toy"])
     with pytest.raises(cfg.ConfigError, match="task open has no gold answers"):
         cfg.load_config(None, ["--task", "open", "--data.source", "toy"])

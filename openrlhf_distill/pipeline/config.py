@@ -162,12 +162,105 @@ def load_config(path: str | None, overrides: list[str] | None = None) -> dict:
     return config
 
 
+# What each of the pipeline's own settings accepts: a check returning what is wrong, or None. Checked when the
+# run (or its dry run) starts, so that a typo fails before hours of sampling, not at the stage that reads it.
+def _one_of(*choices):
+    return lambda v: None if v in choices else f"must be one of {', '.join(map(str, choices))}"
+
+
+def _int_at_least(low: int):
+    return lambda v: (
+        None if isinstance(v, int) and not isinstance(v, bool) and v >= low else f"must be an integer >= {low}"
+    )
+
+
+def _number_in(low: float, high: float | None = None):
+    def check(v):
+        ok = isinstance(v, int | float) and not isinstance(v, bool) and low <= v and (high is None or v <= high)
+        return None if ok else f"must be a number {'>= ' + str(low) if high is None else f'in [{low}, {high}]'}"
+
+    return check
+
+
+def _optional(check):
+    return lambda v: None if v is None else check(v)
+
+
+def _string(v):
+    return None if isinstance(v, str) and v else "must be a non-empty string"
+
+
+def _bool(v):
+    return None if isinstance(v, bool) else "must be true or false"
+
+
+def _list_of(check, non_empty: bool = True):
+    def check_list(v):
+        if not isinstance(v, list) or (non_empty and not v):
+            return f"must be a {'non-empty ' if non_empty else ''}list"
+        problems = [check(item) for item in v]
+        return next((f"each item {p}" for p in problems if p), None)
+
+    return check_list
+
+
+def _sampling(role: str) -> dict:
+    return {f"{role}.model": _optional(_string), f"{role}.temperatures": _list_of(_number_in(0, 2)),
+            f"{role}.n_per_temperature": _int_at_least(1), f"{role}.max_new_tokens": _int_at_least(1),
+            f"{role}.shard_size": _int_at_least(1)}  # fmt: skip
+
+
+SETTINGS = {
+    "run_dir": _string,
+    "seeds": _list_of(_int_at_least(0)),
+    "engine": _one_of("auto", "gpu", "cpu"),
+    "backend": _one_of("auto", "hf", "vllm", "openai"),
+    "data.source": _one_of("files", "hf", "toy"),
+    "data.train": _optional(_string),
+    "data.test": _optional(_string),
+    "data.limit_train": _optional(_int_at_least(1)),
+    "data.limit_test": _optional(_int_at_least(1)),
+    "data.toy.preset": _string,
+    "data.toy.n_train": _int_at_least(1),
+    "data.toy.n_test": _int_at_least(1),
+    **_sampling("teacher"),
+    **_sampling("student"),
+    "labeller": _one_of("vote", "judge"),
+    "vote.min_ratio": _number_in(0, 1),
+    "vote.min_valid": _int_at_least(1),
+    "vote.max_temperature": _optional(_number_in(0)),
+    "judge.model": _optional(_string),
+    "build.sft_max_per_question": _optional(_int_at_least(1)),
+    "build.sft_min_label": _optional(_number_in(0, 1)),
+    "build.pairs_per_question": _int_at_least(1),
+    "build.pair_margin": _number_in(0, 1),
+    "rm.ablations": _list_of(_string, non_empty=False),
+    "ppo.schemes": _list_of(_string),
+    "eval.enabled": _bool,
+    "eval.k": _int_at_least(1),
+    "eval.temperature": _number_in(0, 2),
+    "eval.max_new_tokens": _int_at_least(1),
+    "eval.models": _list_of(_string, non_empty=False),
+}
+
+
+def _check_settings(config: dict) -> None:
+    from ..tasks import TASK_NAMES  # here, not at the top: importing the tasks is slow and not always needed
+
+    for key, check in {"task": _one_of(*TASK_NAMES), **SETTINGS}.items():
+        node = config
+        for part in key.split("."):
+            node = node.get(part, _ABSENT) if isinstance(node, dict) else _ABSENT
+        if node is not _ABSENT and (problem := check(node)):
+            raise ConfigError(f"{key}: {problem}, got {node!r}")
+
+
+_ABSENT = object()
+
+
 def check(config: dict) -> None:
-    if not config["seeds"] or not all(isinstance(s, int) for s in config["seeds"]):
-        raise ConfigError(f"seeds must be a non-empty list of integers, got {config['seeds']!r}")
+    _check_settings(config)
     source = config["data"]["source"]
-    if source not in ("files", "hf", "toy"):
-        raise ConfigError(f"data.source must be files, hf or toy, got {source!r}")
     if source == "files" and not (
         config["data"]["train"] and (config["data"]["test"] or not config["eval"]["enabled"])
     ):
@@ -180,8 +273,6 @@ def check(config: dict) -> None:
     for scheme in config["ppo"]["schemes"]:
         if scheme not in SCHEMES:
             raise ConfigError(f"ppo.schemes: unknown scheme {scheme!r}; choose from {', '.join(SCHEMES)}")
-    if config["labeller"] not in ("vote", "judge"):
-        raise ConfigError(f"labeller must be vote or judge, got {config['labeller']!r}")
     if config["eval"]["enabled"] and config["task"] == "open":
         raise ConfigError("task open has no gold answers to evaluate against: set eval.enabled false")
     for ablation in config["rm"]["ablations"]:
