@@ -344,6 +344,9 @@ def _run_build(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .compat.quiet import quiet_harmless_warnings
+
+    quiet_harmless_warnings()
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     if args.command is None:

@@ -182,3 +182,13 @@ def test_gloo_weight_broadcast_carries_dtypes_gloo_refuses(run_python):
     result = run_python(code)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "SAME" in result.stdout
+
+
+def test_known_harmless_warnings_are_filtered_in_the_processes_a_run_starts_and_only_those(run_python):
+    code = "import warnings, torch.cuda\nwarnings.warn('The pynvml package is deprecated, or so we say', UserWarning)"
+    bare = run_python(code, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert "FutureWarning: The pynvml package is deprecated" in bare.stderr  # the warning the filter exists for
+    quiet = run_python(code, env=patches.subprocess_env())
+    assert quiet.returncode == 0, quiet.stderr
+    assert "FutureWarning: The pynvml package is deprecated" not in quiet.stderr
+    assert "UserWarning: The pynvml package is deprecated, or so we say" in quiet.stderr  # same words, other kind

@@ -5,6 +5,7 @@
 - :mod:`.patches` (+ :mod:`.cpu_patches`, :mod:`.fixes`, :mod:`.flash_attn_stub`): runtime patches that reach
   every process of a run through ``boot/sitecustomize.py``.
 - :mod:`.launch`: runs OpenRLHF's train_sft / train_rm on GPUs (deepspeed) or on the CPU.
+- :mod:`.quiet`: the known harmless third-party warnings, filtered with their reasons.
 """
 
 from .version import SUPPORTED, OpenRLHFNotSupported, check_openrlhf, installed_openrlhf_version
@@ -13,7 +14,9 @@ from .version import SUPPORTED, OpenRLHFNotSupported, check_openrlhf, installed_
 def boot_install() -> None:
     """Everything a process needs before it imports OpenRLHF: the flash_attn stand-in and the patches."""
     from . import flash_attn_stub, patches
+    from .quiet import quiet_harmless_warnings
 
+    quiet_harmless_warnings()
     flash_attn_stub.install()
     patches.install()
 

@@ -4,6 +4,7 @@ needs; and the PPO loop (train_ppo_ray) through our Ray driver, on a cluster or 
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -62,6 +63,9 @@ def cpu_extensions_env(env: dict) -> None:
     key = hashlib.sha256(os.path.realpath(sys.prefix).encode()).hexdigest()[:12]
     root = os.path.join(os.path.expanduser("~"), ".cache", "openrlhf_distill", "torch_extensions", key)
     env["TORCH_EXTENSIONS_DIR"] = root
+    if not glob.glob(os.path.join(root, "*", "*.so")):  # the first trainer would otherwise sit silent for minutes
+        print(f"[openrlhf-distill] first CPU trainer in this environment: DeepSpeed compiles its CPU Adam once "
+              f"(1-3 min) into {root}", file=sys.stderr)  # fmt: skip
     if not os.path.isdir(root):
         return
     for lock in (os.path.join(root, d, "lock") for d in sorted(os.listdir(root))):
