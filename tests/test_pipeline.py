@@ -43,9 +43,9 @@ def _config(tmp_path, prompts, tiny_model, run_dir, **extra):
     return str(path)
 
 
-def _run(config_path, *extra, **kwargs):
+def _run(config_path, *extra, timeout=600, **kwargs):
     command = [sys.executable, "-m", "openrlhf_distill.cli", "run", "--config", config_path, *extra]
-    return subprocess.run(command, capture_output=True, text=True, timeout=600, **kwargs)
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, **kwargs)
 
 
 def test_overrides_set_settings_and_openrlhf_flags_per_stage():
@@ -261,3 +261,20 @@ def test_a_rerun_skips_what_is_done_and_a_changed_setting_reruns_from_there(tmp_
     assert "[ stale] teacher_labels" in changed.stdout and "[ stale] sft_data" in changed.stdout
     record = json.load(open(tmp_path / "run" / "stages" / "teacher_samples.json"))
     assert record["status"] == "done" and record["samples"] == 2 * len(QUESTIONS) and record["tokens"] > 0
+
+
+def test_a_second_run_in_a_run_folder_in_use_is_refused_and_a_dead_holder_never_blocks(tmp_path, prompts):
+    from openrlhf_distill.pipeline.runner import run_folder_lock
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    # The teacher model does not exist: a run that got past the lock would fail at its first stage instead.
+    config = _config(tmp_path, prompts, str(tmp_path / "no_model"), run_dir)
+    with run_folder_lock(str(run_dir)):
+        busy = _run(config, "--until-stage", "teacher_samples", timeout=120)
+    assert busy.returncode == 2, busy.stderr[-2000:]
+    assert f"{run_dir} is in use by another `openrlhf-distill run` (pid {os.getpid()}" in busy.stderr
+    assert sorted(os.listdir(run_dir)) == [".lock"]  # the refused run wrote nothing
+    # The lock went with its holder: the same run now starts (and fails where the missing model is read).
+    free = _run(config, "--until-stage", "teacher_samples", timeout=300)
+    assert "in use by another" not in free.stderr and "no_model" in free.stderr, free.stderr[-2000:]

@@ -10,7 +10,7 @@ import os
 
 from ..records import write_json_atomic
 from .config import ConfigError, load_config
-from .runner import StageFailed, describe, run_stages, select
+from .runner import StageFailed, describe, run_folder_lock, run_stages, select
 from .stages import plan
 
 
@@ -30,9 +30,10 @@ def run(args, overrides: list[str]) -> int:
         print("\n".join(describe(stages, run_dir, forced)))
         return 0
     os.makedirs(run_dir, exist_ok=True)
-    write_json_atomic(os.path.join(run_dir, "run.json"),
-                      {"task": config["task"], "seeds": config["seeds"], "config": config})  # fmt: skip
-    seen = run_stages(stages, run_dir, forced=forced)
+    with run_folder_lock(run_dir):
+        write_json_atomic(os.path.join(run_dir, "run.json"),
+                          {"task": config["task"], "seeds": config["seeds"], "config": config})  # fmt: skip
+        seen = run_stages(stages, run_dir, forced=forced)
     results = os.path.join(run_dir, "results.json")
     if seen.get("report") == "done" and os.path.exists(results):  # the report stage prints it when it runs
         import json

@@ -13,6 +13,8 @@ A stage whose settings changed starts from nothing (its old output is removed).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -23,6 +25,32 @@ import time
 
 from ..records import write_json_atomic
 from .stages import STAGE_NAMES, Stage, checkpoint_dir, output_flags, resume_flags
+
+
+@contextlib.contextmanager
+def run_folder_lock(run_dir: str):
+    """Holds ``RUN_DIR/.lock`` while a run works in the folder, so that a second run there is refused instead of
+    interleaving its stages with the first. An ``flock``: the system releases it when the holder ends, even
+    killed, so a crash never leaves the folder locked (the file itself stays, holding the last holder's pid)."""
+    path = os.path.join(run_dir, ".lock")
+    handle = open(path, "a+", encoding="utf-8")  # not inherited by the stages' processes (PEP 446)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise ValueError(f"{run_dir} is in use by another `openrlhf-distill run` ({holder}); wait for it to end, "
+                         "or give this run another run_dir") from None  # fmt: skip
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    handle.flush()
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
 
 
 def _has_checkpoint(output: str) -> bool:
