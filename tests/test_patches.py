@@ -192,3 +192,27 @@ def test_known_harmless_warnings_are_filtered_in_the_processes_a_run_starts_and_
     assert quiet.returncode == 0, quiet.stderr
     assert "FutureWarning: The pynvml package is deprecated" not in quiet.stderr
     assert "UserWarning: The pynvml package is deprecated, or so we say" in quiet.stderr  # same words, other kind
+
+
+def test_the_rm_normalisation_fix_reaches_code_that_imported_openrlhf_models_before_the_patches(run_python):
+    # `from openrlhf.models import get_llm_for_sequence_regression` reads the package's copy of the name; a
+    # process that imported openrlhf.models before the patches were installed (here: no boot hook) kept the
+    # unfixed loader there, and RMs it loaded normalised their rewards with uninitialised memory (seen as rewards
+    # of 1e21 or inf in a test run whose order put such an import first).
+    code = textwrap.dedent(
+        """
+        from openrlhf_distill.compat import boot_install, flash_attn_stub
+        flash_attn_stub.install()
+        import openrlhf.models
+        unfixed = openrlhf.models.get_llm_for_sequence_regression
+        boot_install()
+        import openrlhf.models.model as module
+        from openrlhf.models import get_llm_for_sequence_regression
+        print("PACKAGE FIXED", get_llm_for_sequence_regression is module.get_llm_for_sequence_regression)
+        print("WRAPS THE ORIGINAL", get_llm_for_sequence_regression.__wrapped__ is unfixed)
+        """
+    )
+    env = {k: v for k, v in _env().items() if k != "PYTHONPATH"}
+    result = run_python(code, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "PACKAGE FIXED True" in result.stdout and "WRAPS THE ORIGINAL True" in result.stdout

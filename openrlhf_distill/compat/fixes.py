@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 
 from .patches import patch
 
@@ -40,3 +41,8 @@ def reward_mean_std_from_config(model_module) -> None:
         return model
 
     model_module.get_llm_for_sequence_regression = get_llm_for_sequence_regression
+    # `from openrlhf.models import get_llm_for_sequence_regression` reads the package's copy of the name, bound
+    # when the package was imported: where that happened before this patch, it is the unfixed function.
+    package = sys.modules.get("openrlhf.models")
+    if package is not None and getattr(package, "get_llm_for_sequence_regression", None) is original:
+        package.get_llm_for_sequence_regression = get_llm_for_sequence_regression
