@@ -239,8 +239,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run_trainer(args, openrlhf_argv: list[str]) -> int:
     from .compat import launch
+    from .compat.flags import flag_value
+    from .model_folders import check_model_folder
 
     cli = TRAINER_COMMANDS[args.command][0]
+    model = flag_value(openrlhf_argv, cli["model"])
+    if model:  # at once, not after the trainer's imports
+        check_model_folder(model, cli["model"])
     if args.dry_run:
         print(" ".join(launch.plan(cli, openrlhf_argv, engine=args.engine).command))
         return 0
@@ -269,7 +274,8 @@ def _run_ppo(args, openrlhf_argv: list[str]) -> int:
         sync_check=getattr(args, "distill.sync_check"),
     )
     ppo_plan = ppo.plan(openrlhf_argv, options)
-    ppo.validate(ppo_plan)  # OpenRLHF's own parser and checks, before any resources are asked for
+    # OpenRLHF's own parser and checks, then ours of what it reads, before any resources are asked for
+    ppo.check_inputs(ppo_plan, ppo.validate(ppo_plan))
     if args.dry_run:
         print(ppo.describe(ppo_plan))
         print(f"# accepted by {ppo.TRAIN_PPO_RAY.module}'s argument parser and checks", file=sys.stderr)

@@ -45,7 +45,8 @@ def _is_messages(value) -> bool:
     )
 
 
-def _text_or_messages(value) -> str | None:
+def text_or_messages(value) -> str | None:
+    """What is wrong with a prompt or response field (None: nothing): a string or a list of chat messages."""
     if isinstance(value, str) or _is_messages(value):
         return None
     return "must be a string or a non-empty list of chat messages ({'role': ..., 'content': ...})"
@@ -117,7 +118,7 @@ class Schema:
 
 
 # `task` may be left out when the stage is given a default task (--task).
-PROMPT = Schema("prompt", {"id": _id, "prompt": _text_or_messages}, {"task": _string, "meta": _dict})
+PROMPT = Schema("prompt", {"id": _id, "prompt": text_or_messages}, {"task": _string, "meta": _dict})
 SAMPLE = Schema(
     "sample",
     {
@@ -132,9 +133,9 @@ SAMPLE = Schema(
 )
 LABELLED_SAMPLE = Schema("labelled sample", {**SAMPLE.required, "label": _label}, SAMPLE.optional)
 # The reward model's training sets, as `build` writes them (rm_pairs.jsonl, rm_points.jsonl).
-RM_PAIR = Schema("RM pair", {"prompt": _text_or_messages, "chosen": _text_or_messages,
-                             "rejected": _text_or_messages}, {"meta": _dict})  # fmt: skip
-RM_POINT = Schema("RM point", {"prompt": _text_or_messages, "response": _text_or_messages, "label": _label},
+RM_PAIR = Schema("RM pair", {"prompt": text_or_messages, "chosen": text_or_messages,
+                             "rejected": text_or_messages}, {"meta": _dict})  # fmt: skip
+RM_POINT = Schema("RM point", {"prompt": text_or_messages, "response": text_or_messages, "label": _label},
                   {"meta": _dict})  # fmt: skip
 # Checks only that a line is a JSON object, for files whose fields the reader checks itself, by name.
 ANY_OBJECT = Schema("JSON object")

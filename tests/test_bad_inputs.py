@@ -57,6 +57,29 @@ CASES = {  # name: (command line, split on spaces, then each word filled in; wha
     "run, k that is a word": ("run --config {config} --dry-run --eval.k eight", ["eval.k", ">= 1", "'eight'"]),
     "run, a temperature list that is a number in YAML": ("run --config {scalar_yaml} --dry-run",
                                                         ["teacher.temperatures: must be a non-empty list", "0.7"]),
+    # train-rm: the data files are read and checked in the trainer process, before any training; its one line
+    # comes back as the command's error, and nothing is written
+    "train-rm, a pair whose chosen is a number": ("train-rm --engine cpu --model.model_name_or_path {lm} "
+                                                  "--data.dataset {chosen_42} --ckpt.output_dir {tmp}/rm_out",
+                                                  ["chosen_42.jsonl:1 field 'chosen'", "must be a string"]),
+    "train-rm, empty pairs": ("train-rm --engine cpu --model.model_name_or_path {lm} --data.dataset {empty} "
+                              "--ckpt.output_dir {tmp}/rm_out", ["empty.jsonl", "no usable rows"]),
+    "train-rm, no model folder": ("train-rm --engine cpu --model.model_name_or_path {tmp}/nowhere "
+                                  "--data.dataset {pairs} --ckpt.output_dir {tmp}/rm_out",
+                                  ["--model.model_name_or_path", "nowhere", "not a model folder"]),
+    # ppo: the model folders, the prompt file's columns and the sampling settings, before Ray starts
+    "ppo, no actor folder": ("ppo --dry-run --engine cpu --reward.scheme rm --actor.model_name_or_path {tmp}/nowhere "
+                             "--reward.model_name_or_path {rm} --data.prompt_dataset {rl_prompts}",
+                             ["--actor.model_name_or_path", "nowhere", "not a model folder"]),
+    "ppo, a causal LM as the RM": ("ppo --dry-run --engine cpu --reward.scheme rm --actor.model_name_or_path {lm} "
+                                   "--reward.model_name_or_path {lm} --data.prompt_dataset {rl_prompts}",
+                                   ["not a reward model"]),
+    "ppo, prompts without the input column": ("ppo --dry-run --engine cpu --reward.scheme vote "
+                                              "--actor.model_name_or_path {lm} --data.prompt_dataset {pairs}",
+                                              ["pairs.jsonl:1 field 'input': missing"]),
+    "ppo, a negative temperature": ("ppo --dry-run --engine cpu --reward.scheme rm --actor.model_name_or_path {lm} "
+                                    "--reward.model_name_or_path {rm} --data.prompt_dataset {rl_prompts} "
+                                    "--rollout.temperature -1", ["--rollout.temperature", "[0, 2]"]),
     # commands that replace their output folder whole refuse one holding a user's files
     "tiny-model into a user's folder": ("tiny-model {user_dir}", ["user_dir", "notes.txt"]),
 }  # fmt: skip
@@ -75,6 +98,7 @@ def files(tmp_path_factory, tiny_model):
         "chosen_42": [json.dumps({**PAIR, "chosen": 42})],
         "label_1_5": [json.dumps({**POINT, "label": 1.5})],
         "not_json": ["{'prompt': 'p'}"],
+        "rl_prompts": [json.dumps({"input": "What is 1 + 1?", "distill_label": "2"})],
     }
     paths = {"tmp": str(tmp), "rm": rm, "lm": tiny_model, "latin1": str(tmp / "latin1.jsonl")}
     with open(paths["latin1"], "wb") as f:

@@ -58,10 +58,23 @@ def test_unusable_pairs_are_dropped_and_counted(tmp_path):
             "rejected": [{"role": "assistant", "content": ""}],
         },  # empty chat response  # fmt: skip
     ]
-    counts = clean_pairs(_write(tmp_path / "pairs.jsonl", rows), str(tmp_path / "clean.jsonl"), prompt_key="prompt",
-                         chosen_key="chosen", rejected_key="rejected", max_len=20, prompt_length=len)  # fmt: skip
+    kept, counts = clean_pairs(_write(tmp_path / "pairs.jsonl", rows), prompt_key="prompt", chosen_key="chosen",
+                               rejected_key="rejected", max_len=20, prompt_length=len)  # fmt: skip
     assert counts == {"read": 5, "kept": 1, "identical_chosen_rejected": 1, "empty_response": 2, "prompt_too_long": 1}
-    assert [json.loads(line)["prompt"] for line in open(tmp_path / "clean.jsonl")] == ["q1"]
+    assert [row["prompt"] for row in kept] == ["q1"]
+
+
+@pytest.mark.parametrize("chosen", [42, None, {"content": "a"}, [{"content": "no role"}], []])
+def test_a_response_that_is_not_text_is_an_error_not_a_dropped_row(tmp_path, chosen):
+    from openrlhf_distill.reward_model.data import clean_pairs
+
+    rows = [{"prompt": "q1", "chosen": "#### 5", "rejected": "#### 6"}, {"prompt": "q2", "chosen": chosen,
+            "rejected": "#### 6"}]  # fmt: skip
+    with pytest.raises(
+        RecordError, match=r"pairs.jsonl:2 field 'chosen': must be a string or a non-empty list of chat"
+    ):
+        clean_pairs(_write(tmp_path / "pairs.jsonl", rows), prompt_key="prompt", chosen_key="chosen",
+                    rejected_key="rejected", max_len=20, prompt_length=len)  # fmt: skip
 
 
 def test_a_label_outside_zero_one_is_an_error_naming_file_line_and_field(tmp_path):
@@ -70,10 +83,10 @@ def test_a_label_outside_zero_one_is_an_error_naming_file_line_and_field(tmp_pat
     rows = [{"prompt": "q", "response": "r", "label": 1}, {"prompt": "q", "response": "r", "label": 1.5}]
     path = _write(tmp_path / "points.jsonl", rows)
     with pytest.raises(RecordError, match=r"points.jsonl:2 field 'label': must be a number in \[0, 1\]"):
-        clean_points(path, str(tmp_path / "clean.jsonl"), prompt_key="prompt", max_len=20, prompt_length=len)
+        clean_points(path, prompt_key="prompt", max_len=20, prompt_length=len)
     missing = _write(tmp_path / "points2.jsonl", [{"prompt": "q", "label": 1}])
     with pytest.raises(RecordError, match=r"points2.jsonl:1 field 'response': missing"):
-        clean_points(missing, str(tmp_path / "c2.jsonl"), prompt_key="prompt", max_len=20, prompt_length=len)
+        clean_points(missing, prompt_key="prompt", max_len=20, prompt_length=len)
 
 
 # Separable on purpose: a correct response ends "correct", a wrong one "wrong".

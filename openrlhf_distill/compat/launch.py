@@ -26,6 +26,22 @@ class OpenRLHFRunError(RuntimeError):
     """An OpenRLHF trainer exited with an error; the message holds the command and the end of its log."""
 
 
+class TrainerInputError(ValueError):
+    """The trainer process refused its input before training (a bad data file, too few rows): the message is
+    the trainer's one line, shown as it is."""
+
+
+# A trainer process that finds its input bad prints one line starting with this and exits 2 (report_input_error);
+# run() turns that line into a TrainerInputError instead of a crash report.
+_INPUT_ERROR_MARK = "[openrlhf-distill input error] "
+
+
+def report_input_error(error: Exception) -> None:
+    """In a trainer process: says what is wrong with its input on one line, for run() to pass on, and exits 2."""
+    print(_INPUT_ERROR_MARK + " ".join(str(error).split()), file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
 @dataclass
 class Launch:
     engine: str  # "gpu" or "cpu"
@@ -127,15 +143,21 @@ def run(cli: OpenRLHFCli, argv: list[str], *, engine: str = "auto", log_path: st
         proc = subprocess.Popen(
             launch.command, env=launch.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
         )
+        input_error = None
         for line in proc.stdout:
-            sys.stdout.write(line)
             if log:
                 log.write(line)
+            if line.startswith(_INPUT_ERROR_MARK):
+                input_error = line[len(_INPUT_ERROR_MARK) :].strip()
+                continue  # said once, by the caller
+            sys.stdout.write(line)
             tail = (tail + [line])[-40:]
         code = proc.wait()
     finally:
         if log:
             log.close()
+    if code != 0 and input_error:
+        raise TrainerInputError(input_error)
     if code != 0:
         where = f" (full log: {log_path})" if log_path else ""
         raise OpenRLHFRunError(

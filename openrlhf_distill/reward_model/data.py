@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import os
 
-from ..records import ANY_OBJECT, RecordError, read_records, write_json_atomic, write_jsonl_atomic
+from ..model_folders import check_model_folder
+from ..records import ANY_OBJECT, RecordError, read_records, text_or_messages, write_json_atomic, write_jsonl_atomic
 
 
-def _text(value) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        return "".join(str(m.get("content", "")) for m in value if isinstance(m, dict))
-    return ""
+def _text(path, line, row, name) -> str:
+    """The field's text: a string, or the contents of a list of chat messages; anything else is an error (a
+    number or null would otherwise read as an empty response and be dropped without a word)."""
+    value = _field(path, line, row, name)
+    problem = text_or_messages(value)
+    if problem:
+        raise RecordError(path, line, name, f"{problem}, got {value!r}"[:300])
+    return value if isinstance(value, str) else "".join(str(m["content"]) for m in value)
 
 
 class PromptLength:
@@ -48,67 +51,77 @@ def _field(path, line, row, name):
     return row[name]
 
 
-def clean_pairs(path: str, out: str, *, prompt_key, chosen_key, rejected_key, max_len, prompt_length) -> dict:
+def clean_pairs(path: str, *, prompt_key, chosen_key, rejected_key, max_len, prompt_length) -> tuple[list, dict]:
+    """The pairs worth training on and the counts of those dropped, by reason."""
     kept, counts = [], {"read": 0, "kept": 0, "identical_chosen_rejected": 0, "empty_response": 0,
                         "prompt_too_long": 0}  # fmt: skip
     for line, row in read_records(path, ANY_OBJECT):
         counts["read"] += 1
-        chosen, rejected = _field(path, line, row, chosen_key), _field(path, line, row, rejected_key)
+        chosen, rejected = _text(path, line, row, chosen_key).strip(), _text(path, line, row, rejected_key).strip()
         prompt = _field(path, line, row, prompt_key) if prompt_key else None
-        if not _text(chosen).strip() or not _text(rejected).strip():
+        if not chosen or not rejected:
             counts["empty_response"] += 1
-        elif _text(chosen).strip() == _text(rejected).strip():
+        elif chosen == rejected:
             counts["identical_chosen_rejected"] += 1
         elif prompt_length(prompt) >= max_len - 2:  # 2: at least one response token and the EOS
             counts["prompt_too_long"] += 1
         else:
             kept.append(row)
-    counts["kept"] = write_jsonl_atomic(out, kept)
-    return counts
+    counts["kept"] = len(kept)
+    return kept, counts
 
 
-def clean_points(path: str, out: str, *, prompt_key, max_len, prompt_length) -> dict:
+def clean_points(path: str, *, prompt_key, max_len, prompt_length) -> tuple[list, dict]:
+    """The labelled responses worth training on and the counts of those dropped, by reason."""
     kept, counts = [], {"read": 0, "kept": 0, "empty_response": 0, "prompt_too_long": 0}
     for line, row in read_records(path, ANY_OBJECT):
         counts["read"] += 1
         label = _field(path, line, row, "label")
         if isinstance(label, bool) or not isinstance(label, int | float) or not 0 <= label <= 1:
             raise RecordError(path, line, "label", f"must be a number in [0, 1] (1 = correct), got {label!r}")
-        response = _field(path, line, row, "response")
+        response = _text(path, line, row, "response").strip()
         prompt = _field(path, line, row, prompt_key) if prompt_key else None
-        if not _text(response).strip():
+        if not response:
             counts["empty_response"] += 1
         elif prompt_length(prompt) >= max_len - 2:
             counts["prompt_too_long"] += 1
         else:
             kept.append(row)
-    counts["kept"] = write_jsonl_atomic(out, kept)
-    return counts
+    counts["kept"] = len(kept)
+    return kept, counts
 
 
 def prepare(args) -> dict:
     """Cleans the local pairs / eval pairs / points files named in the parsed (flat, dotted) arguments, points
-    the arguments at the clean copies, and writes ``distill_rm_data/report.json`` beside the checkpoint."""
+    the arguments at the clean copies, and writes ``distill_rm_data/report.json`` beside the checkpoint. Every
+    file is read and checked before anything is written."""
     get = lambda name: getattr(args, name, None)  # noqa: E731
     folder = os.path.join(get("ckpt.output_dir") or ".", "distill_rm_data")
     measure = None
-    report = {}
+    report, clean = {}, {}
     keys = dict(prompt_key=get("data.prompt_key"), max_len=get("data.max_len"))
+    check_model_folder(get("model.model_name_or_path"), "--model.model_name_or_path")
     for flag, kind in (("data.dataset", "pairs"), ("eval.dataset", "eval_pairs"), ("distill.rm.points", "points")):
         path = get(flag)
         if not path or not os.path.isfile(path):
             continue  # a hub data set or a mixture: OpenRLHF reads it as is
         measure = measure or PromptLength(get("model.model_name_or_path"), get("data.apply_chat_template"),
                                           get("data.tokenizer_chat_template"))  # fmt: skip
-        out = os.path.join(folder, f"{kind}.jsonl")
         if kind == "points":
-            counts = clean_points(path, out, prompt_length=measure, **keys)
+            rows, counts = clean_points(path, prompt_length=measure, **keys)
         else:
-            counts = clean_pairs(path, out, chosen_key=get("data.chosen_key"), rejected_key=get("data.rejected_key"),
-                                 prompt_length=measure, **keys)  # fmt: skip
+            rows, counts = clean_pairs(path, chosen_key=get("data.chosen_key"), rejected_key=get("data.rejected_key"),
+                                       prompt_length=measure, **keys)  # fmt: skip
         if counts["kept"] == 0:
-            raise ValueError(f"{path}: no usable rows ({counts}); see openrlhf_distill/reward_model/data.py")
-        report[kind] = {"file": path, **counts}
+            dropped = {k: v for k, v in counts.items() if k not in ("read", "kept") and v}
+            raise ValueError(f"{path}: no usable rows (read {counts['read']}, dropped {dropped or 'none'})")
+        report[kind], clean[flag] = {"file": path, **counts}, (os.path.join(folder, f"{kind}.jsonl"), rows)
+    pairs = report.get("pairs", {}).get("kept")
+    if pairs is not None and pairs < get("train.batch_size"):
+        raise ValueError(f"{pairs} usable pairs, fewer than --train.batch_size {get('train.batch_size')}: "
+                         "OpenRLHF would train zero steps; lower --train.batch_size or add pairs")  # fmt: skip
+    for flag, (out, rows) in clean.items():
+        write_jsonl_atomic(out, rows)
         setattr(args, flag, out)
     if report:
         write_json_atomic(os.path.join(folder, "report.json"), report)
@@ -116,8 +129,4 @@ def prepare(args) -> dict:
             dropped = {k: v for k, v in counts.items() if k not in ("file", "read", "kept") and v}
             print(f"[openrlhf-distill] {kind}: kept {counts['kept']} of {counts['read']} rows"
                   + (f", dropped {dropped}" if dropped else ""), flush=True)  # fmt: skip
-    pairs = report.get("pairs", {}).get("kept")
-    if pairs is not None and pairs < get("train.batch_size"):
-        raise ValueError(f"{pairs} usable pairs, fewer than --train.batch_size {get('train.batch_size')}: "
-                         "OpenRLHF would train zero steps; lower --train.batch_size or add pairs")  # fmt: skip
     return report

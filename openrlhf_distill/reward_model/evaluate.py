@@ -26,7 +26,6 @@ fix) and scored on raw rewards, on the text OpenRLHF's RewardDataset would build
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import random
@@ -34,6 +33,7 @@ from collections import defaultdict
 
 from ..compat.formats import reward_model_input
 from ..labelling import load_questions, question_key, read_samples
+from ..model_folders import check_reward_model
 from ..records import (
     RM_PAIR,
     RM_POINT,
@@ -45,29 +45,6 @@ from ..records import (
     write_jsonl_atomic,
 )
 from ..voting import majority_vote
-
-
-def check_reward_model(model_dir: str) -> None:
-    """Refuses, before anything is loaded, a folder that is not a reward model saved by OpenRLHF (`train-rm`):
-    a missing folder would otherwise reach the Hub as a repo id, and a plain causal LM would be scored through a
-    freshly drawn random head."""
-    config_path = os.path.join(model_dir, "config.json")
-    if not os.path.isfile(config_path):
-        raise RecordError(model_dir, None, None, "no model folder here (a reward model saved by `train-rm` holds "
-                          "config.json and its weights)")  # fmt: skip
-    with open(config_path, encoding="utf-8") as f:
-        prefix = json.load(f).get("value_head_prefix", "score")
-    weights = sorted(glob.glob(os.path.join(model_dir, "*.safetensors")))
-    if not weights:
-        return  # weights in another format: OpenRLHF's loader will judge them
-    from safetensors import safe_open
-
-    for path in weights:
-        with safe_open(path, "pt") as f:
-            if f"{prefix}.weight" in f.keys():
-                return
-    raise RecordError(model_dir, None, None, f"not a reward model: its weights have no value head `{prefix}` (a "
-                      "causal LM? train a reward model from it with `openrlhf-distill train-rm`)")  # fmt: skip
 
 
 class RewardScorer:

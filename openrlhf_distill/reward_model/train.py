@@ -21,6 +21,8 @@ def main() -> None:
     boot_install()  # idempotent: the boot hook may have done it already
     import openrlhf.trainer.rm_trainer as rm_trainer
 
+    from ..compat.launch import report_input_error
+    from ..records import RecordError
     from .data import prepare
     from .trainer import DistillRewardModelTrainer, add_distill_arguments
 
@@ -31,7 +33,10 @@ def main() -> None:
         argparse.ArgumentParser.parse_args = original_parse_args  # only train_rm's own parser is extended
         add_distill_arguments(self)
         parsed = original_parse_args(self, args, namespace)
-        prepare(parsed)
+        try:
+            prepare(parsed)
+        except (RecordError, ValueError) as error:  # bad input: one line for the user, not a traceback
+            report_input_error(error)
         return parsed
 
     argparse.ArgumentParser.parse_args = parse_args

@@ -418,7 +418,7 @@ def run(args) -> int:
     """Serves until Ctrl-C (or SIGTERM), then prints the server's counts."""
     import signal
 
-    from ..reward_model.evaluate import check_reward_model
+    from ..model_folders import check_reward_model
 
     if not 0 <= args.port <= 65535:
         raise ValueError(f"--port {args.port}: a port is 0..65535 (0: any free port)")
