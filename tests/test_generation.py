@@ -220,3 +220,23 @@ def test_judge_command_runs_on_a_real_backend_and_counts_what_it_could_not_read(
     assert metrics["samples"]["student"] == {"read": 4, "judged": 0, "retried": 4, "excluded": 4,
                                              "unparseable_outputs": 8}  # fmt: skip
     assert "student: 0 of 4 judged" in judged.stdout
+
+
+def test_progress_off_a_terminal_is_a_plain_line_now_and_then_with_rate_and_eta(capsys, monkeypatch):
+    # In a log (the pipeline runs every stage with its output piped to stages/<key>.log) a redrawn bar would be
+    # one endless line: a plain line instead, at most every LINE_SECONDS, and always the last one.
+    from openrlhf_distill.generation import sampling
+
+    bar = sampling._Progress(total=100, done=20, label="teacher samples")  # 20 done before a resume
+    for _ in range(4):
+        bar.update(20, 300)
+    bar.close()
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1, lines  # 30 s between lines: only the end
+    assert lines[0].startswith("teacher samples: 100/100 (100%), ") and lines[0].endswith("ETA 00:00:00")
+    assert "samples/s" in lines[0] and "tokens/s" in lines[0]
+    monkeypatch.setattr(sampling._Progress, "LINE_SECONDS", 0.0)
+    bar = sampling._Progress(total=100, done=0, label="student samples")
+    bar.update(25, 100)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("student samples: 25/100 (25%), ") and "ETA 00:00:" in lines[0]

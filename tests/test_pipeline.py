@@ -155,7 +155,7 @@ def test_a_killed_trainer_stage_continues_from_its_last_complete_checkpoint(tmp_
     calls = []
 
     def trainer(saves: bool, code: int):
-        def call(command, **_):
+        def call(command, *_):
             partial = command[command.index("--ckpt.output_dir") + 1]
             calls.append((command, sorted(os.listdir(partial)) if os.path.isdir(partial) else None))
             os.makedirs(os.path.join(partial, "ckpt", "_actor", "global_step4"), exist_ok=True)
@@ -167,18 +167,18 @@ def test_a_killed_trainer_stage_continues_from_its_last_complete_checkpoint(tmp_
         return call
 
     # Killed before any checkpoint was complete: the rerun starts over, from an empty folder.
-    monkeypatch.setattr(runner.subprocess, "call", trainer(saves=False, code=-9))
+    monkeypatch.setattr(runner, "_run_logged", trainer(saves=False, code=-9))
     with pytest.raises(runner.StageFailed):
         runner.run_stages([stage], str(tmp_path), log=lambda _: None)
     with pytest.raises(runner.StageFailed):
         runner.run_stages([stage], str(tmp_path), log=lambda _: None)
     assert calls[1][1] is None and "--ckpt.load_enable" not in calls[1][0]
     # Killed after a checkpoint: the rerun keeps the partial folder and asks OpenRLHF to load it.
-    monkeypatch.setattr(runner.subprocess, "call", trainer(saves=True, code=-9))
+    monkeypatch.setattr(runner, "_run_logged", trainer(saves=True, code=-9))
     with pytest.raises(runner.StageFailed):
         runner.run_stages([stage], str(tmp_path), log=lambda _: None)
     logged = []
-    monkeypatch.setattr(runner.subprocess, "call", trainer(saves=True, code=0))
+    monkeypatch.setattr(runner, "_run_logged", trainer(saves=True, code=0))
     assert runner.run_stages([stage], str(tmp_path), log=logged.append) == {"rl_rm@seed0": "resume"}
     command, kept = calls[-1]
     assert kept == ["ckpt"] and command[-1] == "--ckpt.load_enable"
@@ -202,6 +202,26 @@ def test_a_killed_trainer_stage_continues_from_its_last_complete_checkpoint(tmp_
     changed = stages.Stage("rl", "rl_rm@seed0", 0, ["ppo", "--reward.scheme", "vote"], out, partial=True)
     runner.run_stages([changed], str(tmp_path), log=lambda _: None)
     assert calls[-1][1] is None and "--ckpt.load_enable" not in calls[-1][0]
+
+
+def test_each_stage_output_is_shown_and_kept_in_its_log_and_a_failure_names_the_log(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(stages.Stage, "command", property(lambda stage: stage.argv))  # plain commands, not ours
+    code = ("import os, sys; os.makedirs(sys.argv[1], exist_ok=True); print('sampled 10 of 10'); "
+            "print('a warning', file=sys.stderr); sys.exit({})")  # fmt: skip
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    ok = stages.Stage("data", "data_train", None, [sys.executable, "-c", code.format(0), a], a)
+    bad = stages.Stage("sft", "sft@seed0", 0, [sys.executable, "-c", code.format(3), b], b)
+    runner.run_stages([ok], str(tmp_path), log=lambda _: None)
+    with pytest.raises(runner.StageFailed, match=r"exit 3.*\n.*\nits output: .*stages/sft_seed0.log"):
+        runner.run_stages([ok, bad], str(tmp_path), log=lambda _: None)
+    shown = capsys.readouterr().out
+    assert shown.count("sampled 10 of 10") == 2 and "a warning" in shown  # the terminal saw both streams
+    log = (tmp_path / "stages" / "sft_seed0.log").read_text()
+    assert log.startswith("=== ") and "$ " in log and "sampled 10 of 10\na warning\n=== exit 3\n" in log
+    assert (tmp_path / "stages" / "data_train.log").read_text().count("=== exit 0") == 1  # done: not rerun
+    with pytest.raises(runner.StageFailed):  # a second attempt is appended under its own header
+        runner.run_stages([ok, bad], str(tmp_path), log=lambda _: None)
+    assert (tmp_path / "stages" / "sft_seed0.log").read_text().count("=== exit 3") == 2
 
 
 def _outputs(run_dir):

@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -124,22 +125,40 @@ def _shard_name(index: int) -> str:
 
 
 class _Progress:
-    """A progress bar with samples/s (tqdm's rate), generated tokens/s and ETA."""
+    """Samples done, samples/s, generated tokens/s and ETA: a tqdm bar on a terminal; elsewhere (a pipe, a log
+    file: the pipeline runs every stage so) a plain line at most every ``LINE_SECONDS`` and at the end."""
+
+    LINE_SECONDS = 30.0
 
     def __init__(self, total: int, done: int, label: str):
-        from tqdm import tqdm
+        self.total, self.done, self.label = total, done, label
+        self.start, self.tokens, self.samples, self.last_line = time.perf_counter(), 0, 0, 0.0
+        self.bar = None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
 
-        self.bar = tqdm(total=total, initial=done, unit="sample", desc=label, dynamic_ncols=True)
-        self.start, self.tokens = time.perf_counter(), 0
+            self.bar = tqdm(total=total, initial=done, unit="sample", desc=label, dynamic_ncols=True)
 
     def update(self, samples: int, tokens: int) -> None:
-        self.tokens += tokens
+        self.tokens, self.samples, self.done = self.tokens + tokens, self.samples + samples, self.done + samples
         elapsed = max(time.perf_counter() - self.start, 1e-9)
-        self.bar.set_postfix_str(f"{self.tokens / elapsed:,.0f} tok/s", refresh=False)
-        self.bar.update(samples)
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"{self.tokens / elapsed:,.0f} tok/s", refresh=False)
+            self.bar.update(samples)
+        elif elapsed - self.last_line >= self.LINE_SECONDS or self.done >= self.total:
+            self.last_line = elapsed
+            print(self.line(elapsed), file=sys.stderr, flush=True)
+
+    def line(self, elapsed: float) -> str:
+        rate = self.samples / elapsed
+        left = (self.total - self.done) / rate if rate > 0 else float("inf")
+        eta = time.strftime("%H:%M:%S", time.gmtime(left)) if left != float("inf") else "?"
+        return (f"{self.label}: {self.done:,}/{self.total:,} ({100 * self.done / max(self.total, 1):.0f}%), "
+                f"{rate:,.1f} samples/s, {self.tokens / elapsed:,.0f} tokens/s, ETA {eta}")  # fmt: skip
 
     def close(self) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _shard_samples(questions: list[Question], completions_by_request, requests_meta, model: str, role: str):

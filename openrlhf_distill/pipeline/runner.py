@@ -3,7 +3,8 @@
 A stage's fingerprint hashes its command and the fingerprints of the stages whose outputs it reads (for the
 user's own files and models: their paths, sizes and modification times), so changing a setting or anything
 upstream reruns the stage and everything after it. ``stages/<key>.json`` records the fingerprint, first as
-``started``, then as ``done`` with the wall time, samples and tokens.
+``started``, then as ``done`` with the wall time, samples and tokens; ``stages/<key>.log`` holds everything the
+stage printed (each attempt appended under a header line), as the terminal showed it.
 
 A killed run, rerun with the same command, continues: finished stages are skipped; a generation stage resumes
 from its last complete shard; a trainer, which writes to ``OUTPUT.partial`` and is renamed when it finishes,
@@ -103,6 +104,29 @@ def fingerprints(stages: list[Stage]) -> dict[str, str]:
 
 def _record_path(run_dir: str, key: str) -> str:
     return os.path.join(run_dir, "stages", key.replace("@", "_") + ".json")
+
+
+def log_path(run_dir: str, key: str) -> str:
+    return os.path.join(run_dir, "stages", key.replace("@", "_") + ".log")
+
+
+def _run_logged(command: list[str], log_file: str, header: str) -> int:
+    """Runs ``command``, its output shown as it comes and appended to ``log_file``; returns the exit code."""
+    os.makedirs(os.path.dirname(log_file), exist_ok=True)
+    with open(log_file, "a", encoding="utf-8") as log:
+        log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} {header}\n$ {' '.join(command)}\n")
+        log.flush()
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                errors="replace", bufsize=1)  # fmt: skip
+        try:
+            for line in proc.stdout:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+                log.write(line)
+        finally:
+            code = proc.wait()  # on an interrupt, the stage sees it too (same process group) and ends
+        log.write(f"=== exit {code}\n")
+    return code
 
 
 def _read_record(run_dir: str, key: str) -> dict | None:
@@ -207,12 +231,13 @@ def run_stages(stages: list[Stage], run_dir: str, *, forced: set = frozenset(), 
                 _remove(partial)  # no checkpoint to continue from: start the stage over
                 command = command + output_flags(partial)
         started = time.time()
-        code = subprocess.call(command, stdout=sys.stdout, stderr=sys.stderr)
+        stage_log = log_path(run_dir, stage.key)
+        code = _run_logged(command, stage_log, "resume" if state == "resume" else "run")
         record["wall_seconds"] = round(spent + time.time() - started, 1)
         if code != 0:
             write_json_atomic(_record_path(run_dir, stage.key), record)
             raise StageFailed(f"stage {stage.key} failed (exit {code}); rerun the same command to continue.\n"
-                              f"command: {' '.join(command)}")  # fmt: skip
+                              f"command: {' '.join(command)}\nits output: {stage_log}")  # fmt: skip
         if stage.partial:
             _remove(stage.output)
             os.replace(stage.output + ".partial", stage.output)

@@ -108,7 +108,7 @@ def plan(config: dict) -> list[Stage]:
                 "--temperatures", _csv(settings["temperatures"]), "--n-per-temperature",
                 str(settings["n_per_temperature"]), "--max-new-tokens", str(settings["max_new_tokens"]),
                 "--shard-size", str(settings["shard_size"]), "--seed", str(seed), "--backend", backend,
-                "--no-progress", *_flags(settings["backend_flags"])]  # fmt: skip
+                *_flags(settings["backend_flags"])]  # fmt: skip
         return argv, inputs + [prompts]
 
     # 1-3: teacher samples, vote, SFT data (shared by every seed)
