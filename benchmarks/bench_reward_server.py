@@ -12,7 +12,13 @@ same per token whatever the batch, so what batching saves here is the fixed cost
 dispatch, HTTP round trips waiting on the worker). On a GPU a batch of 64 also costs little more compute than
 one of 1; that gain is not measured here.
 
-    python benchmarks/bench_reward_server.py [--requests 2000] [--threads 48] [--repeats 3] [--model RM_DIR]
+Fairness (``--big N``, 0 to skip): one client sends N samples in one request; while they are scored, another
+sends one-sample requests one after another. Reported: their latency against the same request on an idle
+server, and against the large request's own time (what a one-sample request would wait if batches were formed
+in arrival order).
+
+    python benchmarks/bench_reward_server.py [--requests 2000] [--threads 48] [--repeats 3] [--big 4000]
+                                             [--model RM_DIR]
 """
 
 from __future__ import annotations
@@ -136,6 +142,32 @@ def measure(model: str, max_batch_size: int, args) -> dict:
     }
 
 
+def fairness(model: str, args) -> dict:
+    """Latency of one-sample requests on an idle server and while a request of ``args.big`` samples is scored."""
+    from openrlhf_distill.rewards.server import score
+
+    def timed(prompts, responses):
+        start = time.perf_counter()
+        score(server.url, prompts, responses, timeout=600)
+        return time.perf_counter() - start
+
+    server = ServerProcess(model, 64, args.max_wait_ms, args.server_torch_threads)
+    try:
+        small = requests_of(20, seed=7)
+        idle = [timed([p], [r]) for p, r in small[:10]]
+        big = requests_of(args.big, seed=8)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            large = pool.submit(timed, [p for p, _ in big], [r for _, r in big])
+            time.sleep(0.5)  # the large request is being scored
+            loaded = [timed([p], [r]) for p, r in small[10:]]
+            large_seconds = large.result()
+    finally:
+        server.stop()
+    return {"big": args.big, "idle_p50_ms": 1000 * statistics.median(idle),
+            "loaded_p50_ms": 1000 * statistics.median(loaded), "loaded_max_ms": 1000 * max(loaded),
+            "large_request_s": large_seconds}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
@@ -153,12 +185,14 @@ def main() -> None:
         "core too, and on a 2-core machine torch's spinning threads stall each forward pass when they do not "
         "get both cores",
     )
+    parser.add_argument("--big", type=int, default=4000, help="samples of the large request (fairness; 0: skip)")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as folder:
         model = args.model or build_rm(folder, args.hidden_size, args.layers)
         results = [measure(model, size, args) for size in (64, 1)]
+        fair = fairness(model, args) if args.big else None
     for row in results:
         print(
             f"max_batch_size {row['max_batch_size']:>2}: {row['requests_per_s']:7.1f} requests/s "
@@ -172,9 +206,17 @@ def main() -> None:
         f"{args.threads} client threads)"
     )
     print(f"batch sizes (batched): {results[0]['batch_size_histogram']}")
+    if fair:
+        print(
+            f"one-sample requests while a {fair['big']}-sample request is scored: p50 {fair['loaded_p50_ms']:.0f} ms "
+            f"(max {fair['loaded_max_ms']:.0f}), idle p50 {fair['idle_p50_ms']:.0f} ms: "
+            f"x{fair['loaded_p50_ms'] / fair['idle_p50_ms']:.1f}; the large request took "
+            f"{fair['large_request_s']:.1f} s (x{1000 * fair['large_request_s'] / fair['loaded_p50_ms']:.0f} the "
+            "small one's wait: what arrival order would cost)"
+        )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"results": results, "ratio": ratio, "settings": vars(args)}, f, indent=2)
+            json.dump({"results": results, "ratio": ratio, "fairness": fair, "settings": vars(args)}, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -275,10 +275,77 @@ def test_a_failing_batch_fails_only_its_requests(digest_server):
     assert _post(digest_server.url, {"prompt": ["a", "c"], "response": ["b", "d"]})[0] == 200
     assert _post(digest_server.url, None, path="/health", method="GET") == (
         200,
-        {"status": "ok", "model": None, "max_batch_size": 64},
+        {"status": "ok", "model": None, "max_batch_size": 64, "max_request_samples": 4096},
     )
     stats = _post(digest_server.url, None, path="/stats", method="GET")[1]
     assert stats["requests"] == 4 and stats["samples"] == 3 and stats["errors"] == 2
+
+
+class BatchLog(DigestScorer):
+    """The digest scorer, recording each batch's texts in the order the worker scored them."""
+
+    def __init__(self, delay_s):
+        super().__init__(delay_s=delay_s)
+        self.batches = []
+
+    def scores(self, texts):
+        self.batches.append(list(texts))
+        return super().scores(texts)
+
+
+def test_a_small_request_behind_a_large_one_is_in_the_next_batch_not_behind_it():
+    # One client sends 3,000 samples at once; another, a moment later, one. Batches take one sample of each
+    # waiting request in turn, so the one-sample request rides in the next batch formed after it arrives; in
+    # arrival order it would wait for all 3,000 (188 batches of 16; measured before this change: a request of
+    # 20,000 samples held a one-sample request for 164 s on the real RM).
+    scorer = BatchLog(delay_s=0.01)
+    big = [(f"big {i}", "r") for i in range(3000)]
+    with RewardModelServer(None, scorer=scorer, max_batch_size=16, max_wait_ms=1) as server:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            large = pool.submit(score, server.url, [p for p, _ in big], [r for _, r in big], 120)
+            while len(scorer.batches) < 3:  # the large request is being scored
+                time.sleep(0.005)
+            arrived = len(scorer.batches)
+            started = time.monotonic()
+            assert score(server.url, ["small"], ["r"]) == [DigestScorer.value(reward_model_input("smallr", EOS))]
+            small_latency = time.monotonic() - started
+            scored_before = len(scorer.batches)
+            assert len(large.result()) == 3000
+    where = next(i for i, batch in enumerate(scorer.batches) if any(t.startswith("small") for t in batch))
+    assert where <= arrived + 1, (where, arrived)  # the batch in flight when it came, then its own
+    assert scored_before < 20 and small_latency < 2.0, (scored_before, small_latency)  # of 188 batches
+    assert all(len(batch) <= 16 for batch in scorer.batches) and sum(map(len, scorer.batches)) == 3001
+
+
+def test_a_request_over_the_sample_limit_gets_413_and_the_server_keeps_serving():
+    with RewardModelServer(None, scorer=DigestScorer(), max_request_samples=100) as server:
+        status, answer = _post(server.url, {"query": ["q"] * 101})
+        assert status == 413 and answer["error"].startswith("101 samples in one request, over the limit of 100")
+        with pytest.raises(RewardServerError, match="answered 413"):
+            score(server.url, ["p"] * 101, ["r"] * 101)
+        assert len(score(server.url, ["p"] * 100, ["r"] * 100)) == 100
+    with pytest.raises(ValueError, match="max_request_samples must be >= 1"):
+        RewardModelServer(None, scorer=DigestScorer(), max_request_samples=0)
+
+
+@pytest.mark.slow
+def test_a_text_longer_than_the_rm_is_cut_as_openrlhf_cuts_it_and_counted(direct):
+    import torch
+
+    scorer = direct.scorer
+    short = reward_model_input(_chat_prompt("what is 1 + 1?") + "#### 2", scorer.eos_token)
+    long_text = reward_model_input(_chat_prompt("what is 1 + 1?") + "#### 2" + " 7" * 2000, scorer.eos_token)
+    assert len(scorer.tokenizer(long_text, add_special_tokens=False)["input_ids"]) > scorer.max_len
+    before = scorer.truncated
+    long_score, short_score = scorer.scores([long_text, short])
+    assert scorer.truncated == before + 1  # the short one is not counted
+    # OpenRLHF's RewardDataset: the first max_len tokens, the last one made EOS (where the score is read)
+    cut = scorer.tokenizer(long_text, add_special_tokens=False)["input_ids"][: scorer.max_len - 1]
+    cut.append(scorer.tokenizer.eos_token_id)
+    with torch.no_grad():
+        expected = scorer.model(torch.tensor([cut]), attention_mask=torch.ones(1, len(cut), dtype=torch.long))
+    assert long_score == pytest.approx(expected.float().item(), abs=TOLERANCE)
+    assert short_score == pytest.approx(scorer.scores([short])[0], abs=TOLERANCE)
 
 
 def _free_port() -> int:

@@ -69,6 +69,8 @@ class RewardScorer:
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.tokenizer.padding_side = "left"
         self.batch_size = batch_size
+        self.max_len = getattr(self.model.config, "max_position_embeddings", None)
+        self.truncated = 0  # texts cut to max_len so far
 
     @property
     def eos_token(self) -> str:
@@ -90,11 +92,20 @@ class RewardScorer:
 
         out = []
         for start in range(0, len(texts), self.batch_size):
-            batch = self.tokenizer(texts[start : start + self.batch_size], return_tensors="pt", padding=True,
-                                   add_special_tokens=False)  # fmt: skip
+            ids = self.tokenizer(texts[start : start + self.batch_size], add_special_tokens=False)["input_ids"]
+            ids = [self._cut(one) for one in ids]
+            batch = self.tokenizer.pad({"input_ids": ids}, return_tensors="pt")
             with torch.no_grad():
                 out += self.model(batch.input_ids, attention_mask=batch.attention_mask).float().tolist()
         return out
+
+    def _cut(self, ids: list[int]) -> list[int]:
+        """A text longer than the RM's positions, cut as OpenRLHF's RewardDataset cuts its training texts: the
+        right end dropped, the last token made EOS (where the RM reads its score)."""
+        if not self.max_len or len(ids) <= self.max_len:
+            return ids
+        self.truncated += 1
+        return ids[: self.max_len - 1] + [self.tokenizer.eos_token_id]
 
 
 def auc(scores: list[float], labels: list[int]) -> float | None:

@@ -6,6 +6,11 @@ one worker thread scores them in batches of up to ``max_batch_size``, waiting at
 first queued sample for others to join it. Every request is answered exactly once: with its rewards, or with
 an error that names the problem (a failed batch fails only the requests in that batch).
 
+Fair to small requests: a batch takes one sample from each waiting request in turn (round robin), so a request
+of a few samples that arrives behind one of thousands is in the next batch, not behind all of them; a request
+over ``max_request_samples`` is refused with 413. Texts longer than the RM's positions are cut as OpenRLHF's
+RewardDataset cuts them (right end dropped, EOS kept last) and counted in ``/stats`` as ``truncated``.
+
 Endpoints:
 
 - ``POST /score`` with OpenRLHF's remote-RM body ``{"query": [str], "prompts": [...], "labels": [...]}`` (so the
@@ -23,12 +28,11 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import queue
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections import Counter
+from collections import Counter, deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from ..compat.formats import reward_model_input
@@ -36,7 +40,7 @@ from ..compat.formats import reward_model_input
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
-_STOP = object()  # tells the batching worker to finish
+MAX_REQUEST_SAMPLES = 4096
 
 
 class BadRequest(Exception):
@@ -95,6 +99,7 @@ class _Job:
 
     def __init__(self, texts: list[str]):
         self.texts = texts
+        self.next_index = 0  # the next sample to put in a batch
         self.rewards: list[float | None] = [None] * len(texts)
         self.remaining = len(texts)
         self.error: str | None = None
@@ -132,10 +137,13 @@ class RewardModelServer:
         *,
         scorer=None,
         max_body_bytes: int = MAX_BODY_BYTES,
+        max_request_samples: int = MAX_REQUEST_SAMPLES,
         request_timeout_s: float = 600.0,
     ):
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
+        if max_request_samples < 1:
+            raise ValueError(f"max_request_samples must be >= 1, got {max_request_samples}")
         if max_wait_ms < 0:
             raise ValueError(f"max_wait_ms must be >= 0, got {max_wait_ms}")
         if model_dir is None and scorer is None:
@@ -143,9 +151,11 @@ class RewardModelServer:
         self.model_dir, self.host, self.port = model_dir, host, port
         self.max_batch_size, self.max_wait_s = max_batch_size, max_wait_ms / 1000
         self.max_body_bytes, self.request_timeout_s = max_body_bytes, request_timeout_s
+        self.max_request_samples = max_request_samples
         self.scorer = scorer
-        self._queue: queue.Queue = queue.Queue()
         self._lock = threading.Lock()
+        self._work = threading.Condition(self._lock)  # signalled when a request arrives or the server stops
+        self._waiting: deque[_Job] = deque()  # requests with samples not yet in a batch, in round-robin order
         self._counts = Counter()
         self._histogram: Counter = Counter()
         self._http: ThreadingHTTPServer | None = None
@@ -182,21 +192,17 @@ class RewardModelServer:
     def stop(self) -> None:
         if self._http is None:
             return
-        with self._lock:  # samples submitted before this are scored (the queue is FIFO); later ones are refused
+        with self._work:  # samples submitted before this are scored; later ones are refused
             self._stopping = True
-            self._queue.put(_STOP)
+            self._work.notify_all()
         self._http.shutdown()  # no new connections
         for thread in self._threads:
             thread.join(timeout=30)
         self._http.server_close()
         self._http = None
-        while True:  # only if the worker did not finish in time: every request gets an answer, not a hang
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is not _STOP:
-                item[0].fail("the server is stopping")
+        with self._lock:  # only if the worker did not finish in time: every request gets an answer, not a hang
+            while self._waiting:
+                self._waiting.popleft().fail("the server is stopping")
 
     def __enter__(self) -> RewardModelServer:
         return self.start()
@@ -206,7 +212,8 @@ class RewardModelServer:
 
     def stats(self) -> dict:
         """``requests`` (POSTs received), ``samples`` (scored), ``batches``, ``batch_size_histogram``
-        ({size: batches}), ``errors`` (answers with a 4xx/5xx status)."""
+        ({size: batches}), ``errors`` (answers with a 4xx/5xx status), ``truncated`` (texts cut to the RM's
+        length; the scorer counts them)."""
         with self._lock:
             return {
                 "requests": self._counts["requests"],
@@ -214,6 +221,7 @@ class RewardModelServer:
                 "batches": self._counts["batches"],
                 "batch_size_histogram": dict(sorted(self._histogram.items())),
                 "errors": self._counts["errors"],
+                "truncated": getattr(self.scorer, "truncated", 0),
             }
 
     def _count(self, name: str, n: int = 1) -> None:
@@ -223,31 +231,41 @@ class RewardModelServer:
     # --- batching ----------------------------------------------------------------------------------------------
     def submit(self, texts: list[str]) -> _Job:
         job = _Job(texts)
-        with self._lock:
+        with self._work:
             if self._stopping:
                 job.fail("the server is stopping")
                 return job
-            for index in range(len(texts)):
-                self._queue.put((job, index))
+            self._waiting.append(job)
+            self._work.notify()
         return job
+
+    def _take(self, batch: list) -> None:
+        """Fills ``batch`` one sample per waiting request in turn (the lock held): a request of thousands of
+        samples and one of a single sample share each batch, so the small one waits one batch, not thousands."""
+        while len(batch) < self.max_batch_size and self._waiting:
+            job = self._waiting.popleft()
+            if job.done.is_set():  # failed or timed out: its other samples need no scoring
+                continue
+            batch.append((job, job.next_index))
+            job.next_index += 1
+            if job.next_index < len(job.texts):
+                self._waiting.append(job)
 
     def _next_batch(self) -> tuple[list, bool]:
         """Blocks for a first sample, then gathers more until the batch is full or max_wait has passed since the
-        first one. Returns the batch and whether the worker was told to stop."""
-        first = self._queue.get()
-        if first is _STOP:
-            return [], True
-        batch, deadline = [first], time.monotonic() + self.max_wait_s
-        while len(batch) < self.max_batch_size:
-            remaining = deadline - time.monotonic()
-            try:
-                item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is _STOP:
-                return batch, True
-            batch.append(item)
-        return batch, False
+        first one. Returns the batch and whether the worker should stop (stopping, and nothing left to score)."""
+        with self._work:
+            while not self._waiting and not self._stopping:
+                self._work.wait()
+            batch, deadline = [], time.monotonic() + self.max_wait_s
+            self._take(batch)
+            while batch and len(batch) < self.max_batch_size and not self._stopping:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._work.wait(remaining)
+                self._take(batch)
+            return batch, self._stopping and not self._waiting
 
     def _batching_worker(self) -> None:
         stopping = False
@@ -305,7 +323,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         owner, path = self.server.owner, self._path()
         if path == "/health":
-            self._send(200, {"status": "ok", "model": owner.model_dir, "max_batch_size": owner.max_batch_size})
+            self._send(200, {"status": "ok", "model": owner.model_dir, "max_batch_size": owner.max_batch_size,
+                             "max_request_samples": owner.max_request_samples})  # fmt: skip
         elif path == "/stats":
             self._send(200, owner.stats())
         elif path == "/score":
@@ -321,6 +340,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             texts = texts_to_score(self._read_json(owner.max_body_bytes), owner.scorer.eos_token)
+            if len(texts) > owner.max_request_samples:
+                raise BadRequest(413, f"{len(texts)} samples in one request, over the limit of "
+                                 f"{owner.max_request_samples}: send them in smaller requests")  # fmt: skip
         except BadRequest as bad:
             self._send(bad.status, {"error": bad.message})
             return
@@ -412,6 +434,8 @@ def add_arguments(parser) -> None:
         default=5.0,
         help="how long a first queued sample waits for others to fill its batch",
     )
+    parser.add_argument("--max-request-samples", type=int, default=MAX_REQUEST_SAMPLES,
+                        help="most samples in one request (more: 413); no client holds the others up")  # fmt: skip
 
 
 def run(args) -> int:
@@ -422,13 +446,12 @@ def run(args) -> int:
 
     if not 0 <= args.port <= 65535:
         raise ValueError(f"--port {args.port}: a port is 0..65535 (0: any free port)")
-    if args.max_batch_size < 1 or args.max_wait_ms < 0:
-        raise ValueError("--max-batch-size must be >= 1 and --max-wait-ms >= 0")
+    if args.max_batch_size < 1 or args.max_wait_ms < 0 or args.max_request_samples < 1:
+        raise ValueError("--max-batch-size and --max-request-samples must be >= 1, --max-wait-ms >= 0")
     check_reward_model(args.model)
 
-    server = RewardModelServer(
-        args.model, host=args.host, port=args.port, max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms
-    )
+    server = RewardModelServer(args.model, host=args.host, port=args.port, max_batch_size=args.max_batch_size,
+                               max_wait_ms=args.max_wait_ms, max_request_samples=args.max_request_samples)  # fmt: skip
     print(f"loading the reward model {args.model} ...", flush=True)
     server.start()
 
