@@ -119,10 +119,11 @@ def _run_logged(command: list[str], log_file: str, header: str) -> int:
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 errors="replace", bufsize=1)  # fmt: skip
         try:
-            for line in proc.stdout:
+            for line in proc.stdout:  # both flushed per line: `tail -f` works, and a kill loses nothing
                 sys.stdout.write(line)
                 sys.stdout.flush()
                 log.write(line)
+                log.flush()
         finally:
             code = proc.wait()  # on an interrupt, the stage sees it too (same process group) and ends
         log.write(f"=== exit {code}\n")
