@@ -106,6 +106,23 @@ def test_the_plan_follows_the_design_order_and_every_trainer_writes_a_partial_fo
         made.add(stage.output)
 
 
+def test_a_changed_world_preset_changes_the_world_fingerprint_and_everything_after_it(tmp_path, monkeypatch):
+    # The world's command spells only the preset's name: without the preset's settings in the fingerprint, a
+    # run folder built before a preset changed would keep its old world and call it done.
+    import dataclasses
+
+    from openrlhf_distill.toy import world
+
+    config = cfg.load_config(None, ["--data.source", "toy", "--seeds", "0", "--run_dir", str(tmp_path)])
+    before = runner.fingerprints(stages.plan(config))
+    styles = world.PRESETS["styles"]
+    monkeypatch.setitem(world.PRESETS, "styles", dataclasses.replace(styles, teacher_target=0.5))
+    after = runner.fingerprints(stages.plan(config))
+    assert set(before) == set(after) and all(before[key] != after[key] for key in before)
+    monkeypatch.setitem(world.PRESETS, "styles", styles)
+    assert runner.fingerprints(stages.plan(config)) == before
+
+
 def test_the_judge_labeller_labels_with_the_teacher_as_judge_and_open_tasks_are_not_evaluated(tmp_path):
     config = cfg.load_config(None, [
         "--task", "open", "--labeller", "judge", "--eval.enabled", "false", "--data.train", "prompts.jsonl",

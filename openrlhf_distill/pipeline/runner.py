@@ -94,7 +94,7 @@ def fingerprints(stages: list[Stage]) -> dict[str, str]:
     made_by = {stage.output: stage.key for stage in stages}
     out: dict[str, str] = {}
     for stage in stages:
-        parts = {"argv": stage.argv, "inputs": []}
+        parts = {"argv": stage.argv, "inputs": []} | ({"resolved": stage.resolved} if stage.resolved else {})
         for path in stage.inputs:
             producer = made_by.get(path) or next((k for o, k in made_by.items() if path.startswith(o + os.sep)), None)
             parts["inputs"].append(["stage", out[producer]] if producer in out else _file_signature(path))

@@ -40,10 +40,24 @@ class Stage:
     output: str  # the file or folder the stage makes
     inputs: list = field(default_factory=list)  # files / folders it reads (upstream outputs or the user's)
     partial: bool = False  # a trainer: writes OUTPUT.partial, renamed to OUTPUT when it finishes
+    # What the command takes from defaults in our code that its flags do not spell (the toy world's preset): a
+    # digest of it is part of the fingerprint, so a changed preset rebuilds the world.
+    resolved: str | None = None
 
     @property
     def command(self) -> list[str]:
         return CLI + self.argv
+
+
+def _world_settings(argv: list[str]) -> str:
+    """The fingerprint of the world settings ``toy-world ARGV`` builds, read by its own parser."""
+    import argparse
+
+    from ..toy import world
+
+    parser = argparse.ArgumentParser()
+    world.add_arguments(parser)
+    return world.settings_from_args(parser.parse_args(argv)).fingerprint()
 
 
 def _flags(mapping: dict) -> list[str]:
@@ -78,9 +92,9 @@ def plan(config: dict) -> list[Stage]:
     if data["source"] == "toy":
         world = os.path.join(run, "world")
         toy = data["toy"]
-        add(Stage("world", "world", None, ["toy-world", world, "--preset", toy["preset"], "--seed", str(seeds[0]),
-                                           "--n-train", str(toy["n_train"]), "--n-test", str(toy["n_test"]),
-                                           *_flags(toy["flags"])], world))  # fmt: skip
+        argv = ["toy-world", world, "--preset", toy["preset"], "--seed", str(seeds[0]), "--n-train",
+                str(toy["n_train"]), "--n-test", str(toy["n_test"]), *_flags(toy["flags"])]  # fmt: skip
+        add(Stage("world", "world", None, argv, world, resolved=_world_settings(argv[1:])))
         train, test = os.path.join(world, "prompts_train.jsonl"), os.path.join(world, "prompts_test.jsonl")
         teacher_model = teacher["model"] or os.path.join(world, "teacher")
         student_model = student["model"] or os.path.join(world, "student")
