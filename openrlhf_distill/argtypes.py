@@ -1,39 +1,52 @@
-"""argparse types for settings with a range: a value outside it is an argparse error (exit 2, one line naming
-the flag) when the command line is read, not an empty result or a crash after the expensive part."""
+"""Settings with a range, defined once for both places a setting arrives: a command-line flag (an argparse type:
+a value outside the range is an argparse error, exit 2 with one line naming the flag) and a pipeline config
+value (``pipeline/config.py`` checks typed YAML values with the same checks). Either way the error comes when
+the command starts, not as an empty result or a crash after the expensive part.
+
+A check takes a value and returns what is wrong with it ("must be ..."), or None.
+"""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+
+Check = Callable[[object], "str | None"]
 
 
-def _number(kind, text: str):
-    try:
-        return kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected {'an integer' if kind is int else 'a number'}, got {text!r}"
-        ) from None
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def positive_int(text: str) -> int:
-    """An integer >= 1 (a count or a batch size: 0 would loop for ever, divide by zero or produce nothing)."""
-    value = _number(int, text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
+def int_at_least(low: int) -> Check:
+    """An integer >= ``low`` (a count or a batch size: 0 would loop for ever, divide by zero or give nothing)."""
+    ok = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low  # noqa: E731
+    return lambda v: None if ok(v) else f"must be an integer >= {low}"
 
 
-def non_negative_float(text: str) -> float:
-    """A number >= 0 (a temperature, a wait)."""
-    value = _number(float, text)
-    if not value >= 0:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
-    return value
+def number_in(low: float, high: float | None = None) -> Check:
+    """A number in [low, high], or >= low without ``high`` (a temperature, a wait, a share); never nan."""
+    where = f">= {low}" if high is None else f"in [{low}, {high}]"
+    ok = lambda v: _is_number(v) and low <= v and (high is None or v <= high)  # noqa: E731
+    return lambda v: None if ok(v) else f"must be a number {where}"
 
 
-def unit_interval(text: str) -> float:
-    """A number in [0, 1] (a share, a label threshold)."""
-    value = _number(float, text)
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text}")
-    return value
+def argparse_type(kind: type, check: Check) -> Callable[[str], int | float]:
+    """An argparse ``type=`` that reads ``kind`` from the flag's text and applies ``check``."""
+
+    def read(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{check(None)}, got {text!r}") from None
+        if problem := check(value):
+            raise argparse.ArgumentTypeError(f"{problem}, got {text}")
+        return value
+
+    read.__name__ = f"{kind.__name__} ({check(None).removeprefix('must be ')})"  # argparse names it in errors
+    return read
+
+
+positive_int = argparse_type(int, int_at_least(1))
+non_negative_float = argparse_type(float, number_in(0))
+unit_interval = argparse_type(float, number_in(0, 1))

@@ -80,8 +80,9 @@ def _optional_string(value) -> str | None:
     return None if value is None or isinstance(value, str) else f"must be a string or null, got {value!r}"
 
 
-def _label(value) -> str | None:
-    # 0/1 from a vote; a judge's score / 10 in between
+def label_problem(value) -> str | None:
+    """What is wrong with a sample's or an RM point's label (None: nothing): 0/1 from a vote, a judge's score / 10
+    in between."""
     ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1
     return None if ok else f"must be a number in [0, 1] (1 = agrees with the pseudo-label), got {value!r}"
 
@@ -131,11 +132,11 @@ SAMPLE = Schema(
     },
     {"finish_reason": _optional_string, "answer": _optional_string, "extraction": _optional_string},
 )
-LABELLED_SAMPLE = Schema("labelled sample", {**SAMPLE.required, "label": _label}, SAMPLE.optional)
+LABELLED_SAMPLE = Schema("labelled sample", {**SAMPLE.required, "label": label_problem}, SAMPLE.optional)
 # The reward model's training sets, as `build` writes them (rm_pairs.jsonl, rm_points.jsonl).
 RM_PAIR = Schema("RM pair", {"prompt": text_or_messages, "chosen": text_or_messages,
                              "rejected": text_or_messages}, {"meta": _dict})  # fmt: skip
-RM_POINT = Schema("RM point", {"prompt": text_or_messages, "response": text_or_messages, "label": _label},
+RM_POINT = Schema("RM point", {"prompt": text_or_messages, "response": text_or_messages, "label": label_problem},
                   {"meta": _dict})  # fmt: skip
 # Checks only that a line is a JSON object, for files whose fields the reader checks itself, by name.
 ANY_OBJECT = Schema("JSON object")

@@ -12,6 +12,8 @@ import copy
 
 import yaml
 
+from ..argtypes import int_at_least, number_in
+
 DEFAULTS: dict = {
     "run_dir": "runs/run",
     "task": "gsm8k",
@@ -168,20 +170,6 @@ def _one_of(*choices):
     return lambda v: None if v in choices else f"must be one of {', '.join(map(str, choices))}"
 
 
-def _int_at_least(low: int):
-    return lambda v: (
-        None if isinstance(v, int) and not isinstance(v, bool) and v >= low else f"must be an integer >= {low}"
-    )
-
-
-def _number_in(low: float, high: float | None = None):
-    def check(v):
-        ok = isinstance(v, int | float) and not isinstance(v, bool) and low <= v and (high is None or v <= high)
-        return None if ok else f"must be a number {'>= ' + str(low) if high is None else f'in [{low}, {high}]'}"
-
-    return check
-
-
 def _optional(check):
     return lambda v: None if v is None else check(v)
 
@@ -205,43 +193,46 @@ def _list_of(check, non_empty: bool = True):
 
 
 def _sampling(role: str) -> dict:
-    return {f"{role}.model": _optional(_string), f"{role}.temperatures": _list_of(_number_in(0, 2)),
-            f"{role}.n_per_temperature": _int_at_least(1), f"{role}.max_new_tokens": _int_at_least(1),
-            f"{role}.shard_size": _int_at_least(1)}  # fmt: skip
+    return {f"{role}.model": _optional(_string), f"{role}.temperatures": _list_of(number_in(0, 2)),
+            f"{role}.n_per_temperature": int_at_least(1), f"{role}.max_new_tokens": int_at_least(1),
+            f"{role}.shard_size": int_at_least(1)}  # fmt: skip
 
 
 SETTINGS = {
     "run_dir": _string,
-    "seeds": _list_of(_int_at_least(0)),
+    "seeds": _list_of(int_at_least(0)),
     "engine": _one_of("auto", "gpu", "cpu"),
     "backend": _one_of("auto", "hf", "vllm", "openai"),
     "data.source": _one_of("files", "hf", "toy"),
     "data.train": _optional(_string),
     "data.test": _optional(_string),
-    "data.limit_train": _optional(_int_at_least(1)),
-    "data.limit_test": _optional(_int_at_least(1)),
+    "data.limit_train": _optional(int_at_least(1)),
+    "data.limit_test": _optional(int_at_least(1)),
     "data.toy.preset": _string,
-    "data.toy.n_train": _int_at_least(1),
-    "data.toy.n_test": _int_at_least(1),
+    "data.toy.n_train": int_at_least(1),
+    "data.toy.n_test": int_at_least(1),
     **_sampling("teacher"),
     **_sampling("student"),
     "labeller": _one_of("vote", "judge"),
-    "vote.min_ratio": _number_in(0, 1),
-    "vote.min_valid": _int_at_least(1),
-    "vote.max_temperature": _optional(_number_in(0)),
+    "vote.min_ratio": number_in(0, 1),
+    "vote.min_valid": int_at_least(1),
+    "vote.max_temperature": _optional(number_in(0)),
     "judge.model": _optional(_string),
-    "build.sft_max_per_question": _optional(_int_at_least(1)),
-    "build.sft_min_label": _optional(_number_in(0, 1)),
-    "build.pairs_per_question": _int_at_least(1),
-    "build.pair_margin": _number_in(0, 1),
+    "build.sft_max_per_question": _optional(int_at_least(1)),
+    "build.sft_min_label": _optional(number_in(0, 1)),
+    "build.pairs_per_question": int_at_least(1),
+    "build.pair_margin": number_in(0, 1),
     "rm.ablations": _list_of(_string, non_empty=False),
     "ppo.schemes": _list_of(_string),
     "eval.enabled": _bool,
-    "eval.k": _int_at_least(1),
-    "eval.temperature": _number_in(0, 2),
-    "eval.max_new_tokens": _int_at_least(1),
+    "eval.k": int_at_least(1),
+    "eval.temperature": number_in(0, 2),
+    "eval.max_new_tokens": int_at_least(1),
     "eval.models": _list_of(_string, non_empty=False),
 }
+
+
+_ABSENT = object()  # a setting the config does not hold
 
 
 def _check_settings(config: dict) -> None:
@@ -253,9 +244,6 @@ def _check_settings(config: dict) -> None:
             node = node.get(part, _ABSENT) if isinstance(node, dict) else _ABSENT
         if node is not _ABSENT and (problem := check(node)):
             raise ConfigError(f"{key}: {problem}, got {node!r}")
-
-
-_ABSENT = object()
 
 
 def check(config: dict) -> None:

@@ -11,7 +11,15 @@ from __future__ import annotations
 import os
 
 from ..model_folders import check_model_folder
-from ..records import ANY_OBJECT, RecordError, read_records, text_or_messages, write_json_atomic, write_jsonl_atomic
+from ..records import (
+    ANY_OBJECT,
+    RecordError,
+    label_problem,
+    read_records,
+    text_or_messages,
+    write_json_atomic,
+    write_jsonl_atomic,
+)
 
 
 def _text(path, line, row, name) -> str:
@@ -77,8 +85,8 @@ def clean_points(path: str, *, prompt_key, max_len, prompt_length) -> tuple[list
     for line, row in read_records(path, ANY_OBJECT):
         counts["read"] += 1
         label = _field(path, line, row, "label")
-        if isinstance(label, bool) or not isinstance(label, int | float) or not 0 <= label <= 1:
-            raise RecordError(path, line, "label", f"must be a number in [0, 1] (1 = correct), got {label!r}")
+        if problem := label_problem(label):
+            raise RecordError(path, line, "label", problem)
         response = _text(path, line, row, "response").strip()
         prompt = _field(path, line, row, prompt_key) if prompt_key else None
         if not response:
