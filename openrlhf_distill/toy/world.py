@@ -440,7 +440,10 @@ def _train_in_subprocesses(out_dir: str, models: dict[str, str], settings: World
     their output goes to ``<role>_pretrain.log`` in ``out_dir``."""
     settings_path = os.path.join(out_dir, f".settings-{os.getpid()}.json")
     write_json_atomic(settings_path, settings.to_dict())
-    code = "import sys; from openrlhf_distill.toy.world import _worker; _worker(sys.argv[1:])"
+    code = (
+        "import sys; from openrlhf_distill.compat.quiet import quiet_harmless_warnings; "
+        "quiet_harmless_warnings(); from openrlhf_distill.toy.world import _worker; _worker(sys.argv[1:])"
+    )
     running = {}
     try:
         for role, path in models.items():
