@@ -445,3 +445,25 @@ def test_small_world_teacher_beats_student_and_checkpoints_answer(tmp_path):
     response = tok.decode(model.generate(ids, max_new_tokens=64, do_sample=False)[0, ids.shape[1] :],
                           skip_special_tokens=True)  # fmt: skip
     assert TASK.extract(response).rule == "hashes", response
+
+
+def test_pretraining_progress_is_relayed_by_role_once_per_line_and_only_complete_lines(tmp_path, capsys):
+    from openrlhf_distill.toy import world as w
+
+    logs = {"teacher": str(tmp_path / "t.log"), "student": str(tmp_path / "s.log")}
+    offsets = dict.fromkeys(logs, 0)
+    with open(logs["teacher"], "w") as f:
+        f.write("a warning\n  step 100/3000 loss 1.2000 (50 s, at most 25 min left)\n  step 200/30")
+    with open(logs["student"], "w") as f:
+        f.write("")
+    w._relay_progress(logs, offsets)
+    assert capsys.readouterr().out == "teacher: step 100/3000 loss 1.2000 (50 s, at most 25 min left)\n"
+    with open(logs["teacher"], "a") as f:
+        f.write("00 loss 1.1000 (100 s, at most 24 min left)\n")
+    with open(logs["student"], "a") as f:
+        f.write("  step 100: dev greedy accuracy 0.250\n")
+    w._relay_progress(logs, offsets)
+    assert capsys.readouterr().out.splitlines() == [
+        "teacher: step 200/3000 loss 1.1000 (100 s, at most 24 min left)",
+        "student: step 100: dev greedy accuracy 0.250",
+    ]

@@ -204,8 +204,10 @@ def pretrain(
             curve.append({"step": done, "loss": round(sum(recent) / len(recent), 4)})
             recent = []
             if log_every and (done % log_every == 0 or done == steps):
-                print(f"  step {done}/{steps} loss {curve[-1]['loss']:.4f} ({time.monotonic() - started:.0f} s)",
-                      flush=True)  # fmt: skip
+                elapsed = time.monotonic() - started
+                left = elapsed / done * (steps - done)  # an upper bound where a target may stop it sooner
+                print(f"  step {done}/{steps} loss {curve[-1]['loss']:.4f} ({elapsed:.0f} s, at most "
+                      f"{left / 60:.0f} min left)", flush=True)  # fmt: skip
         every = eval_every // 2 if previous and previous[0] >= target_accuracy / 2 else eval_every
         if target_accuracy is None or done % max(1, every) or smoothed > eval_below_loss:
             continue

@@ -400,6 +400,7 @@ PRESET_HELP = {
 DEFAULT_PRESET = "styles"
 
 SAMPLING_TEMPERATURES = (0.3, 0.7, 1.0)
+PROGRESS_STEPS = 100  # pretraining prints a progress line (loss, time, time left) every so many steps
 
 
 def _train_and_measure(role: str, out_dir: str, world_dir: str, settings: WorldSettings, threads: int) -> dict:
@@ -418,6 +419,7 @@ def _train_and_measure(role: str, out_dir: str, world_dir: str, settings: WorldS
         target_accuracy=settings.teacher_target if teacher else settings.student_target,
         dev=read_prompts(os.path.join(world_dir, FILES["dev"])),
         threads=threads,
+        log_every=PROGRESS_STEPS,
     )
     shutil.rmtree(out_dir, ignore_errors=True)
     os.replace(partial, out_dir)
@@ -434,10 +436,23 @@ def _worker(argv: list[str]) -> None:
     write_json_atomic(result_path, _train_and_measure(role, out, world_dir, settings, int(threads)))
 
 
+def _relay_progress(logs: dict[str, str], offsets: dict[str, int]) -> None:
+    """Prints the progress lines the pretraining workers added to their logs since the last call, by role."""
+    for role, path in logs.items():
+        with open(path, encoding="utf-8", errors="replace") as f:
+            f.seek(offsets[role])
+            text = f.read()
+        complete = text[: text.rfind("\n") + 1]  # a line still being written waits for the next call
+        offsets[role] += len(complete.encode("utf-8", errors="replace"))
+        for line in complete.splitlines():
+            if line.startswith("  step "):
+                print(f"{role}:{line[1:]}", flush=True)
+
+
 def _train_in_subprocesses(out_dir: str, models: dict[str, str], settings: WorldSettings, threads: int) -> dict:
     """Trains and measures the models at the same time, each in a fresh interpreter (no multiprocessing, so no
     ``if __name__ == "__main__"`` demand on the caller and no fork of a process that already runs torch);
-    their output goes to ``<role>_pretrain.log`` in ``out_dir``."""
+    their output goes to ``<role>_pretrain.log`` in ``out_dir``, and their progress lines to this output."""
     settings_path = os.path.join(out_dir, f".settings-{os.getpid()}.json")
     write_json_atomic(settings_path, settings.to_dict())
     code = (
@@ -451,6 +466,11 @@ def _train_in_subprocesses(out_dir: str, models: dict[str, str], settings: World
             log = open(os.path.join(out_dir, f"{role}_pretrain.log"), "w", encoding="utf-8")  # noqa: SIM115
             argv = [sys.executable, "-c", code, role, path, out_dir, settings_path, str(threads), result]
             running[role] = (subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT), log, result)
+        logs, offsets = {role: entry[1].name for role, entry in running.items()}, dict.fromkeys(running, 0)
+        while any(process.poll() is None for process, _, _ in running.values()):
+            _relay_progress(logs, offsets)
+            time.sleep(2)
+        _relay_progress(logs, offsets)
         results = {}
         for role, (process, log, result) in running.items():
             process.wait()
