@@ -92,6 +92,10 @@ def _add_ppo(sub) -> None:
         action="store_true",
         help="CPU engine: after training, compare the rollout engine's log-probs with the saved actor",
     )
+    p.add_argument("--distill.cluster.nodes", type=positive_int, default=None,
+                   help="the GPU cluster the run is for: with --distill.cluster.gpus_per_node, a GPU plan "
+                   "that does not fit is refused before Ray starts (OpenRLHF would wait for ever)")  # fmt: skip
+    p.add_argument("--distill.cluster.gpus_per_node", type=positive_int, default=None)
     p.add_argument("--ray.address", default=None, help="join this Ray cluster (default: $RAY_ADDRESS, else local)")
     p.add_argument("--ray.submit", action="store_true",
                    help="submit as a Ray job to --ray.address (the dashboard, http://HEAD:8265)")  # fmt: skip
@@ -255,6 +259,7 @@ def _run_trainer(args, openrlhf_argv: list[str]) -> int:
 
 def _run_ppo(args, openrlhf_argv: list[str]) -> int:
     from . import ppo
+    from .compat import gpu_plan
 
     options = ppo.PPOOptions(
         scheme=getattr(args, "reward.scheme"),
@@ -274,10 +279,19 @@ def _run_ppo(args, openrlhf_argv: list[str]) -> int:
         sync_check=getattr(args, "distill.sync_check"),
     )
     ppo_plan = ppo.plan(openrlhf_argv, options)
-    # OpenRLHF's own parser and checks, then ours of what it reads, before any resources are asked for
-    ppo.check_inputs(ppo_plan, ppo.validate(ppo_plan))
+    # OpenRLHF's own parser and checks, then ours of what it reads and of the GPUs it asks for, before any
+    # resources are asked for
+    namespace = ppo.validate(ppo_plan)
+    ppo.check_inputs(ppo_plan, namespace)
+    placements = gpu_plan.plan(namespace)
+    nodes, per_node = getattr(args, "distill.cluster.nodes"), getattr(args, "distill.cluster.gpus_per_node")
+    if (nodes is None) != (per_node is None):
+        raise ValueError("--distill.cluster.nodes and --distill.cluster.gpus_per_node go together")
+    if nodes and ppo_plan.launch.engine == "gpu":  # the CPU engine declares as many logical GPUs as it needs
+        gpu_plan.check_fits(placements, nodes, per_node)
     if args.dry_run:
         print(ppo.describe(ppo_plan))
+        print(gpu_plan.describe(placements), file=sys.stderr)
         print(f"# accepted by {ppo.TRAIN_PPO_RAY.module}'s argument parser and checks", file=sys.stderr)
         return 0
     summary = ppo.run(ppo_plan, log_path=args.log)

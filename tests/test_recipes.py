@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from openrlhf_distill import cli, ppo
+from openrlhf_distill.compat import gpu_plan
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"], "MODELS": "/models"}
@@ -21,16 +22,31 @@ def _dry_run(recipe: str, *extra: str, **env) -> subprocess.CompletedProcess:
     return result
 
 
-def _check_ppo_command(words: list[str], engine: str = "gpu") -> None:
-    """Parses a printed `openrlhf-distill ppo ...` line as the CLI would, then runs OpenRLHF's own checks."""
+def _check_ppo_command(words: list[str], engine: str = "gpu") -> list[gpu_plan.Placement]:
+    """Parses a printed `openrlhf-distill ppo ...` line as the CLI would, runs OpenRLHF's own checks, and on the
+    GPU engine checks that its GPU plan fits the cluster the command declares (the recipe's hardware)."""
     args, rest = cli.build_parser().parse_known_args(words[words.index("ppo") :])
     options = ppo.PPOOptions(scheme=getattr(args, "reward.scheme"), task=args.task, engine=engine)
-    ppo.validate(ppo.plan(rest, options))
+    placements = gpu_plan.plan(ppo.validate(ppo.plan(rest, options)))
+    if engine == "gpu":
+        nodes, per_node = getattr(args, "distill.cluster.nodes"), getattr(args, "distill.cluster.gpus_per_node")
+        assert nodes and per_node, "a cluster recipe's PPO command declares its cluster"
+        gpu_plan.check_fits(placements, nodes, per_node)
+    return placements
 
 
-@pytest.mark.parametrize("recipe, task", [("gsm8k_llama3.sh", "gsm8k"), ("mmlu_pro_llama3.sh", "mmlu_pro")])
-def test_paper_recipes_plan_every_stage_and_openrlhf_accepts_their_ppo_commands(recipe, task):
-    out = _dry_run(recipe)
+STUDENTS = {"gsm8k_llama3.sh": ["Llama-3.2-1B-Instruct", "Llama-3.2-3B-Instruct", "Llama-3.1-8B-Instruct"],
+            "mmlu_pro_llama3.sh": ["Llama-3.2-1B-Instruct", "Llama-3.2-3B-Instruct"]}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "recipe, task, student",
+    [(r, t, s) for r, t in [("gsm8k_llama3.sh", "gsm8k"), ("mmlu_pro_llama3.sh", "mmlu_pro")] for s in STUDENTS[r]],
+)
+def test_paper_recipes_plan_every_stage_and_their_ppo_commands_are_accepted_and_fit_their_hardware(
+    recipe, task, student
+):
+    out = _dry_run(recipe, STUDENT=student)
     lines = out.stdout.splitlines()
     stages = [line.split("] ", 1)[1] for line in lines if line.startswith("[")]
     for seed in (0, 1, 2):
@@ -40,12 +56,15 @@ def test_paper_recipes_plan_every_stage_and_openrlhf_accepts_their_ppo_commands(
     teacher = next(c for c in commands if "generate" in c and "teacher" in c)
     assert f"/models/{'Llama-3.1-70B-Instruct' if task == 'gsm8k' else 'Llama-3.1-8B-Instruct'}" in teacher
     assert teacher[teacher.index("--task") + 1] == task and "--vllm.tensor_parallel_size" in teacher
-    student = next(c for c in commands if "generate" in c and "student" in c)
-    assert student[student.index("--n-per-temperature") + 1] == "30"  # the paper's 30 student samples
+    sampling = next(c for c in commands if "generate" in c and "student" in c)
+    assert sampling[sampling.index("--n-per-temperature") + 1] == "30"  # the paper's 30 student samples
     ppo_commands = [c for c in commands if "ppo" in c]
     assert len(ppo_commands) == 3 * 4  # rm, vote, gold and the teacher-only RM ablation, 3 seeds
+    plans = {}
     for command in ppo_commands[:4]:  # one seed's four runs: the other seeds differ only in paths and seed
-        _check_ppo_command(command)
+        plans[command[command.index("--reward.scheme") + 1]] = _check_ppo_command(command)
+    cluster = (2, 8) if "8B" in student else (1, 8)
+    assert {gpu_plan.total_gpus(plan) for plan in plans.values()} == {cluster[0] * cluster[1]}  # all of it, used
 
 
 def test_open_ended_recipe_labels_with_the_teacher_as_judge_and_openrlhf_accepts_its_ppo_command():

@@ -58,6 +58,9 @@ DEFAULTS: dict = {
     "sft": {"flags": {}},
     "rm": {"flags": {}, "ablations": []},  # ablations: ["teacher_only"] (RM data from teacher samples only)
     "ppo": {"schemes": ["rm"], "flags": {}},
+    # The GPU cluster the run is for: each PPO stage's GPU plan (OpenRLHF's placement of its groups) is checked
+    # against nodes x gpus_per_node when the stage starts (`ppo --distill.cluster.*`). null: not checked.
+    "cluster": {"nodes": None, "gpus_per_node": None},
     # enabled: false for tasks without gold answers (open-ended): no evaluation stages, the report has no table.
     "eval": {
         "enabled": True,
@@ -224,6 +227,8 @@ SETTINGS = {
     "build.pair_margin": number_in(0, 1),
     "rm.ablations": _list_of(_string, non_empty=False),
     "ppo.schemes": _list_of(_string),
+    "cluster.nodes": _optional(int_at_least(1)),
+    "cluster.gpus_per_node": _optional(int_at_least(1)),
     "eval.enabled": _bool,
     "eval.k": int_at_least(1),
     "eval.temperature": number_in(0, 2),
@@ -263,6 +268,8 @@ def check(config: dict) -> None:
             raise ConfigError(f"ppo.schemes: unknown scheme {scheme!r}; choose from {', '.join(SCHEMES)}")
     if config["eval"]["enabled"] and config["task"] == "open":
         raise ConfigError("task open has no gold answers to evaluate against: set eval.enabled false")
+    if (config["cluster"]["nodes"] is None) != (config["cluster"]["gpus_per_node"] is None):
+        raise ConfigError("cluster.nodes and cluster.gpus_per_node go together (both, or neither)")
     for ablation in config["rm"]["ablations"]:
         if ablation != "teacher_only":
             raise ConfigError(f"rm.ablations: unknown ablation {ablation!r}; known: teacher_only")

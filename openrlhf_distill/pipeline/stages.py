@@ -238,6 +238,10 @@ def plan(config: dict) -> list[Stage]:
             if scheme in ("rm", "judge", "hybrid"):
                 ppo_argv += [P["reward_model"], rm_for]
                 inputs.append(rm_for)
+            cluster = config["cluster"]
+            if cluster["nodes"] and cluster["gpus_per_node"]:
+                ppo_argv += ["--distill.cluster.nodes", str(cluster["nodes"]), "--distill.cluster.gpus_per_node",
+                             str(cluster["gpus_per_node"])]  # fmt: skip
             ppo_argv += _flags(config["ppo"]["flags"])
             add(Stage("rl", f"{name}@seed{seed}", seed, ppo_argv, rl, inputs, partial=True))
             evaluation(name, rl, seed, [rl])

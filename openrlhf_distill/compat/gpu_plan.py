@@ -1,0 +1,129 @@
+"""The GPUs a PPO run asks Ray for, computed from its flags as OpenRLHF 0.11.2's ``train_ppo_ray.train`` places
+its groups, and checked against the cluster the run is declared for.
+
+OpenRLHF waits on its placement groups with no timeout: a run that asks for more GPUs than the cluster has
+does not fail, it hangs (after the teacher sampling, SFT and RM stages of a pipeline have run for days). This
+is the check that fails it at once, naming the group that is short and what would fit.
+
+How train_ppo_ray places its groups (0.11.2), which :func:`plan` follows step by step:
+
+- ``--train.colocate_actor_ref`` or ``--train.colocate_all``: one placement group of actor GPUs
+  (``actor.num_nodes x actor.num_gpus_per_node``) shared by the actor and, with a KL term, the reference model;
+  with ``colocate_all`` (and not ``--train.async_enable``) the vLLM engines join it too;
+- otherwise vLLM takes ``vllm.num_engines x vllm.tensor_parallel_size`` GPUs of its own, and the actor and the
+  reference model (only when ``--algo.kl.init_coef`` > 0) each ``num_nodes x num_gpus_per_node``;
+- a critic exists only with the ``gae`` estimator; ``--train.colocate_critic_reward`` puts critic and reward
+  model in one placement group of critic GPUs; with ``colocate_all`` and no such group they join the actor's;
+- the reward model group exists only without ``--reward.remote_url`` (the vote, gold and hybrid schemes pass a
+  reward function instead).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Placement:
+    """GPUs reserved together: ``members`` share them (one group alone, or colocated groups). They come in
+    ``units`` (a group's nodes, or vLLM's engines) of ``gpus_per_unit`` GPUs, each unit on one node."""
+
+    members: tuple[str, ...]
+    units: int
+    gpus_per_unit: int
+    unit: str = "node"
+
+    @property
+    def gpus(self) -> int:
+        return self.units * self.gpus_per_unit
+
+    def describe(self) -> str:
+        return f"{' + '.join(self.members)}: {self.gpus} GPU(s) ({self.units} {self.unit}(s) x {self.gpus_per_unit})"
+
+
+def _get(namespace, dotted: str):
+    for part in dotted.split("."):
+        namespace = getattr(namespace, part)
+    return namespace
+
+
+def _group(namespace, name: str) -> tuple[int, int]:
+    return _get(namespace, f"{name}.num_nodes"), _get(namespace, f"{name}.num_gpus_per_node")
+
+
+def plan(namespace) -> list[Placement]:
+    """The placements of a run, from train_ppo_ray's parsed arguments (what ``ray_driver.validate`` returns)."""
+    colocate_all = _get(namespace, "train.colocate_all")
+    vllm_with_actor = colocate_all and not _get(namespace, "train.async_enable")
+    kl = _get(namespace, "algo.kl.init_coef") > 0
+    engines = _get(namespace, "vllm.num_engines") or 0
+    critic = bool(_get(namespace, "critic.model_name_or_path"))
+    reward = not _get(namespace, "reward.remote_url")
+
+    placements: list[Placement] = []
+    shared: list[str] | None = None  # the members of the placement group the next groups join, if any
+    if _get(namespace, "train.colocate_actor_ref") or colocate_all:
+        shared = ["actor"] + (["ref"] if kl else []) + (["vLLM"] if engines and vllm_with_actor else [])
+        placements.append(Placement(tuple(shared), *_group(namespace, "actor")))
+    if engines and not vllm_with_actor:
+        placements.append(Placement(("vLLM",), engines, _get(namespace, "vllm.tensor_parallel_size"), "engine"))
+    if shared is None:
+        placements.append(Placement(("actor",), *_group(namespace, "actor")))
+        if kl:
+            placements.append(Placement(("ref",), *_group(namespace, "ref")))
+    # The second half of train(): the actor's group is dropped unless colocate_all; critic + reward may get one.
+    joins_actor = colocate_all
+    if critic and _get(namespace, "train.colocate_critic_reward"):
+        members = ("critic", "reward") if reward else ("critic",)
+        placements.append(Placement(members, *_group(namespace, "critic")))
+    elif joins_actor:
+        first = placements[0]
+        placements[0] = Placement(first.members + ("critic",) * critic + ("reward",) * reward, first.units,
+                                  first.gpus_per_unit)  # fmt: skip
+    else:
+        if critic:
+            placements.append(Placement(("critic",), *_group(namespace, "critic")))
+        if reward:
+            placements.append(Placement(("reward",), *_group(namespace, "reward")))
+    return placements
+
+
+def total_gpus(placements: list[Placement]) -> int:
+    return sum(p.gpus for p in placements)
+
+
+def describe(placements: list[Placement]) -> str:
+    lines = [f"  {p.describe()}" for p in placements]
+    return (
+        "GPU plan (as OpenRLHF 0.11.2 places the groups):\n"
+        + "\n".join(lines)
+        + f"\n  total: {total_gpus(placements)}"
+    )
+
+
+def check_fits(placements: list[Placement], nodes: int, gpus_per_node: int) -> None:
+    """Refuses a plan that cannot be placed on ``nodes x gpus_per_node`` GPUs, naming the group that does not fit
+    and the changes that would."""
+    capacity = nodes * gpus_per_node
+    for p in placements:
+        if p.gpus_per_unit > gpus_per_node:
+            raise ValueError(f"the GPU plan does not fit the cluster ({nodes} node(s) x {gpus_per_node} GPUs): "
+                             f"{p.describe()} asks for {p.gpus_per_unit} GPUs on one node")  # fmt: skip
+    need = total_gpus(placements)
+    if need <= capacity:
+        return
+    largest = max(placements, key=lambda p: p.gpus)
+    hints = []
+    names = {m for p in placements for m in p.members}
+    if "ref" in names and not any({"actor", "ref"} <= set(p.members) for p in placements):
+        hints.append("--train.colocate_actor_ref (actor and ref share the actor's GPUs)")
+    if {"critic", "reward"} <= names and not any({"critic", "reward"} <= set(p.members) for p in placements):
+        hints.append("--train.colocate_critic_reward (critic and reward share the critic's GPUs)")
+    hints.append(f"fewer GPUs for {largest.members[0]} (its num_gpus_per_node)")
+    raise ValueError(
+        f"the GPU plan needs {need} GPUs, the cluster has {capacity} ({nodes} node(s) x {gpus_per_node}); OpenRLHF "
+        f"would wait for the missing {need - capacity} for ever. Plan: "
+        + "; ".join(p.describe() for p in placements)
+        + ". To fit: "
+        + ", or ".join(hints)
+    )

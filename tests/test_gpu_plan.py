@@ -1,0 +1,60 @@
+"""The GPU plan of a PPO run, computed from its flags as OpenRLHF 0.11.2 places its groups, and the refusal of a
+plan that does not fit the declared cluster (OpenRLHF itself would wait for the missing GPUs for ever)."""
+
+import pytest
+
+from openrlhf_distill import ppo
+from openrlhf_distill.compat import gpu_plan
+
+BASE = ["--actor.model_name_or_path", "/models/student", "--data.prompt_dataset", "rl.jsonl",
+        "--rollout.n_samples_per_prompt", "4"]  # fmt: skip
+# The layout the cluster recipes had before the plan was checked: 12 GPUs on a node of 8.
+OLD_LAYOUT = ["--actor.num_gpus_per_node", "4", "--ref.num_gpus_per_node", "2", "--critic.num_gpus_per_node", "2",
+              "--reward.num_gpus_per_node", "2", "--vllm.num_engines", "2", "--algo.advantage.estimator", "gae",
+              "--algo.kl.init_coef", "0.01"]  # fmt: skip
+
+
+def _plan(scheme: str, *flags: str) -> list[gpu_plan.Placement]:
+    argv = [*BASE, *(["--reward.model_name_or_path", "/models/rm"] if scheme == "rm" else []), *flags]
+    namespace = ppo.validate(ppo.plan(argv, ppo.PPOOptions(scheme=scheme, task="gsm8k", engine="gpu")))
+    return gpu_plan.plan(namespace)
+
+
+def _shape(placements):
+    return [(p.members, p.gpus) for p in placements]
+
+
+def test_separate_groups_each_take_their_own_gpus_and_an_over_budget_plan_is_refused_naming_the_way_out():
+    placements = _plan("rm", *OLD_LAYOUT)
+    assert _shape(placements) == [(("vLLM",), 2), (("actor",), 4), (("ref",), 2), (("critic",), 2), (("reward",), 2)]
+    with pytest.raises(ValueError) as refused:
+        gpu_plan.check_fits(placements, nodes=1, gpus_per_node=8)
+    message = str(refused.value)
+    assert "needs 12 GPUs, the cluster has 8" in message and "missing 4" in message
+    assert "--train.colocate_actor_ref" in message and "--train.colocate_critic_reward" in message
+    assert "fewer GPUs for actor" in message  # the largest group
+    gpu_plan.check_fits(placements, nodes=2, gpus_per_node=8)  # two nodes hold it
+
+
+def test_a_reward_function_scheme_has_no_reward_group_and_no_kl_term_no_reference_model():
+    assert _shape(_plan("vote", *OLD_LAYOUT)) == [(("vLLM",), 2), (("actor",), 4), (("ref",), 2), (("critic",), 2)]
+    no_kl = _plan("vote", *OLD_LAYOUT, "--algo.kl.init_coef", "0", "--algo.advantage.estimator", "group_norm")
+    assert _shape(no_kl) == [(("vLLM",), 2), (("actor",), 4)]  # group_norm: no critic either
+
+
+def test_colocation_shares_gpus_as_openrlhf_places_them():
+    both = _plan("rm", *OLD_LAYOUT, "--ref.num_gpus_per_node", "4", "--train.colocate_actor_ref",
+                 "--train.colocate_critic_reward")  # fmt: skip
+    assert _shape(both) == [(("actor", "ref"), 4), (("vLLM",), 2), (("critic", "reward"), 2)]
+    gpu_plan.check_fits(both, nodes=1, gpus_per_node=8)
+    everything = _plan("rm", "--actor.num_gpus_per_node", "8", "--ref.num_gpus_per_node", "8",
+                       "--reward.num_gpus_per_node", "8", "--vllm.num_engines", "8", "--train.colocate_all",
+                       "--algo.advantage.estimator", "group_norm", "--algo.kl.init_coef", "0.01")  # fmt: skip
+    assert _shape(everything) == [(("actor", "ref", "vLLM", "reward"), 8)]
+
+
+def test_a_group_larger_than_a_node_is_refused_naming_it():
+    placements = _plan("vote", "--actor.num_gpus_per_node", "16", "--vllm.num_engines", "1",
+                       "--algo.advantage.estimator", "group_norm", "--algo.kl.init_coef", "0")  # fmt: skip
+    with pytest.raises(ValueError, match=r"actor: 16 GPU\(s\) \(1 node\(s\) x 16\) asks for 16 GPUs on one node"):
+        gpu_plan.check_fits(placements, nodes=4, gpus_per_node=8)
