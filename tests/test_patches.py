@@ -109,10 +109,38 @@ def test_on_a_cuda_machine_cpu_patches_stand_aside_and_fixes_still_apply(run_pyt
         print("APPLIED", patches.applied)
         """
     )
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", patches.ENV_ENGINE)}  # no launcher
     result = run_python(code, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "APPLIED ['reward_mean_std_from_config']" in result.stdout
+
+
+def test_cpu_patches_follow_the_declared_engine_not_whether_cuda_is_visible(run_python):
+    # Ray gives the GPU-less actors of a GPU run (PPO's controller, vLLM actors with tensor parallelism)
+    # CUDA_VISIBLE_DEVICES="": such a process sees no CUDA, yet it belongs to a GPU run and must not be patched
+    # for the CPU. The launcher declares the engine; only an undeclared process probes, and records the answer.
+    code = textwrap.dedent(
+        """
+        import os
+        from openrlhf_distill.compat import flash_attn_stub, patches
+        flash_attn_stub.install()
+        patches.install()
+        import openrlhf.models.model, torch
+        print("CUDA", torch.cuda.is_available(), "ENGINE", os.environ.get(patches.ENV_ENGINE))
+        print("CPU PATCHES", sorted(p.name for p in patches.PATCHES if p.group == "cpu" and p.name in patches.applied))
+        """
+    )
+    base = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", patches.ENV_ENGINE)}
+    outputs = {}
+    for declared in ("gpu", "cpu", None):
+        env = {**base, "CUDA_VISIBLE_DEVICES": "", **({patches.ENV_ENGINE: declared} if declared else {})}
+        result = run_python(code, env=env)
+        assert result.returncode == 0, result.stderr[-3000:]
+        outputs[declared] = result.stdout
+    assert "CUDA False ENGINE gpu" in outputs["gpu"] and "CPU PATCHES []" in outputs["gpu"]
+    assert "CUDA False ENGINE cpu" in outputs["cpu"] and "CPU PATCHES []" not in outputs["cpu"]
+    assert "ENGINE cpu" in outputs[None] and "CPU PATCHES []" not in outputs[None]  # probed, then recorded
+    assert patches.subprocess_env({}, engine="gpu")[patches.ENV_ENGINE] == "gpu"
 
 
 def test_boot_hook_chains_to_the_sitecustomize_it_shadows(run_python, tmp_path):

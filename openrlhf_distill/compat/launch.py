@@ -119,12 +119,12 @@ def plan(cli: OpenRLHFCli, argv: list[str], *, engine: str = "auto") -> Launch:
     """The command and environment that run ``cli`` with ``argv`` on ``engine`` ("auto", "gpu" or "cpu")."""
     check_openrlhf()
     engine = detect_engine() if engine == "auto" else engine
-    env = patches.subprocess_env()  # fixes apply on both engines; CPU patches stand aside where CUDA exists
+    if engine not in ("gpu", "cpu"):
+        raise ValueError(f"engine must be auto, gpu or cpu, not {engine!r}")
+    env = patches.subprocess_env(engine=engine)  # fixes apply on both engines; CPU patches on the CPU engine only
     if engine == "gpu":
         launcher = shutil.which("deepspeed") or "deepspeed"
         return Launch("gpu", [launcher, "--module", cli.module, *argv], env)
-    if engine != "cpu":
-        raise ValueError(f"engine must be auto, gpu or cpu, not {engine!r}")
     # One training process: the distributed env that torchrun or deepspeed would otherwise provide.
     env.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -234,7 +234,7 @@ def plan_ppo(argv: list[str], *, engine: str = "auto", ray_address: str | None =
     engine = detect_engine() if engine == "auto" else engine
     if engine not in ("gpu", "cpu"):
         raise ValueError(f"engine must be auto, gpu or cpu, not {engine!r}")
-    env = patches.subprocess_env()
+    env = patches.subprocess_env(engine=engine)
     driver = [sys.executable, "-m", ray_driver.__name__]
     if engine == "cpu":
         if submit or ray_address:

@@ -4,8 +4,11 @@ Each patch is a function registered against a module name and applied right afte
 executing (a post-import hook on ``sys.meta_path``), so it works whatever imports the module and whenever.
 Patches come in two groups:
 
-- ``cpu``: CUDA-only calls redirected to the CPU. Applied only when ``torch.cuda.is_available()`` is False,
-  so on a GPU machine nothing changes.
+- ``cpu``: CUDA-only calls redirected to the CPU. Applied only in a process of the CPU engine, as the launcher
+  declares it in ``OPENRLHF_DISTILL_ENGINE`` for every process a run starts. A process of a GPU run that sees no
+  CUDA (Ray gives GPU-less actors, such as PPO's controller or vLLM actors with tensor parallelism,
+  ``CUDA_VISIBLE_DEVICES=""``) therefore gets no CPU patch. Only a process no launcher started (a script, a
+  test, an in-process command) decides by probing CUDA, once, and records the answer for its own children.
 - ``fix``: bugs of the supported OpenRLHF / transformers versions, applied on every machine.
 
 Processes started by a run (Ray workers, the engine processes vLLM spawns) reach the same patches through
@@ -25,6 +28,9 @@ ENV_MODE = "OPENRLHF_DISTILL_PATCHES"
 # Comma-separated patch names to leave out: reproduces the failure a patch exists for.
 ENV_SKIP = "OPENRLHF_DISTILL_PATCHES_SKIP"
 ENV_VERBOSE = "OPENRLHF_DISTILL_PATCHES_VERBOSE"
+# "cpu" or "gpu": the engine of the run this process belongs to, set by the launcher (compat/launch.py).
+ENV_ENGINE = "OPENRLHF_DISTILL_ENGINE"
+ENGINES = ("cpu", "gpu")
 
 BOOT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "boot")
 
@@ -55,17 +61,25 @@ def _log(msg: str) -> None:
         print(f"[openrlhf-distill patches pid={os.getpid()}] {msg}", file=sys.stderr, flush=True)
 
 
-def _cuda_absent() -> bool:
+def engine() -> str:
+    """The engine of this process's run: the launcher's declaration, or (in a process no launcher started) what
+    a CUDA probe finds, recorded in the environment so that its children inherit the decision."""
+    declared = os.environ.get(ENV_ENGINE)
+    if declared in ENGINES:
+        return declared
+    if declared:
+        raise ValueError(f"{ENV_ENGINE}={declared!r}: expected one of {', '.join(ENGINES)}")
     import torch
 
-    return not torch.cuda.is_available()
+    os.environ[ENV_ENGINE] = "gpu" if torch.cuda.is_available() else "cpu"
+    return os.environ[ENV_ENGINE]
 
 
 def _wanted(p: Patch) -> bool:
     skip = {s for s in os.environ.get(ENV_SKIP, "").split(",") if s}
     if p.name in skip:
         return False
-    return p.group == "fix" or (p.group == "cpu" and _cuda_absent())
+    return p.group == "fix" or (p.group == "cpu" and engine() == "cpu")
 
 
 def _run_hooks(module_name: str, module) -> None:
@@ -118,10 +132,15 @@ def install(mode: str | None = None) -> None:
             _run_hooks(name, sys.modules[name])
 
 
-def subprocess_env(base: dict | None = None) -> dict:
-    """Environment for a child process that must carry the patches, and pass them on to its own children."""
+def subprocess_env(base: dict | None = None, engine: str | None = None) -> dict:
+    """Environment for a child process that must carry the patches, and pass them on to its own children;
+    ``engine`` ("cpu" or "gpu") declares the run's engine for them (the CPU patches follow it)."""
     env = dict(os.environ if base is None else base)
     paths = [BOOT_DIR] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != BOOT_DIR]
     env["PYTHONPATH"] = os.pathsep.join(paths)
     env.setdefault(ENV_MODE, "auto")
+    if engine is not None:
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+        env[ENV_ENGINE] = engine
     return env

@@ -26,6 +26,7 @@ import sys
 
 from . import boot_install
 from .flags import TRAIN_PPO_RAY, flag_value
+from .patches import ENV_ENGINE
 
 ENV_LOGICAL_GPUS = "OPENRLHF_DISTILL_RAY_GPUS"
 ENV_SHIP_PACKAGE = "OPENRLHF_DISTILL_SHIP_PACKAGE"
@@ -38,7 +39,7 @@ SETUP_HOOK = "openrlhf_distill.compat.boot_install"
 FORWARDED_ENV = (
     "PYTHONPATH", "OPENRLHF_DISTILL_PATCHES", "OPENRLHF_DISTILL_PATCHES_SKIP", "OPENRLHF_DISTILL_PATCHES_VERBOSE",
     "VLLM_CPU_KVCACHE_SPACE", "VLLM_CPU_OMP_THREADS_BIND", "HF_HUB_OFFLINE", "HF_HOME", "WANDB_MODE", "HOME",
-    "DS_BUILD_OPS", "TOKENIZERS_PARALLELISM",
+    "DS_BUILD_OPS", "TOKENIZERS_PARALLELISM", ENV_ENGINE,
 )  # fmt: skip
 # train_ppo_ray's own defaults for the env of its workers, kept when we start Ray in its place.
 OPENRLHF_WORKER_ENV = {
@@ -55,6 +56,7 @@ class PPOArgumentsRejected(ValueError):
 def cluster_runtime_env(ship_package: bool) -> dict:
     """Runtime environment for Ray workers on GPUs: the patch hook, and this package when workers lack it."""
     env_vars = {k: os.environ.get(k, v) for k, v in OPENRLHF_WORKER_ENV.items()}
+    env_vars[ENV_ENGINE] = "gpu"  # workers that see no CUDA (Ray's CUDA_VISIBLE_DEVICES="") get no CPU patch
     runtime_env = {"env_vars": env_vars, "worker_process_setup_hook": SETUP_HOOK}
     if ship_package:
         import openrlhf_distill
