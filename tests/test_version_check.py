@@ -8,19 +8,30 @@ import textwrap
 
 import pytest
 
-from openrlhf_distill.compat.version import SUPPORTED_RANGE, OpenRLHFNotSupported, check_openrlhf
+from openrlhf_distill.compat.version import (
+    ALLOW_UNTESTED_ENV,
+    SUPPORTED_RANGE,
+    OpenRLHFNotSupported,
+    check_openrlhf,
+)
 
 
 def test_the_installed_openrlhf_is_supported():
     assert check_openrlhf() == "0.11.2"
 
 
-@pytest.mark.parametrize("installed", ["0.9.6", "0.10.1", "0.12.0"])
-def test_an_unsupported_version_names_both_versions_and_how_to_fix_it(installed):
+@pytest.mark.parametrize("installed", ["0.9.6", "0.10.1", "0.11.0", "0.11.3", "0.12.0"])
+def test_an_untested_version_names_both_versions_and_how_to_fix_it(installed, monkeypatch):
+    # Only the tested release: 0.11.0 -> 0.11.2 renamed flags, so a patch release is not assumed compatible.
+    monkeypatch.delenv(ALLOW_UNTESTED_ENV, raising=False)
     with pytest.raises(OpenRLHFNotSupported) as error:
         check_openrlhf(installed)
     message = str(error.value)
     assert f"OpenRLHF {installed} is installed" in message and SUPPORTED_RANGE in message and "pip install" in message
+    assert ALLOW_UNTESTED_ENV in message
+    monkeypatch.setenv(ALLOW_UNTESTED_ENV, "1")  # the user's say: run it anyway, warned
+    with pytest.warns(UserWarning, match=f"OpenRLHF {installed} is installed.*running it anyway"):
+        assert check_openrlhf(installed) == installed
 
 
 # Runs the real CLI with site-packages' openrlhf hidden (missing) or shadowed by an old dist-info (wrong).

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
+import warnings
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-# Dotted flags arrived in 0.10.2; 0.11.2 is the release whose trainers, flags and bugs the adapter was built on.
-SUPPORTED_RANGE = ">=0.11.2,<0.12"
+# The release whose trainers, flags and bugs the adapter was built and tested on, and nothing else: patch releases
+# rename flags too (0.11.0 -> 0.11.2 did). ALLOW_UNTESTED_ENV=1 runs another version anyway, with a warning.
+SUPPORTED_RANGE = "==0.11.2"
 SUPPORTED = SpecifierSet(SUPPORTED_RANGE)
+ALLOW_UNTESTED_ENV = "OPENRLHF_DISTILL_ALLOW_UNTESTED_OPENRLHF"
 
 INSTALL_HINT = (
     "On a GPU cluster: pip install 'openrlhf-distill[cluster]'. "
@@ -41,10 +45,14 @@ def check_openrlhf(installed: str | None = None) -> str:
             f"OpenRLHF is not installed; openrlhf-distill needs openrlhf{SUPPORTED_RANGE}. " + INSTALL_HINT
         )
     if Version(installed) not in SUPPORTED:
+        message = (f"OpenRLHF {installed} is installed, but openrlhf-distill is tested with openrlhf{SUPPORTED_RANGE} "
+                   "(its flag names, trainers and the bugs the adapter works around are version-bound)")  # fmt: skip
+        if os.environ.get(ALLOW_UNTESTED_ENV) == "1":
+            warnings.warn(f"{message}; running it anyway ({ALLOW_UNTESTED_ENV}=1)", stacklevel=2)
+            return installed
         raise OpenRLHFNotSupported(
-            f"OpenRLHF {installed} is installed, but openrlhf-distill supports openrlhf{SUPPORTED_RANGE} "
-            f"(its flag names, trainers and the bugs the adapter works around are version-specific). "
-            f"Install a supported version: pip install 'openrlhf{SUPPORTED_RANGE}' --no-deps. " + INSTALL_HINT
+            f"{message}. Install it: pip install 'openrlhf{SUPPORTED_RANGE}' --no-deps (or set "
+            f"{ALLOW_UNTESTED_ENV}=1 to try this version anyway). " + INSTALL_HINT
         )
     return installed
 

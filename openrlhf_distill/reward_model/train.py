@@ -24,8 +24,9 @@ def main() -> None:
     from ..compat.launch import report_input_error
     from ..records import RecordError
     from .data import prepare
-    from .trainer import DistillRewardModelTrainer, add_distill_arguments
+    from .trainer import DistillRewardModelTrainer, add_distill_arguments, refuse_the_stock_trainer
 
+    refuse_the_stock_trainer(rm_trainer.RewardModelTrainer)  # a swap that did not take effect fails loudly
     rm_trainer.RewardModelTrainer = DistillRewardModelTrainer  # train_rm binds the name when it is imported below
     original_parse_args = argparse.ArgumentParser.parse_args
 

@@ -99,6 +99,24 @@ class PairPointLoss(torch.nn.Module):
         return loss
 
 
+def refuse_the_stock_trainer(stock: type) -> None:
+    """Makes OpenRLHF's own RewardModelTrainer refuse to be built in this process (its subclass, ours, still
+    builds). train.py swaps the trainer class in before train_rm imports it; if an OpenRLHF release imports it
+    another way, train_rm would build the stock trainer and train without the pointwise term, silently."""
+    original_init = stock.__init__
+
+    def init(self, *args, **kwargs):
+        if type(self) is stock:
+            raise RuntimeError(
+                "openrlhf.cli.train_rm built OpenRLHF's own RewardModelTrainer instead of openrlhf-distill's: the "
+                "trainer swap in openrlhf_distill/reward_model/train.py did not take effect with this OpenRLHF "
+                "(does train_rm import its trainer differently?), and the pointwise loss would be missing"
+            )
+        original_init(self, *args, **kwargs)
+
+    stock.__init__ = init
+
+
 class DistillRewardModelTrainer(RewardModelTrainer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -112,6 +130,9 @@ class DistillRewardModelTrainer(RewardModelTrainer):
             points = self.strategy.setup_dataloader(dataset, batch, True, True, dataset.collate_fn)
         self.train_dataloader = PairsDrivePoints(self.train_dataloader, points, self)
         self.loss_fn = PairPointLoss(self.loss_fn, self, options.pairwise_coef, options.pointwise_coef)
+        # The marker that this trainer, not OpenRLHF's, is the one training (tests and users can look for it).
+        self.strategy.print(f"[openrlhf-distill] distilled RM trainer: pairwise x{options.pairwise_coef}, pointwise "
+                            f"x{options.pointwise_coef} on {len(points.dataset) if points else 0} points")  # fmt: skip
 
     def record(self, **values) -> None:
         for key, value in values.items():
