@@ -12,8 +12,8 @@
 #   does not fit `cluster` is refused before Ray starts.
 # Time: teacher sampling of the 7,473 training questions ~3-4 h; per student and seed SFT ~20 min, student
 #   sampling ~30 min, RM ~20 min, each PPO run ~3-5 h: about 2-3 days per student for 3 seeds and 3 schemes.
-# Needs: pip install 'openrlhf-distill[cluster]'; the models as local folders under $MODELS; GSM8K through
-#   `datasets` (or data.train / data.test pointing at local copies).
+# Needs: pip install './openrlhf-distill[cluster]' from a clone (README "Install"); the models as local folders
+#   under $MODELS; GSM8K through `datasets` (or data.train / data.test pointing at local copies).
 # Usage: MODELS=/models bash recipes/gsm8k_llama3.sh [--dry-run] [--dotted.overrides ...]
 #   STUDENT=Llama-3.2-3B-Instruct (default Llama-3.2-1B-Instruct) picks the student; RAY_ADDRESS joins a cluster.
 set -euo pipefail

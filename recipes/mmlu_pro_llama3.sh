@@ -5,8 +5,8 @@
 # Hardware: one node of 8 x 80 GB GPUs (an 8B teacher samples on one GPU per engine).
 # Time: teacher sampling ~1-2 h; per student and seed SFT ~20 min, student sampling ~30 min, RM ~20 min,
 #   each PPO run ~3-5 h: about 2 days per student for 3 seeds and 3 schemes.
-# Needs: pip install 'openrlhf-distill[cluster]'; the models as local folders under $MODELS; MMLU-Pro through
-#   `datasets` (or data.train / data.test pointing at local copies).
+# Needs: pip install './openrlhf-distill[cluster]' from a clone (README "Install"); the models as local folders
+#   under $MODELS; MMLU-Pro through `datasets` (or data.train / data.test pointing at local copies).
 # Usage: MODELS=/models bash recipes/mmlu_pro_llama3.sh [--dry-run] [--dotted.overrides ...]
 set -euo pipefail
 MODELS=${MODELS:-/models}

@@ -6,8 +6,8 @@
 # Hardware: one node of 8 x 80 GB GPUs (Llama-3.1-70B-Instruct teacher and judge, vLLM tensor parallel 8).
 # Time: for 5,000 instructions, sampling + judging ~4-6 h, SFT ~30 min, student sampling ~1 h, judging the
 #   student ~3 h, RM ~30 min, PPO ~4-6 h.
-# Needs: pip install 'openrlhf-distill[cluster]'; PROMPTS, a prompt-record file with `task: open`; models under
-#   $MODELS.
+# Needs: pip install './openrlhf-distill[cluster]' from a clone (README "Install"); PROMPTS, a prompt-record file
+#   with `task: open`; models under $MODELS.
 # Usage: MODELS=/models PROMPTS=instructions.jsonl bash recipes/open_ended_judge.sh [--dry-run] [--dotted.overrides]
 #   --dry-run prints the plan and every command; STUDENT=Llama-3.2-3B-Instruct picks another student.
 set -euo pipefail
