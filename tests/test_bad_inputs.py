@@ -55,6 +55,15 @@ CASES = {  # name: (command line, split on spaces, then each word filled in; wha
     "run, a temperature above 2": ("run --config {config} --dry-run --teacher.temperatures 0.3,3",
                                    ["teacher.temperatures", "[0, 2]"]),
     "run, k that is a word": ("run --config {config} --dry-run --eval.k eight", ["eval.k", ">= 1", "'eight'"]),
+    "run, a prompt file that does not exist": ("run --config {config} --dry-run --data.source files --data.train "
+                                               "{tmp}/nowhere.jsonl --data.test {prompts} --teacher.model {lm} "
+                                               "--student.model {lm}", ["nowhere.jsonl: no such file"]),
+    "run, an empty prompt file": ("run --config {config} --dry-run --data.source files --data.train {empty} "
+                                  "--data.test {prompts} --teacher.model {lm} --student.model {lm}",
+                                  ["empty.jsonl", "data.train: no prompt records"]),
+    "run, a teacher that is no model folder": ("run --config {config} --dry-run --data.source files --data.train "
+                                               "{prompts} --data.test {prompts} --teacher.model {tmp}/nowhere "
+                                               "--student.model {lm}", ["teacher.model", "not a model folder"]),
     "run, a temperature list that is a number in YAML": ("run --config {scalar_yaml} --dry-run",
                                                         ["teacher.temperatures: must be a non-empty list", "0.7"]),
     # train-rm: the data files are read and checked in the trainer process, before any training; its one line
@@ -105,6 +114,7 @@ def files(tmp_path_factory, tiny_model):
         "label_1_5": [json.dumps({**POINT, "label": 1.5})],
         "not_json": ["{'prompt': 'p'}"],
         "rl_prompts": [json.dumps({"input": "What is 1 + 1?", "distill_label": "2"})],
+        "prompts": [json.dumps({"id": "q1", "prompt": "What is 1 + 1?", "gold": "2"})],
     }
     paths = {"tmp": str(tmp), "rm": rm, "lm": tiny_model, "latin1": str(tmp / "latin1.jsonl")}
     with open(paths["latin1"], "wb") as f:

@@ -5,6 +5,7 @@ import os
 import shlex
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -12,7 +13,17 @@ from openrlhf_distill import cli, ppo
 from openrlhf_distill.compat import gpu_plan
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"], "MODELS": "/models"}
+# Stand-ins for the cluster's model folders (a run checks that each model path is a model folder, dry run
+# included): a config.json each, no weights; nothing is loaded.
+MODELS = tempfile.mkdtemp(prefix="models-")
+for _name in ("Llama-3.1-70B-Instruct", "Llama-3.1-8B-Instruct", "Llama-3.2-1B-Instruct", "Llama-3.2-3B-Instruct"):
+    os.makedirs(os.path.join(MODELS, _name))
+    with open(os.path.join(MODELS, _name, "config.json"), "w") as _f:
+        _f.write('{"model_type": "llama"}')
+INSTRUCTIONS = os.path.join(MODELS, "instructions.jsonl")
+with open(INSTRUCTIONS, "w") as _f:
+    _f.write('{"id": "i1", "task": "open", "prompt": "Write a haiku about rain."}\n')
+ENV = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"], "MODELS": MODELS}
 
 
 def _dry_run(recipe: str, *extra: str, **env) -> subprocess.CompletedProcess:
@@ -54,7 +65,7 @@ def test_paper_recipes_plan_every_stage_and_their_ppo_commands_are_accepted_and_
             assert f"{key}@seed{seed}" in stages, key
     commands = [shlex.split(line.strip()) for line in lines if line.startswith("    ")]
     teacher = next(c for c in commands if "generate" in c and "teacher" in c)
-    assert f"/models/{'Llama-3.1-70B-Instruct' if task == 'gsm8k' else 'Llama-3.1-8B-Instruct'}" in teacher
+    assert f"{MODELS}/{'Llama-3.1-70B-Instruct' if task == 'gsm8k' else 'Llama-3.1-8B-Instruct'}" in teacher
     assert teacher[teacher.index("--task") + 1] == task and "--vllm.tensor_parallel_size" in teacher
     sampling = next(c for c in commands if "generate" in c and "student" in c)
     assert sampling[sampling.index("--n-per-temperature") + 1] == "30"  # the paper's 30 student samples
@@ -68,15 +79,15 @@ def test_paper_recipes_plan_every_stage_and_their_ppo_commands_are_accepted_and_
 
 
 def test_open_ended_recipe_labels_with_the_teacher_as_judge_and_openrlhf_accepts_its_ppo_command():
-    out = _dry_run("open_ended_judge.sh", PROMPTS="data/instructions.jsonl")
+    out = _dry_run("open_ended_judge.sh", PROMPTS=INSTRUCTIONS)
     lines = out.stdout.splitlines()
     stages = [line.split("] ", 1)[1] for line in lines if line.startswith("[")]
     assert stages == ["teacher_samples", "teacher_labels", "sft_data", "sft@seed0", "student_samples@seed0",
                       "labels@seed0", "rm_data@seed0", "rm@seed0", "rl_judge@seed0", "report"]  # fmt: skip
     commands = [shlex.split(line.strip()) for line in lines if line.startswith("    ")]
     judges = [c for c in commands if "judge" in c[:5]]
-    assert len(judges) == 2 and all(c[c.index("--model") + 1] == "/models/Llama-3.1-70B-Instruct" for c in judges)
-    assert all(c[c.index("--prompts") + 1] == "data/instructions.jsonl" for c in judges)
+    assert len(judges) == 2 and all(c[c.index("--model") + 1] == f"{MODELS}/Llama-3.1-70B-Instruct" for c in judges)
+    assert all(c[c.index("--prompts") + 1] == INSTRUCTIONS for c in judges)
     (ppo_command,) = [c for c in commands if "ppo" in c]
     assert ppo_command[ppo_command.index("--reward.scheme") + 1] == "judge"
     _check_ppo_command(ppo_command)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from ..records import write_json_atomic
-from .config import ConfigError, load_config
+from .config import ConfigError, check_inputs, load_config
 from .runner import StageFailed, describe, run_folder_lock, run_stages, select
 from .stages import plan
 
@@ -23,6 +23,7 @@ def add_arguments(p) -> None:
 
 def run(args, overrides: list[str]) -> int:
     config = load_config(args.config, overrides)
+    check_inputs(config)
     stages, forced = select(plan(config), args.from_stage, args.until_stage)
     run_dir = config["run_dir"]
     if args.dry_run:

@@ -9,6 +9,7 @@ one of the section's own keys goes there, so any OpenRLHF flag can be set per st
 from __future__ import annotations
 
 import copy
+import os
 
 import yaml
 
@@ -273,3 +274,25 @@ def check(config: dict) -> None:
     for ablation in config["rm"]["ablations"]:
         if ablation != "teacher_only":
             raise ConfigError(f"rm.ablations: unknown ablation {ablation!r}; known: teacher_only")
+
+
+def check_inputs(config: dict) -> None:
+    """The files and model folders the run will read that exist before it starts (the user's prompt files and
+    models; not what earlier stages will write), checked when the run starts, dry run included: a missing or
+    empty prompt file, or a model path that is no model folder, fails now, not at the stage that reads it."""
+    from ..model_folders import check_model_folder, looks_local
+    from ..records import PROMPT, RecordError, read_records
+
+    data = config["data"]
+    for split in ("train", "test"):
+        path = data[split]
+        if path is None or (data["source"] == "hf" and not os.path.exists(path)):
+            continue  # the hf source downloads what has no local copy
+        if not any(True for _ in read_records(path, PROMPT)):  # every record read and checked: FILE:LINE errors
+            raise RecordError(path, None, None, f"data.{split}: no prompt records in it")
+    if config["backend"] == "openai":
+        return  # models are names served by the endpoint, not folders
+    for role in ("teacher", "student", "judge"):
+        model = config[role]["model"]
+        if model and looks_local(model):
+            check_model_folder(model, f"{role}.model")
