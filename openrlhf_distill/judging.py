@@ -41,7 +41,7 @@ from collections.abc import Callable
 from .generation.backend import TEMPERATURE_RANGE, Backend, BackendError, Request
 from .generation.options import add_backend_arguments, backend_from_args
 from .labelling import SeenSamples, load_questions, question_key, read_samples
-from .records import SOURCES, atomic_output_dir, check_output_dir, write_json_atomic, write_jsonl_atomic
+from .records import SOURCES, RecordError, atomic_output_dir, check_output_dir, write_json_atomic, write_jsonl_atomic
 
 JUDGE_RUBRIC = """\
 Rate how well the response serves the user who wrote the prompt, on a scale from 1 (worst) to 10 (best).
@@ -293,8 +293,12 @@ def judge_samples(
     totals = Counter()  # samples per question key; this pass checks every sample before the judge starts
     seen = SeenSamples()
     for source in sources:
+        read = 0
         for sample in read_samples(samples_paths[source], source, questions, seen):
             totals[question_key(sample["id"])] += 1
+            read += 1
+        if read == 0:  # a wrong folder, or a sampling run that wrote nothing: say so before the judge starts
+            raise RecordError(samples_paths[source], None, None, f"no {source} samples in it (sample records)")
     prompts = {}  # question key -> the prompt as the model saw it (the task's template applied)
 
     def prompt_of(sample):
@@ -371,6 +375,10 @@ def judge_samples(
         judge = backend if hasattr(backend, "generate") else stack.enter_context(backend())
         for source in sources:
             write_jsonl_atomic(os.path.join(partial, f"{source}.jsonl"), judged_samples(judge, source))
+        if not any(c["judged"] for c in counts.values()):  # nothing labelled: an error, not an empty result
+            outputs = sum(reasons.values())
+            raise BackendError(f"none of the judge's {outputs} outputs ends in a score line that can be read "
+                               f"({dict(reasons)}): does --model follow the rubric's format?")  # fmt: skip
         write_jsonl_atomic(os.path.join(partial, "votes.jsonl"), votes())
         info = getattr(judge, "info", None)
         metrics = {

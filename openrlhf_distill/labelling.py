@@ -205,12 +205,23 @@ def label_samples(
     questions = load_questions(prompts, default_task)
 
     seen = SeenSamples()
+    read = voting = 0
     for sample in read_samples(teacher, "teacher", questions, seen):
+        read += 1
         if _votes_on(sample, config):
+            voting += 1
             question = questions[question_key(sample["id"])]
             question.total += 1
             if sample["answer"] is not None:
                 question.counts[sample["answer"]] += 1
+    # Nothing to vote on is a mistake (a wrong folder, a sampling run that wrote nothing), not 0% coverage.
+    if read == 0:
+        raise RecordError(teacher, None, None, "no teacher samples in it (sample records, JSON Lines)")
+    if voting == 0:
+        raise RecordError(teacher, None, None, f"none of its {read} teacher samples votes: every temperature is "
+                          f"above --vote.max_temperature {config.max_temperature}")  # fmt: skip
+    if student is not None and next(read_samples(student, "student", questions, None), None) is None:
+        raise RecordError(student, None, None, "no student samples in it (sample records, JSON Lines)")
     for question in questions.values():
         question.vote = vote_from_counts(
             question.counts,

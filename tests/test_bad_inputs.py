@@ -41,6 +41,8 @@ CASES = {  # name: (command line, split on spaces, then each word filled in; wha
                                           "--vote.max_temperature -1", ["--vote.max_temperature", "number >= 0"]),
     "label, a min ratio that is not a number": ("label --prompts {pairs} --teacher-samples {pairs} --out {tmp}/l "
                                                 "--vote.min_ratio high", ["--vote.min_ratio", "'high'"]),
+    "label, no teacher samples": ("label --task arithmetic --prompts {prompts} --teacher-samples {empty} --out "
+                                  "{tmp}/l", ["empty.jsonl", "no teacher samples in it"]),
     "build, a negative pair cap": ("build --prompts {pairs} --labels {tmp} --out {tmp}/b --rm.pairs_per_question -1",
                                    ["--rm.pairs_per_question", ">= 1"]),
     # serve-rm: settings and the model before anything listens

@@ -528,3 +528,18 @@ def test_judge_refuses_an_output_folder_it_did_not_write_before_starting_the_jud
         with pytest.raises(RecordError, match="is, or holds, an input of `judge`"):
             judge_samples(inputs["prompts"], inputs["samples"], out, never_started)
     assert len(os.listdir(inputs["samples"]["teacher"])) == 2
+
+
+def test_empty_samples_or_no_readable_verdict_at_all_is_an_error_not_an_empty_labelling(inputs, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "shard-00000.jsonl").write_text("")
+    judge = ScriptedJudge(SCRIPT)
+    with pytest.raises(RecordError, match="empty: no teacher samples in it"):
+        judge_samples(inputs["prompts"], {"teacher": str(empty)}, inputs["out"], judge)
+    assert judge.requests == []  # refused before the judge was asked anything
+    unreadable = {tag: ["No verdict here."] * 3 for tag in SCRIPT}
+    with pytest.raises(BackendError, match=r"none of the judge's 9 outputs ends in a score line that can be read"):
+        judge_samples(inputs["prompts"], {"teacher": inputs["samples"]["teacher"]}, inputs["out"],
+                      ScriptedJudge(unreadable), retries=2)  # fmt: skip
+    assert not os.path.exists(inputs["out"])  # nothing written that a later stage would trust
