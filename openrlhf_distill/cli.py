@@ -37,6 +37,9 @@ def _add_trainer(sub, command: str) -> None:
     p.add_argument("--engine", choices=["auto", "gpu", "cpu"], default="auto", help="auto: gpu when CUDA is found")
     p.add_argument("--log", default=None, help="also write the trainer's output to this file")
     p.add_argument("--dry-run", action="store_true", help="print the command instead of running it")
+    p.add_argument("--launcher", action="append", default=[], metavar="FLAG[=VALUE]",
+                   help="GPU engine: a flag for the deepspeed launcher, before --module (repeatable), e.g. "
+                   "--launcher hostfile=/job/hostfile --launcher num_nodes=2 for a multi-node run")  # fmt: skip
 
 
 def _add_judge(sub) -> None:
@@ -250,10 +253,11 @@ def _run_trainer(args, openrlhf_argv: list[str]) -> int:
     model = flag_value(openrlhf_argv, cli["model"])
     if model:  # at once, not after the trainer's imports
         check_model_folder(model, cli["model"])
+    launcher = launch.launcher_argv(args.launcher)
     if args.dry_run:
-        print(" ".join(launch.plan(cli, openrlhf_argv, engine=args.engine).command))
+        print(" ".join(launch.plan(cli, openrlhf_argv, engine=args.engine, launcher=launcher).command))
         return 0
-    launch.run(cli, openrlhf_argv, engine=args.engine, log_path=args.log)
+    launch.run(cli, openrlhf_argv, engine=args.engine, log_path=args.log, launcher=launcher)
     return 0
 
 

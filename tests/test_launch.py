@@ -74,3 +74,27 @@ def test_cpu_engine_builds_torch_extensions_per_environment_and_clears_a_killed_
 
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "mine"))
     assert launch.plan(TRAIN_SFT, [], engine="cpu").env["TORCH_EXTENSIONS_DIR"] == str(tmp_path / "mine")
+
+
+def test_deepspeed_launcher_flags_go_before_the_module_for_multi_node_training_and_the_cpu_refuses_them():
+    launcher = launch.launcher_argv(["hostfile=/job/hostfile", "num_nodes=2", "master_addr=10.0.0.1", "no_ssh_check"])
+    assert launcher == ["--hostfile", "/job/hostfile", "--num_nodes", "2", "--master_addr", "10.0.0.1",
+                        "--no_ssh_check"]  # fmt: skip
+    command = launch.plan(TRAIN_SFT, ["--data.dataset", "d.jsonl"], engine="gpu", launcher=launcher).command
+    assert command[1 : command.index("--module")] == launcher and command[-2:] == ["--data.dataset", "d.jsonl"]
+    with pytest.raises(ValueError, match="CPU engine runs one process"):
+        launch.plan(TRAIN_SFT, ["--data.dataset", "d.jsonl"], engine="cpu", launcher=launcher)
+    with pytest.raises(ValueError, match="without dashes"):
+        launch.launcher_argv(["--num_nodes=2"])
+
+
+def test_the_pipeline_passes_each_trainers_launcher_flags(tmp_path):
+    from openrlhf_distill.pipeline import config as cfg
+    from openrlhf_distill.pipeline import stages
+
+    config = cfg.load_config(None, ["--data.source", "toy", "--run_dir", str(tmp_path), "--sft.launcher",
+                                    "hostfile=/h,num_nodes=2", "--rm.launcher", "num_nodes=2"])  # fmt: skip
+    planned = {stage.key: stage.argv for stage in stages.plan(config)}
+    sft, rm = planned["sft@seed0"], planned["rm@seed0"]
+    assert " ".join(sft).count("--launcher") == 2 and "--launcher hostfile=/h --launcher num_nodes=2" in " ".join(sft)
+    assert "--launcher num_nodes=2" in " ".join(rm) and "--launcher" not in " ".join(planned["rl_rm@seed0"])

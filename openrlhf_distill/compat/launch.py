@@ -115,16 +115,32 @@ def _cpu_argv(cli: OpenRLHFCli, argv: list[str]) -> list[str]:
     return argv
 
 
-def plan(cli: OpenRLHFCli, argv: list[str], *, engine: str = "auto") -> Launch:
-    """The command and environment that run ``cli`` with ``argv`` on ``engine`` ("auto", "gpu" or "cpu")."""
+def launcher_argv(flags: list[str]) -> list[str]:
+    """``--launcher`` values ("hostfile=/job/hosts", "num_nodes=2", "no_ssh_check") as deepspeed launcher flags:
+    ``--hostfile /job/hosts --num_nodes 2 --no_ssh_check``. deepspeed itself judges them."""
+    argv = []
+    for flag in flags:
+        name, has_value, value = flag.partition("=")
+        if not name or name.startswith("-"):
+            raise ValueError(f"--launcher {flag!r}: give the deepspeed launcher flag without dashes, e.g. num_nodes=2")
+        argv += [f"--{name}", value] if has_value else [f"--{name}"]
+    return argv
+
+
+def plan(cli: OpenRLHFCli, argv: list[str], *, engine: str = "auto", launcher: list[str] = ()) -> Launch:
+    """The command and environment that run ``cli`` with ``argv`` on ``engine`` ("auto", "gpu" or "cpu");
+    ``launcher``: flags for the deepspeed launcher (GPU engine: hostfile, nodes, ... for a multi-node run)."""
     check_openrlhf()
     engine = detect_engine() if engine == "auto" else engine
     if engine not in ("gpu", "cpu"):
         raise ValueError(f"engine must be auto, gpu or cpu, not {engine!r}")
     env = patches.subprocess_env(engine=engine)  # fixes apply on both engines; CPU patches on the CPU engine only
     if engine == "gpu":
-        launcher = shutil.which("deepspeed") or "deepspeed"
-        return Launch("gpu", [launcher, "--module", cli.module, *argv], env)
+        deepspeed = shutil.which("deepspeed") or "deepspeed"
+        return Launch("gpu", [deepspeed, *launcher, "--module", cli.module, *argv], env)
+    if launcher:
+        raise ValueError(f"--launcher {' '.join(launcher)}: the CPU engine runs one process, without deepspeed's "
+                         "launcher")  # fmt: skip
     # One training process: the distributed env that torchrun or deepspeed would otherwise provide.
     env.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -132,9 +148,10 @@ def plan(cli: OpenRLHFCli, argv: list[str], *, engine: str = "auto") -> Launch:
     return Launch("cpu", [sys.executable, "-m", cli.module, *_cpu_argv(cli, argv)], env)
 
 
-def run(cli: OpenRLHFCli, argv: list[str], *, engine: str = "auto", log_path: str | None = None) -> Launch:
+def run(cli: OpenRLHFCli, argv: list[str], *, engine: str = "auto", log_path: str | None = None,
+        launcher: list[str] = ()) -> Launch:  # fmt: skip
     """Runs the trainer to completion, streaming its output (and copying it to ``log_path``)."""
-    launch = plan(cli, argv, engine=engine)
+    launch = plan(cli, argv, engine=engine, launcher=launcher)
     if log_path:
         os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
     tail: list[str] = []

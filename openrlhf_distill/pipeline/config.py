@@ -56,8 +56,9 @@ DEFAULTS: dict = {
     "judge": {"model": None, "flags": {}},
     # sft_min_label: least label of an SFT response (vote labels are 0/1; judge labels score/10, e.g. 0.9).
     "build": {"sft_max_per_question": None, "sft_min_label": None, "pairs_per_question": 16, "pair_margin": 0.3},
-    "sft": {"flags": {}},
-    "rm": {"flags": {}, "ablations": []},  # ablations: ["teacher_only"] (RM data from teacher samples only)
+    # launcher: deepspeed launcher flags for a multi-node GPU run, e.g. ["hostfile=/job/hosts", "num_nodes=2"]
+    "sft": {"flags": {}, "launcher": []},
+    "rm": {"flags": {}, "ablations": [], "launcher": []},  # ablations: ["teacher_only"] (RM data: teacher only)
     "ppo": {"schemes": ["rm"], "flags": {}},
     # The GPU cluster the run is for: each PPO stage's GPU plan (OpenRLHF's placement of its groups) is checked
     # against nodes x gpus_per_node when the stage starts (`ppo --distill.cluster.*`). null: not checked.
@@ -227,6 +228,8 @@ SETTINGS = {
     "build.pairs_per_question": int_at_least(1),
     "build.pair_margin": number_in(0, 1),
     "rm.ablations": _list_of(_string, non_empty=False),
+    "sft.launcher": _list_of(_string, non_empty=False),
+    "rm.launcher": _list_of(_string, non_empty=False),
     "ppo.schemes": _list_of(_string),
     "cluster.nodes": _optional(int_at_least(1)),
     "cluster.gpus_per_node": _optional(int_at_least(1)),

@@ -73,6 +73,11 @@ def _flags(mapping: dict) -> list[str]:
     return out
 
 
+def _launcher(section: dict) -> list[str]:
+    """A trainer section's deepspeed launcher flags as `--launcher FLAG=VALUE` words (none: nothing added)."""
+    return [word for flag in section["launcher"] for word in ("--launcher", flag)]
+
+
 def _csv(values) -> str:
     return ",".join(str(v) for v in values)
 
@@ -188,7 +193,8 @@ def plan(config: dict) -> list[Stage]:
         S = TRAIN_SFT
         sft_argv = ["sft", "--engine", engine, S["model"], student_model, S["dataset"],
                     os.path.join(sft_data, "sft.jsonl"), S["input_key"], "input", S["output_key"], "output",
-                    S["apply_chat_template"], S["seed"], str(seed), *_flags(config["sft"]["flags"])]  # fmt: skip
+                    S["apply_chat_template"], S["seed"], str(seed), *_launcher(config["sft"]),
+                    *_flags(config["sft"]["flags"])]  # fmt: skip
         add(Stage("sft", f"sft@seed{seed}", seed, sft_argv, sft, upstream + external + [sft_data], partial=True))
         samples = os.path.join(here, "student_samples")
         argv, inputs = sampling(sft, "student", train, samples, student, seed, [sft])
@@ -209,7 +215,7 @@ def plan(config: dict) -> list[Stage]:
             rm_argv = ["train-rm", "--engine", engine, R["model"], sft, R["dataset"],
                        os.path.join(rm_data, "rm_pairs.jsonl"), R["prompt_key"], "prompt", R["chosen_key"], "chosen",
                        R["rejected_key"], "rejected", R["apply_chat_template"], "--distill.rm.points",
-                       os.path.join(rm_data, "rm_points.jsonl"), R["seed"], str(seed),
+                       os.path.join(rm_data, "rm_points.jsonl"), R["seed"], str(seed), *_launcher(config["rm"]),
                        *_flags(config["rm"]["flags"])]  # fmt: skip
             add(Stage("rm", f"rm{suffix}@seed{seed}", seed, rm_argv, rm, [sft, rm_data], partial=True))
             rms[suffix] = (rm, rm_data)
