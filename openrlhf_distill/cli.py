@@ -84,8 +84,9 @@ def _add_ppo(sub) -> None:
     )
     p.add_argument(
         "--distill.rm_server.host",
-        default="127.0.0.1",
-        help="hybrid: address the run's RM server listens on (0.0.0.0: engines on other nodes)",
+        default=None,
+        help="hybrid: address the run's RM server listens on (default: 127.0.0.1, or every interface when the "
+        "run joins a Ray cluster, the reward function then calling this node's routable address)",
     )
     p.add_argument("--distill.rm_server.port", type=int, default=0, help="hybrid: its port (0: a free one)")
     p.add_argument("--distill.rm_server.max_batch_size", type=int, default=64)

@@ -31,6 +31,7 @@ from .compat import launch, ray_driver
 from .compat.flags import TRAIN_PPO_RAY, flag_value, has_flag
 from .records import write_json_atomic
 from .rewards.schemes import RM_SCHEMES, SCHEMES, RewardConfig
+from .rewards.server import advertised_address
 
 LABEL_COLUMN = "distill_label"  # written by `openrlhf-distill build` into rl_prompts.jsonl
 RUN_SUBDIR = "distill_ppo"
@@ -49,7 +50,7 @@ class PPOOptions:
     ray_address: str | None = None
     submit: bool = False
     rm_server_url: str | None = None  # hybrid: a running `openrlhf-distill serve-rm`; else we start one
-    rm_server_host: str = "127.0.0.1"
+    rm_server_host: str | None = None  # None: 127.0.0.1 for a local run, every interface when joining a cluster
     rm_server_port: int = 0
     rm_server_max_batch_size: int = 64
     rm_server_max_wait_ms: float = 5.0
@@ -64,7 +65,8 @@ class PPOPlan:
     run_dir: str
     reward_config: RewardConfig | None = None
     reward_file: str | None = None
-    rm_server_model: str | None = None  # hybrid: the RM we serve for the run
+    rm_server_model: str | None = None  # hybrid: the RM we serve for the run, on this address
+    rm_server_host: str | None = None
     notes: list = field(default_factory=list)
 
 
@@ -103,8 +105,12 @@ def _scheme_argv(argv: list[str], options: PPOOptions, run_dir: str) -> tuple[li
             rm_url = options.rm_server_url.rstrip("/")
         elif rm_path:
             port = options.rm_server_port or launch.free_port()
-            extra["rm_server"] = (rm_path, port)
-            rm_url = f"http://{options.rm_server_host}:{port}"
+            # Rollout actors on other nodes call the server: on a cluster it listens on every interface and the
+            # reward function gets this node's routable address, not 127.0.0.1 (which is each node itself).
+            joins_cluster = bool(options.ray_address or options.submit or os.environ.get("RAY_ADDRESS"))
+            host = options.rm_server_host or ("0.0.0.0" if joins_cluster else "127.0.0.1")
+            extra["rm_server"] = (rm_path, host, port)
+            rm_url = f"http://{advertised_address(host)}:{port}"
         else:
             raise ValueError(f"--reward.scheme hybrid needs the RM: {cli['reward_model']} or --distill.rm_server.url")
         argv = _without_flag(argv, cli["reward_model"])  # OpenRLHF would otherwise ignore it silently
@@ -140,7 +146,8 @@ def plan(argv: list[str], options: PPOOptions) -> PPOPlan:
     rm_server = extra.get("rm_server")
     return PPOPlan(options=options, launch=planned, openrlhf_argv=openrlhf_argv, run_dir=run_dir,
                    reward_config=extra.get("reward_config"), reward_file=extra.get("reward_file"),
-                   rm_server_model=rm_server[0] if rm_server else None)  # fmt: skip
+                   rm_server_model=rm_server[0] if rm_server else None,
+                   rm_server_host=rm_server[1] if rm_server else None)  # fmt: skip
 
 
 def validate(ppo_plan: PPOPlan):
@@ -282,7 +289,7 @@ def run(ppo_plan: PPOPlan, *, log_path: str | None = None) -> dict:
 
         port = int(ppo_plan.reward_config.rm_url.rsplit(":", 1)[1])
         o = ppo_plan.options
-        server = RewardModelServer(ppo_plan.rm_server_model, host=o.rm_server_host, port=port,
+        server = RewardModelServer(ppo_plan.rm_server_model, host=ppo_plan.rm_server_host, port=port,
                                    max_batch_size=o.rm_server_max_batch_size,
                                    max_wait_ms=o.rm_server_max_wait_ms).start()  # fmt: skip
     try:

@@ -53,6 +53,19 @@ def test_each_scheme_builds_a_command_openrlhf_accepts(tmp_path, scheme, extra):
     assert p.launch.env["PYTHONPATH"].split(":")[0].endswith("compat/boot")
 
 
+def test_a_hybrid_run_on_a_cluster_serves_its_rm_on_every_interface_at_this_nodes_address(tmp_path, monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    local = _plan(tmp_path, *RM, scheme="hybrid", task="gsm8k")
+    assert local.rm_server_host == "127.0.0.1" and local.reward_config.rm_url.startswith("http://127.0.0.1:")
+    # Joining a cluster, the reward function runs in rollout actors on other nodes: 127.0.0.1 would be each
+    # actor's own node, and 0.0.0.0 no address at all.
+    cluster = _plan(tmp_path, *RM, scheme="hybrid", task="gsm8k", engine="gpu", ray_address="ray://head:10001")
+    host = cluster.reward_config.rm_url.removeprefix("http://").rsplit(":", 1)[0]
+    assert cluster.rm_server_host == "0.0.0.0" and host not in ("127.0.0.1", "0.0.0.0", "localhost", "")
+    mine = _plan(tmp_path, *RM, scheme="hybrid", task="gsm8k", rm_server_host="10.1.2.3")
+    assert mine.rm_server_host == "10.1.2.3" and mine.reward_config.rm_url.startswith("http://10.1.2.3:")
+
+
 def test_judge_is_the_rm_path_with_another_rm(tmp_path):
     rm, judge = _plan(tmp_path, *RM, scheme="rm"), _plan(tmp_path, *RM, scheme="judge")
     assert rm.launch.command == judge.launch.command
@@ -177,15 +190,19 @@ def test_openrlhf_step_lines_are_parsed_into_metrics():
     assert ppo.parse_step_line("(PPOTrainer pid=1) Sample: ['hello', 0.5]") is None
 
 
-def test_cli_dry_run_prints_the_command_and_writes_nothing(tmp_path):
-    out = tmp_path / "out"
+def test_cli_dry_run_prints_the_command_and_its_gpu_plan_and_writes_nothing(tmp_path, tiny_model):
+    out, prompts = tmp_path / "out", tmp_path / "rl_prompts.jsonl"
+    prompts.write_text(json.dumps({"input": "What is 1 + 1?", "distill_label": "2"}) + "\n")
+    argv = [*BASE, "--ckpt.output_dir", str(out)]
+    argv[argv.index("/models/student_sft")], argv[argv.index("/data/rl_prompts.jsonl")] = tiny_model, str(prompts)
     command = [sys.executable, "-m", "openrlhf_distill.cli", "ppo", "--reward.scheme", "vote", "--dry-run",
-               "--engine", "cpu", *BASE, "--ckpt.output_dir", str(out)]  # fmt: skip
+               "--engine", "cpu", *argv]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "-m openrlhf_distill.compat.ray_driver" in result.stdout
     assert "--reward.remote_url" in result.stdout and "OPENRLHF_DISTILL_RAY_GPUS=5" in result.stdout
     assert "accepted by openrlhf.cli.train_ppo_ray" in result.stderr
+    assert "GPU plan (as OpenRLHF 0.11.2 places the groups):" in result.stderr and "total: " in result.stderr
     assert not out.exists()
 
 

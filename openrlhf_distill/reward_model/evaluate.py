@@ -55,17 +55,20 @@ class RewardScorer:
     so that a hybrid reward mixes the RM with a 0/1 vote reward on a known scale). Evaluation uses raw rewards.
     """
 
-    def __init__(self, model_dir: str, batch_size: int = 16, normalize: bool = False):
+    def __init__(self, model_dir: str, batch_size: int = 16, normalize: bool = False, device: str | None = None):
+        """``device``: where the RM scores; by default the GPU where this process sees one, else the CPU."""
         from ..compat import boot_install
 
         check_reward_model(model_dir)
         boot_install()  # among the patches: the fix that refills mean/std from config.json after loading
+        import torch
         from openrlhf.models import get_llm_for_sequence_regression
         from transformers import AutoTokenizer
 
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model = get_llm_for_sequence_regression(
             model_dir, "reward", normalize_reward=normalize, attn_implementation="eager", param_dtype="bf16"
-        ).eval()
+        ).eval().to(self.device)  # fmt: skip
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.tokenizer.padding_side = "left"
         self.batch_size = batch_size
@@ -94,7 +97,7 @@ class RewardScorer:
         for start in range(0, len(texts), self.batch_size):
             ids = self.tokenizer(texts[start : start + self.batch_size], add_special_tokens=False)["input_ids"]
             ids = [self._cut(one) for one in ids]
-            batch = self.tokenizer.pad({"input_ids": ids}, return_tensors="pt")
+            batch = self.tokenizer.pad({"input_ids": ids}, return_tensors="pt").to(self.device)
             with torch.no_grad():
                 out += self.model(batch.input_ids, attention_mask=batch.attention_mask).float().tolist()
         return out

@@ -372,6 +372,21 @@ class _Handler(BaseHTTPRequestHandler):
             raise BadRequest(400, f"body is not valid JSON: {error}") from None
 
 
+def advertised_address(host: str) -> str:
+    """The address clients should call for a server listening on ``host``: for every interface (0.0.0.0, ::),
+    this node's routable IP (as Ray finds it), so that actors on other nodes reach it; otherwise ``host``."""
+    if host not in ("0.0.0.0", "::", ""):
+        return host
+    try:
+        from ray.util import get_node_ip_address
+
+        return get_node_ip_address()
+    except Exception:  # no Ray, or no route: the host name, which other nodes can usually resolve
+        import socket
+
+        return socket.gethostname()
+
+
 # --- client --------------------------------------------------------------------------------------------------------
 def score_endpoint(url: str) -> str:
     """``http://host:port`` or ``.../score`` -> the /score endpoint."""
