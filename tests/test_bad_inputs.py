@@ -41,6 +41,10 @@ CASES = {  # name: (command line, split on spaces, then each word filled in; wha
                                           "--vote.max_temperature -1", ["--vote.max_temperature", "number >= 0"]),
     "label, a min ratio that is not a number": ("label --prompts {pairs} --teacher-samples {pairs} --out {tmp}/l "
                                                 "--vote.min_ratio high", ["--vote.min_ratio", "'high'"]),
+    "generate, no model folder": ("generate --model {tmp}/nowhere --role teacher --prompts {prompts} --out {tmp}/s "
+                                  "--task arithmetic --backend hf", ["nowhere", "is not a model folder"]),
+    "judge, no teacher samples": ("judge --task arithmetic --prompts {prompts} --teacher-samples {empty} --out "
+                                  "{tmp}/j --model {lm} --backend hf", ["empty.jsonl", "no teacher samples in it"]),
     "label, no teacher samples": ("label --task arithmetic --prompts {prompts} --teacher-samples {empty} --out "
                                   "{tmp}/l", ["empty.jsonl", "no teacher samples in it"]),
     "build, a negative pair cap": ("build --prompts {pairs} --labels {tmp} --out {tmp}/b --rm.pairs_per_question -1",
