@@ -220,3 +220,31 @@ def test_gsm8k_few_shot_prompt_is_eight_q_a_exemplars_then_the_question():
 def test_gsm8k_rejects_an_unknown_prompt_style():
     with pytest.raises(ValueError, match="few_shot"):
         GSM8K.format_prompt({"id": "q1", "prompt": "?"}, style="five_shot")
+
+
+# A fraction that ends a sentence is the fraction, not its numerator (it was read as "3" from "3/4."): the
+# period after the denominator is punctuation unless a digit follows it.
+FRACTIONS_BEFORE_PUNCTUATION = [
+    ("So each friend gets 3/4.", "0.75"),
+    ("The share of red marbles is 2/5.", "0.4"),
+    ("The answer is 1/3.", "1/3"),
+    ("Each slice is 5/8, and that is all.", "0.625"),
+    ("She ate 7/2; that is three and a half.", "3.5"),
+    ("So the probability is 1/6!", "1/6"),
+    ("The ratio comes to 9/12.", "0.75"),
+    ("Therefore x = 3/4.\n", "0.75"),
+    ("The final answer is \\frac{3}{4}.", "0.75"),
+    ("The answer is $\\frac{1}{8}$.", "0.125"),
+    ("He walks \\dfrac{5}{2}.", "2.5"),
+    ("The answer is -3/4.", "-0.75"),
+]
+
+
+@pytest.mark.parametrize("response, want", FRACTIONS_BEFORE_PUNCTUATION)
+def test_a_fraction_ending_a_sentence_is_read_whole(response, want):
+    assert GSM8K.extract(response).answer == want
+
+
+@pytest.mark.parametrize("text, want", [("on 12/25/2020.", "12"), ("it was 3/4.5 of it", "3")])
+def test_a_date_or_a_fraction_running_into_a_decimal_is_still_not_a_fraction(text, want):
+    assert first_number(text) == want

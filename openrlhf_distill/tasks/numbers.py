@@ -20,7 +20,7 @@ NUMBER = re.compile(
     (?<![\w./])                              # not inside a word, a decimal or a fraction (x2, 3.5.1, 12/25)
     (?P<sign>-)?(?:\\?\$[ \t]?)?(?P<sign2>-)?  # a minus sign before or after a dollar sign ($ or LaTeX \$)
     (?P<number>(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)  # 1,234 only with full groups of three
-    (?:/(?P<denominator>\d+)(?![\d/.]))?     # 3/4, but not a date 12/25/2020
+    (?:/(?P<denominator>\d+)(?![\d/]|\.\d))? # 3/4 (and 3/4. ending a sentence), not a date 12/25/2020
     """,
     re.X,
 )
