@@ -300,18 +300,21 @@ def test_a_rerun_skips_what_is_done_and_a_changed_setting_reruns_from_there(tmp_
     assert record["status"] == "done" and record["samples"] == 2 * len(QUESTIONS) and record["tokens"] > 0
 
 
-def test_a_second_run_in_a_run_folder_in_use_is_refused_and_a_dead_holder_never_blocks(tmp_path, prompts):
+def test_a_second_run_in_a_run_folder_in_use_is_refused_and_a_dead_holder_never_blocks(
+    tmp_path, prompts, tiny_model
+):
     from openrlhf_distill.pipeline.runner import run_folder_lock
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    # The teacher model does not exist: a run that got past the lock would fail at its first stage instead.
-    config = _config(tmp_path, prompts, str(tmp_path / "no_model"), run_dir)
+    config = _config(tmp_path, prompts, tiny_model, run_dir, teacher={
+        "model": tiny_model, "temperatures": [1.0], "n_per_temperature": 1, "max_new_tokens": 4})  # fmt: skip
     with run_folder_lock(str(run_dir)):
         busy = _run(config, "--until-stage", "teacher_samples", timeout=120)
     assert busy.returncode == 2, busy.stderr[-2000:]
     assert f"{run_dir} is in use by another `openrlhf-distill run` (pid {os.getpid()}" in busy.stderr
     assert sorted(os.listdir(run_dir)) == [".lock"]  # the refused run wrote nothing
-    # The lock went with its holder: the same run now starts (and fails where the missing model is read).
+    # The lock went with its holder: the same run now goes through.
     free = _run(config, "--until-stage", "teacher_samples", timeout=300)
-    assert "in use by another" not in free.stderr and "no_model" in free.stderr, free.stderr[-2000:]
+    assert free.returncode == 0 and "in use by another" not in free.stderr, free.stderr[-2000:]
+    assert (run_dir / "teacher_samples").is_dir()
