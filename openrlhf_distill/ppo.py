@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 
 from .compat import launch, ray_driver
-from .compat.flags import TRAIN_PPO_RAY, flag_value, has_flag
+from .compat.flags import TRAIN_PPO_RAY, flag_value, has_flag, parsed_value
 from .records import write_json_atomic
 from .rewards.schemes import RM_SCHEMES, SCHEMES, RewardConfig
 from .rewards.server import advertised_address
@@ -156,12 +156,6 @@ def validate(ppo_plan: PPOPlan):
     return ray_driver.validate(command[command.index(ray_driver.__name__) + 1 :])
 
 
-def _setting(namespace, dotted: str):
-    for part in dotted.split("."):
-        namespace = getattr(namespace, part, None)
-    return namespace
-
-
 def check_inputs(ppo_plan: PPOPlan, namespace) -> None:
     """What OpenRLHF's own checks (``validate``) leave to the start of training, checked before any resources
     are asked for: the model folders, the prompt files and the columns the run will read, the sampling settings.
@@ -170,26 +164,26 @@ def check_inputs(ppo_plan: PPOPlan, namespace) -> None:
     from .records import ANY_OBJECT, RecordError, read_records
 
     cli = TRAIN_PPO_RAY
-    check_model_folder(_setting(namespace, "actor.model_name_or_path"), cli["actor_model"])
-    rm_path = _setting(namespace, "reward.model_name_or_path")
+    check_model_folder(parsed_value(namespace, "actor.model_name_or_path"), cli["actor_model"])
+    rm_path = parsed_value(namespace, "reward.model_name_or_path")
     if ppo_plan.options.scheme in RM_SCHEMES and rm_path and looks_local(rm_path):
         check_reward_model(rm_path)
     if ppo_plan.rm_server_model and looks_local(ppo_plan.rm_server_model):
         check_reward_model(ppo_plan.rm_server_model)
-    critic = _setting(namespace, "critic.model_name_or_path")
-    if critic and _setting(namespace, "algo.advantage.estimator") == "gae":  # the other estimators use no critic
+    critic = parsed_value(namespace, "critic.model_name_or_path")
+    if critic and parsed_value(namespace, "algo.advantage.estimator") == "gae":  # the other estimators use no critic
         check_model_folder(critic, cli["critic_model"])
-    temperature, top_p = _setting(namespace, "rollout.temperature"), _setting(namespace, "rollout.top_p")
+    temperature, top_p = parsed_value(namespace, "rollout.temperature"), parsed_value(namespace, "rollout.top_p")
     if temperature is not None and not 0 <= temperature <= 2:
         raise ValueError(f"--rollout.temperature: must be a number in [0, 2], got {temperature}")
     if top_p is not None and not 0 < top_p <= 1:
         raise ValueError(f"--rollout.top_p: must be a number in (0, 1], got {top_p}")
     # Local JSON Lines prompt files: every row must hold the columns the run reads (a Hub data set, or another
     # format, is OpenRLHF's to read).
-    columns = [_setting(namespace, "data.input_key")] + [_setting(namespace, "data.label_key")] * bool(
-        _setting(namespace, "data.label_key")
+    columns = [parsed_value(namespace, "data.input_key")] + [parsed_value(namespace, "data.label_key")] * bool(
+        parsed_value(namespace, "data.label_key")
     )
-    for name in str(_setting(namespace, "data.prompt_dataset") or "").split(","):
+    for name in str(parsed_value(namespace, "data.prompt_dataset") or "").split(","):
         if not name or not looks_local(name) or os.path.isdir(name) or not name.endswith(".jsonl"):
             if name and looks_local(name) and not os.path.exists(name):
                 raise RecordError(name, None, None, f"{cli['prompt_dataset']}: no such file")

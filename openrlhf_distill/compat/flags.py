@@ -104,6 +104,14 @@ TRAIN_PPO_RAY = OpenRLHFCli(
 )
 
 
+def parsed_value(namespace, dotted: str):
+    """The value of a dotted setting (``actor.model_name_or_path``) in the nested namespace OpenRLHF's parser
+    returns (what ``ray_driver.validate`` gives back), with OpenRLHF's defaults filled in; None when absent."""
+    for part in dotted.split("."):
+        namespace = getattr(namespace, part, None)
+    return namespace
+
+
 def flag_value(argv: list[str], flag: str) -> str | None:
     """The value given to ``flag`` in an argv list (``--f v`` or ``--f=v``), the last one winning; else None."""
     value = None

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .flags import parsed_value
+
 
 @dataclass(frozen=True)
 class Placement:
@@ -41,39 +43,34 @@ class Placement:
         return f"{' + '.join(self.members)}: {self.gpus} GPU(s) ({self.units} {self.unit}(s) x {self.gpus_per_unit})"
 
 
-def _get(namespace, dotted: str):
-    for part in dotted.split("."):
-        namespace = getattr(namespace, part)
-    return namespace
-
-
 def _group(namespace, name: str) -> tuple[int, int]:
-    return _get(namespace, f"{name}.num_nodes"), _get(namespace, f"{name}.num_gpus_per_node")
+    return parsed_value(namespace, f"{name}.num_nodes"), parsed_value(namespace, f"{name}.num_gpus_per_node")
 
 
 def plan(namespace) -> list[Placement]:
     """The placements of a run, from train_ppo_ray's parsed arguments (what ``ray_driver.validate`` returns)."""
-    colocate_all = _get(namespace, "train.colocate_all")
-    vllm_with_actor = colocate_all and not _get(namespace, "train.async_enable")
-    kl = _get(namespace, "algo.kl.init_coef") > 0
-    engines = _get(namespace, "vllm.num_engines") or 0
-    critic = bool(_get(namespace, "critic.model_name_or_path"))
-    reward = not _get(namespace, "reward.remote_url")
+    colocate_all = parsed_value(namespace, "train.colocate_all")
+    vllm_with_actor = colocate_all and not parsed_value(namespace, "train.async_enable")
+    kl = parsed_value(namespace, "algo.kl.init_coef") > 0
+    engines = parsed_value(namespace, "vllm.num_engines") or 0
+    critic = bool(parsed_value(namespace, "critic.model_name_or_path"))
+    reward = not parsed_value(namespace, "reward.remote_url")
 
     placements: list[Placement] = []
     shared: list[str] | None = None  # the members of the placement group the next groups join, if any
-    if _get(namespace, "train.colocate_actor_ref") or colocate_all:
+    if parsed_value(namespace, "train.colocate_actor_ref") or colocate_all:
         shared = ["actor"] + (["ref"] if kl else []) + (["vLLM"] if engines and vllm_with_actor else [])
         placements.append(Placement(tuple(shared), *_group(namespace, "actor")))
     if engines and not vllm_with_actor:
-        placements.append(Placement(("vLLM",), engines, _get(namespace, "vllm.tensor_parallel_size"), "engine"))
+        tensor_parallel = parsed_value(namespace, "vllm.tensor_parallel_size")
+        placements.append(Placement(("vLLM",), engines, tensor_parallel, "engine"))
     if shared is None:
         placements.append(Placement(("actor",), *_group(namespace, "actor")))
         if kl:
             placements.append(Placement(("ref",), *_group(namespace, "ref")))
     # The second half of train(): the actor's group is dropped unless colocate_all; critic + reward may get one.
     joins_actor = colocate_all
-    if critic and _get(namespace, "train.colocate_critic_reward"):
+    if critic and parsed_value(namespace, "train.colocate_critic_reward"):
         members = ("critic", "reward") if reward else ("critic",)
         placements.append(Placement(members, *_group(namespace, "critic")))
     elif joins_actor:
