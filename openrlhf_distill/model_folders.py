@@ -21,8 +21,9 @@ def looks_local(name: str) -> bool:
 
 def check_model_folder(path: str, setting: str) -> None:
     """Refuses a local path that is not a model folder (no config.json); a Hub id passes."""
-    if looks_local(path) and not os.path.isfile(os.path.join(os.path.expanduser(path), "config.json")):
-        found = "no such folder" if not os.path.exists(path) else "no config.json in it"
+    folder = os.path.expanduser(path)
+    if looks_local(path) and not os.path.isfile(os.path.join(folder, "config.json")):
+        found = "no such folder" if not os.path.exists(folder) else "no config.json in it"
         raise ValueError(f"{setting} {path}: not a model folder ({found})")
 
 
