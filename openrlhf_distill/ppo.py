@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 
 from .compat import launch, ray_driver
-from .compat.flags import TRAIN_PPO_RAY, flag_value, has_flag, parsed_value
+from .compat.flags import TRAIN_PPO_RAY, flag_value, has_flag, parsed_value, with_flag_value
 from .records import write_json_atomic
 from .rewards.schemes import RM_SCHEMES, SCHEMES, RewardConfig
 from .rewards.server import advertised_address
@@ -128,12 +128,38 @@ def _scheme_argv(argv: list[str], options: PPOOptions, run_dir: str) -> tuple[li
     return argv, extra
 
 
+# Flags whose values are files or folders (always local), and those that may name a local model folder or a Hub id.
+PATH_FLAGS = ("output_dir", "ckpt_path")
+MODEL_FLAGS = ("actor_model", "reward_model", "critic_model")
+
+
+def absolute_path_flags(argv: list[str], ray_address: str | None = None) -> list[str]:
+    """``argv`` with its local paths made absolute: the Ray workers that read them may be on other nodes, with
+    other working folders (`cluster_paths`). The prompt data set may be a comma-separated list."""
+    from .cluster_paths import absolute
+
+    cli = TRAIN_PPO_RAY
+    paths = {cli[key]: flag_value(argv, cli[key]) for key in PATH_FLAGS}
+    models = {cli[key]: flag_value(argv, cli[key]) for key in MODEL_FLAGS}
+    datasets = (flag_value(argv, cli["prompt_dataset"]) or "").split(",")
+    models |= {f"{cli['prompt_dataset']} ({name})": name for name in datasets if name}  # local files, or Hub ids
+    resolved = absolute(paths, models, ray_address)
+    for key in (*PATH_FLAGS, *MODEL_FLAGS):
+        if resolved[cli[key]] is not None:
+            argv = with_flag_value(argv, cli[key], resolved[cli[key]])
+    if any(datasets):
+        joined = ",".join(resolved[f"{cli['prompt_dataset']} ({name})"] if name else name for name in datasets)
+        argv = with_flag_value(argv, cli["prompt_dataset"], joined)
+    return argv
+
+
 def plan(argv: list[str], options: PPOOptions) -> PPOPlan:
     """Everything a PPO run is: the command, its environment, the reward settings. Writes nothing."""
     if options.scheme not in SCHEMES:
         raise ValueError(f"--reward.scheme: unknown scheme {options.scheme!r}; choose one of {', '.join(SCHEMES)}")
     if not flag_value(argv, TRAIN_PPO_RAY["actor_model"]):
         raise ValueError(f"{TRAIN_PPO_RAY['actor_model']} is required (the SFT-warmed student)")
+    argv = absolute_path_flags(argv, options.ray_address)
     output_dir = os.path.abspath(flag_value(argv, TRAIN_PPO_RAY["output_dir"]) or "./ckpt")  # OpenRLHF's default
     run_dir = os.path.join(output_dir, RUN_SUBDIR)
     openrlhf_argv, extra = _scheme_argv(list(argv), options, run_dir)

@@ -125,3 +125,14 @@ def flag_value(argv: list[str], flag: str) -> str | None:
 
 def has_flag(argv: list[str], flag: str) -> bool:
     return any(arg == flag or arg.startswith(flag + "=") for arg in argv)
+
+
+def with_flag_value(argv: list[str], flag: str, value: str) -> list[str]:
+    """``argv`` with every value given to ``flag`` (``--f v`` or ``--f=v``) replaced by ``value``."""
+    out = list(argv)
+    for i, arg in enumerate(out):
+        if arg == flag and i + 1 < len(out):
+            out[i + 1] = value
+        elif arg.startswith(flag + "="):
+            out[i] = f"{flag}={value}"
+    return out

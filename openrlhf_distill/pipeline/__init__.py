@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from ..records import write_json_atomic
-from .config import ConfigError, check_inputs, load_config
+from .config import ConfigError, check_inputs, load_config, with_absolute_paths
 from .runner import StageFailed, describe, run_folder_lock, run_stages, select
 from .stages import plan
 
@@ -24,17 +24,20 @@ def add_arguments(p) -> None:
 def run(args, overrides: list[str]) -> int:
     config = load_config(args.config, overrides)
     check_inputs(config)
-    stages, forced = select(plan(config), args.from_stage, args.until_stage)
-    run_dir = config["run_dir"]
+    # Commands carry absolute paths (Ray workers on other nodes do not share this working folder); fingerprints
+    # and run.json keep the config's own spelling.
+    absolute_config, written = with_absolute_paths(config)
+    stages, forced = select(plan(absolute_config), args.from_stage, args.until_stage)
+    run_dir = absolute_config["run_dir"]
     if args.dry_run:
         print(f"# run {run_dir}: {len(stages)} stages (states: done = skipped, new / stale / resume / rerun = run)")
-        print("\n".join(describe(stages, run_dir, forced)))
+        print("\n".join(describe(stages, run_dir, forced, written)))
         return 0
     os.makedirs(run_dir, exist_ok=True)
     with run_folder_lock(run_dir):
         write_json_atomic(os.path.join(run_dir, "run.json"),
                           {"task": config["task"], "seeds": config["seeds"], "config": config})  # fmt: skip
-        seen = run_stages(stages, run_dir, forced=forced)
+        seen = run_stages(stages, run_dir, forced=forced, written=written)
     results = os.path.join(run_dir, "results.json")
     if seen.get("report") == "done" and os.path.exists(results):  # the report stage prints it when it runs
         import json

@@ -299,3 +299,31 @@ def check_inputs(config: dict) -> None:
         model = config[role]["model"]
         if model and looks_local(model):
             check_model_folder(model, f"{role}.model")
+
+
+def with_absolute_paths(config: dict) -> tuple[dict, dict[str, str]]:
+    """``config`` with the run folder, the prompt files and local model folders as absolute paths, which every
+    node and a ``ray job submit`` job resolve alike (`cluster_paths`; a relative one is an error where the run
+    joins a cluster on other machines), and {absolute path: as the config wrote it} for the stages'
+    fingerprints (`runner.fingerprints`)."""
+    from ..cluster_paths import absolute
+
+    data = config["data"]
+    paths = {"run_dir": config["run_dir"], "data.train": data["train"], "data.test": data["test"]}
+    models = {} if config["backend"] == "openai" else {f"{role}.model": config[role]["model"]
+                                                      for role in ("teacher", "student", "judge")}  # fmt: skip
+    try:
+        resolved = absolute(paths, models)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    out = copy.deepcopy(config)
+    written = {}
+    for name, path in resolved.items():
+        node = out
+        *parents, key = name.split(".")
+        for part in parents:
+            node = node[part]
+        if path != node[key]:
+            written[path] = node[key]
+            node[key] = path
+    return out, written

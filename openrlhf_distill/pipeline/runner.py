@@ -89,15 +89,34 @@ def _file_signature(path: str) -> list:
     return [path, sorted(files)]
 
 
-def fingerprints(stages: list[Stage]) -> dict[str, str]:
-    """Each stage's fingerprint: its command + its inputs (upstream fingerprints, or the files themselves)."""
+def _as_written(written: dict[str, str]):
+    """A function giving back a path (or a command's argument) as the config wrote it: ``written`` maps each
+    absolute path the plan uses to the config's own spelling, so fingerprints do not change when the commands
+    carry absolute paths (runs started before they did are not redone)."""
+    prefixes = sorted(written.items(), key=lambda item: -len(item[0]))
+
+    def rewrite(text: str) -> str:
+        for absolute, spelling in prefixes:
+            if text == absolute or text.startswith(absolute + os.sep):
+                return spelling + text[len(absolute) :]
+        return text
+
+    return rewrite
+
+
+def fingerprints(stages: list[Stage], written: dict[str, str] | None = None) -> dict[str, str]:
+    """Each stage's fingerprint: its command + its inputs (upstream fingerprints, or the files themselves), with
+    paths as the config wrote them (``written``: absolute path -> spelling in the config)."""
+    rewrite = _as_written(written or {})
     made_by = {stage.output: stage.key for stage in stages}
     out: dict[str, str] = {}
     for stage in stages:
-        parts = {"argv": stage.argv, "inputs": []} | ({"resolved": stage.resolved} if stage.resolved else {})
+        parts = {"argv": [rewrite(arg) for arg in stage.argv], "inputs": []}
+        parts |= {"resolved": stage.resolved} if stage.resolved else {}
         for path in stage.inputs:
             producer = made_by.get(path) or next((k for o, k in made_by.items() if path.startswith(o + os.sep)), None)
-            parts["inputs"].append(["stage", out[producer]] if producer in out else _file_signature(path))
+            signature = _file_signature(path)
+            parts["inputs"].append(["stage", out[producer]] if producer in out else [rewrite(path), *signature[1:]])
         out[stage.key] = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
     return out
 
@@ -191,8 +210,8 @@ def select(stages: list[Stage], from_stage: str | None, until_stage: str | None)
     return stages, forced
 
 
-def describe(stages: list[Stage], run_dir: str, forced: set) -> list[str]:
-    prints = fingerprints(stages)
+def describe(stages: list[Stage], run_dir: str, forced: set, written: dict[str, str] | None = None) -> list[str]:
+    prints = fingerprints(stages, written)
     lines = []
     for stage in stages:
         state = "rerun" if stage.key in forced else status(stage, run_dir, prints[stage.key])
@@ -201,9 +220,10 @@ def describe(stages: list[Stage], run_dir: str, forced: set) -> list[str]:
     return lines
 
 
-def run_stages(stages: list[Stage], run_dir: str, *, forced: set = frozenset(), log=print) -> dict:
-    """Runs what is not done; returns {key: status before the run}."""
-    prints = fingerprints(stages)
+def run_stages(stages: list[Stage], run_dir: str, *, forced: set = frozenset(), log=print,
+               written: dict[str, str] | None = None) -> dict:  # fmt: skip
+    """Runs what is not done; returns {key: status before the run}. ``written``: as for `fingerprints`."""
+    prints = fingerprints(stages, written)
     seen = {}
     for stage in stages:
         fingerprint = prints[stage.key]
