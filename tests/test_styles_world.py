@@ -54,7 +54,9 @@ def test_small_styles_world_keeps_the_styles_apart_and_gold_out_of_the_training_
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     world = json.load(open(run_dir / "world" / "world.json"))
-    assert world["settings"]["teacher_worked_share"] == 0.0 and world["settings"]["student_worked_share"] == 0.3
+    settings = world["settings"]
+    assert settings["teacher_worked_share"] == 0.0 and settings["student_worked_share"] == 0.3
+    assert settings["student_shortcut_share"] == 1.0
 
     # The teacher's samples: the answer alone, every one of them.
     teacher = _samples(run_dir / "teacher_samples")

@@ -11,11 +11,13 @@ from openrlhf_distill.toy.world import (
     FILES,
     PRESETS,
     ArithmeticSpec,
+    Problem,
     check_steps,
     corrupt,
     generate_problems,
     make_problem,
     parse_question,
+    shortcut_answer,
     solve,
     write_world,
 )
@@ -181,7 +183,8 @@ def styles_world(tmp_path_factory):
     out = tmp_path_factory.mktemp("styles")
     info = write_world(str(out), n_train=200, n_test=200, n_dev=100, seed=3, n_pretrain_teacher=4000,
                        n_pretrain_student=2000, teacher_worked_share=STYLES.teacher_worked_share,
-                       student_worked_share=STYLES.student_worked_share, spec=STYLES.arithmetic,
+                       student_worked_share=STYLES.student_worked_share,
+                       student_shortcut_share=STYLES.student_shortcut_share, spec=STYLES.arithmetic,
                        pretrain_min_ops=STYLES.pretrain_min_ops)  # fmt: skip
     return out, info
 
@@ -199,7 +202,12 @@ def test_styles_world_teacher_learns_answers_alone_and_the_student_a_mix(styles_
     assert 0.25 < len(worked) / len(student) < 0.35
     assert all(all(check_steps(r["response"])) and TASK.extract_answer(r["response"]) == r["answer"]
                for r in worked)  # fmt: skip
-    assert all(r["response"] == f"#### {r['answer']}" for r in student if r not in worked)
+    # its answers alone are all one step short: always wrong, so its direct style is its worse one
+    assert STYLES.student_shortcut_share == 1.0
+    for r in student:
+        if r not in worked:
+            numbers, ops = parse_question(r["prompt"])
+            assert r["response"] == f"#### {solve(numbers[:-1], ops[:-1])[1]}" != f"#### {r['answer']}"
     # the teacher's questions, in its order, of the length measured: the shorter chains are the teacher's alone
     lengths = {r["prompt"]: len(parse_question(r["prompt"])[1]) for r in teacher}
     assert [r["prompt"] for r in student] == [r["prompt"] for r in teacher if lengths[r["prompt"]] >= 3][:2000]
@@ -220,10 +228,43 @@ def test_styles_world_splits_are_disjoint_and_gold_stays_in_the_prompt_records(s
             assert record["gold"] == str(solve(*parse_question(record["prompt"]))[1])
 
 
+def test_a_shortcut_answer_is_the_value_before_the_last_step_and_always_wrong():
+    numbers, ops = parse_question("What is 3 + 4 / 2 - 1?")
+    solution, answer = solve(numbers, ops)
+    problem = Problem("What is 3 + 4 / 2 - 1?", solution, answer, tuple(numbers), tuple(ops))
+    assert answer == 2 and shortcut_answer(problem) == "#### 3"
+    for p in _problems(5, 500, PRESETS["styles"].arithmetic):
+        short = TASK.extract_answer(shortcut_answer(p))
+        assert short != str(p.answer), p  # every operation changes the value, so one step short is wrong
+        assert short == str(solve(p.numbers[:-1], p.ops[:-1])[1])
+
+
+def test_a_students_shortcut_share_replaces_that_share_of_its_direct_answers(tmp_path):
+    from openrlhf_distill.tasks.arithmetic import response_style
+
+    write_world(str(tmp_path), n_train=20, n_test=20, n_dev=20, seed=1, n_pretrain_teacher=3000,
+                n_pretrain_student=2000, teacher_worked_share=0.0, student_worked_share=0.3,
+                student_shortcut_share=0.5, spec=STYLES.arithmetic)  # fmt: skip
+    student = _read_jsonl(tmp_path / FILES["pretrain_student"])
+    direct = [r for r in student if response_style(r["response"]) == "direct"]
+    short = [r for r in direct if r["response"] != f"#### {r['answer']}"]
+    assert 0.45 < len(short) / len(direct) < 0.55 and 0.25 < 1 - len(direct) / len(student) < 0.35
+    by_prompt = {r["prompt"]: r for r in student}
+    for r in short:
+        numbers, ops = parse_question(r["prompt"])
+        assert r["response"] == f"#### {solve(numbers[:-1], ops[:-1])[1]}", by_prompt[r["prompt"]]
+    # the teacher's answers are never cut short, and its corpus holds the student's questions
+    teacher = _read_jsonl(tmp_path / FILES["pretrain_teacher"])
+    assert all(r["response"] == f"#### {r['answer']}" for r in teacher)
+
+
 def test_worked_shares_outside_zero_to_one_are_refused(tmp_path):
     with pytest.raises(ValueError, match="student_worked_share"):
         write_world(str(tmp_path), n_train=5, n_test=5, seed=0, n_pretrain_teacher=20, n_pretrain_student=10,
                     student_worked_share=1.5)  # fmt: skip
+    with pytest.raises(ValueError, match="student_shortcut_share"):
+        write_world(str(tmp_path), n_train=5, n_test=5, seed=0, n_pretrain_teacher=20, n_pretrain_student=10,
+                    student_shortcut_share=-0.1)  # fmt: skip
     with pytest.raises(ValueError, match="halve_prob"):
         ArithmeticSpec(halve_prob=1.0)
 

@@ -175,6 +175,15 @@ def direct_answer(problem: Problem) -> str:
     return f"#### {problem.answer}"
 
 
+def shortcut_answer(problem: Problem) -> str:
+    """A direct answer that stops one step short: the value before the chain's last operation ("#### 7" for
+    "3 + 4 / 2"). A systematic error, the same every time, which a model learns as a habit."""
+    value = problem.numbers[0]
+    for op, b in zip(problem.ops[:-1], problem.numbers[1:-1], strict=True):
+        value = _apply(value, op, b)
+    return f"#### {value}"
+
+
 def corrupt(problem: Problem, rng: random.Random) -> str:
     """A worked solution of ``problem`` with one step's result off by 1..10, carried through to a wrong answer."""
     numbers, ops = list(problem.numbers), problem.ops
@@ -217,6 +226,7 @@ def write_world(
     student_noise: float = 0.0,
     teacher_worked_share: float = 1.0,
     student_worked_share: float = 1.0,
+    student_shortcut_share: float = 0.0,
     spec: ArithmeticSpec = ArithmeticSpec(),
     pretrain_min_ops: int | None = None,
 ) -> dict:
@@ -227,7 +237,8 @@ def write_world(
     first ``n_pretrain_student`` problems of the teacher's of the asked length (``spec.min_ops`` or more
     operations: the shorter chains that ``pretrain_min_ops`` adds are the teacher's alone), with a share
     ``student_noise`` of them given a wrong worked solution (`corrupt`). Each corpus answers worked out step by
-    step with probability ``<role>_worked_share``, else with the answer alone (`direct_answer`).
+    step with probability ``<role>_worked_share``, else with the answer alone (`direct_answer`), which for the
+    student is a share ``student_shortcut_share`` of the time the answer one step short (`shortcut_answer`).
     """
     if min(n_train, n_test, n_dev, n_pretrain_teacher, n_pretrain_student) < 1:
         raise ValueError("every split needs at least one question")
@@ -238,6 +249,7 @@ def write_world(
     for name, share in (
         ("teacher_worked_share", teacher_worked_share),
         ("student_worked_share", student_worked_share),
+        ("student_shortcut_share", student_shortcut_share),
     ):
         if not 0.0 <= share <= 1.0:
             raise ValueError(f"{name} must be in [0, 1], got {share}")
@@ -252,8 +264,14 @@ def write_world(
     noise_rng = random.Random(f"toy-world-noise-{seed}")
     style_rng = random.Random(f"toy-world-style-{seed}")
 
-    def styled(problem: Problem, worked: str, share: float) -> str:
-        return worked if share >= 1.0 or style_rng.random() < share else direct_answer(problem)
+    def styled(problem: Problem, worked: str, share: float, shortcut_share: float = 0.0) -> str:
+        if share >= 1.0 or style_rng.random() < share:
+            return worked
+        return (
+            shortcut_answer(problem)
+            if shortcut_share and style_rng.random() < shortcut_share
+            else direct_answer(problem)
+        )
 
     teacher_rows = [
         _pretrain_record("teacher", i, p, styled(p, p.solution, teacher_worked_share)) for i, p in enumerate(pool)
@@ -267,7 +285,9 @@ def write_world(
     for i, p in enumerate(student_pool):
         worked = corrupt(p, noise_rng) if noise_rng.random() < student_noise else p.solution
         noisy += worked != p.solution
-        student_rows.append(_pretrain_record("student", i, p, styled(p, worked, student_worked_share)))
+        student_rows.append(
+            _pretrain_record("student", i, p, styled(p, worked, student_worked_share, student_shortcut_share))
+        )
     sets = {
         "test": {p.question for p in test},
         "dev": {p.question for p in dev},
@@ -333,6 +353,7 @@ class WorldSettings:
     student_noise: float = 0.0
     teacher_worked_share: float = 1.0  # share of pretraining answers worked out step by step; the rest direct
     student_worked_share: float = 1.0
+    student_shortcut_share: float = 0.0  # share of the student's direct answers that stop one step short
     arithmetic: ArithmeticSpec = ArithmeticSpec()
     pretrain_min_ops: int | None = None  # the pretraining questions' least number of operations (None: as asked)
     teacher_spec: ToyModelSpec = TEACHER_SPEC
@@ -379,6 +400,10 @@ PRESETS = {
         n_pretrain_student=20_000,
         teacher_worked_share=0.0,
         student_worked_share=0.3,
+        # Its direct answers stop one step short, a habit that is always wrong; without it the student's direct
+        # skill appeared suddenly, at 31% or 74% greedy for the same budget (docs/toy_worlds.md), passing the
+        # teacher in some builds. Its worked answers are unharmed (99% right when forced, a probe).
+        student_shortcut_share=1.0,
         arithmetic=STYLES_ARITHMETIC,
         pretrain_min_ops=1,
         teacher_spec=dataclasses.replace(TEACHER_SPEC, num_hidden_layers=4),  # 658k parameters
@@ -543,6 +568,7 @@ def build_toy_world(out_dir: str, settings: WorldSettings | None = None, *, forc
         student_noise=settings.student_noise,
         teacher_worked_share=settings.teacher_worked_share,
         student_worked_share=settings.student_worked_share,
+        student_shortcut_share=settings.student_shortcut_share,
         spec=settings.arithmetic,
         pretrain_min_ops=settings.pretrain_min_ops,
     )
@@ -606,6 +632,7 @@ _SCALAR_FLAGS = (
     ("--teacher-worked-share", "teacher_worked_share", float,
      "share of the teacher's pretraining answers worked out step by step; the rest are the answer alone (#### N)"),
     ("--student-worked-share", "student_worked_share", float, "the same for the student"),
+    ("--student-shortcut-share", "student_shortcut_share", float, "share of its direct answers one step short"),
     ("--pretrain-min-ops", "pretrain_min_ops", int, "pretraining questions have at least N operations"),
     ("--teacher-target", "teacher_target", float, "dev greedy accuracy that stops its pretraining (0: never)"),
     ("--student-target", "student_target", float, "the same for the student"),
