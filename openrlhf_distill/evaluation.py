@@ -194,7 +194,8 @@ def score_samples(
                 raise RecordError(where, None, "id", f"{what} sample of question {sample['id']!r}, which is not "
                                   "among the prompts evaluated")  # fmt: skip
             style = task.response_style(sample["response"]) if styles else None
-            answers[key].append((sample["sample_index"], task.extract(sample["response"]).answer, style))
+            answer = task.extract(sample["response"], finish_reason=sample.get("finish_reason")).answer
+            answers[key].append((sample["sample_index"], answer, style))
         for key, found in answers.items():
             indices = [item[0] for item in found]
             if len(set(indices)) != len(indices):

@@ -121,7 +121,7 @@ def read_samples(path: str, source: str, questions: dict[str, Question], seen: S
             if seen is not None and not seen.add(question_key(sample["id"]), source, sample["sample_index"]):
                 key = (sample["id"], source, sample["sample_index"])
                 raise RecordError(file, line, "sample_index", f"sample (id, source, sample_index) = {key!r} repeats")
-            extraction = question.task.extract(sample["response"])
+            extraction = question.task.extract(sample["response"], finish_reason=sample.get("finish_reason"))
             yield {**sample, "answer": extraction.answer, "extraction": extraction.rule}
 
 

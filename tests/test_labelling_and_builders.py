@@ -305,3 +305,18 @@ def test_label_and_build_replace_only_their_own_earlier_output_and_never_an_inpu
     assert (mine / "notes.txt").read_text() == "keep me"
     assert sorted(os.listdir(example["teacher"])) == ["shard-00000.jsonl", "shard-00001.jsonl"]
     assert os.path.exists(os.path.join(data, "rm_pairs.jsonl"))
+
+
+def test_a_truncated_sample_that_never_stated_an_answer_does_not_vote(tmp_path):
+    # Three samples read "12" by their last number; the two the token limit cut off were still working (their
+    # "12" is the result of an unfinished step), so only the finished one and the stated "15" ones vote.
+    prompts = _write(tmp_path / "p.jsonl", [{"id": "q1", "task": "gsm8k", "prompt": "How many?", "gold": "15"}])
+    responses = [("Step 1: 3 * 4 = 12", "length"), ("First 3 * 4 = 12", "length"), ("So it is 3 * 4 = 12", "stop"),
+                 ("3 * 5 = 15. #### 15", "stop"), ("The answer is 15.", "stop")]  # fmt: skip
+    samples = [{"id": "q1", "source": "teacher", "model": "m", "temperature": 1.0, "sample_index": i,
+                "response": text, "finish_reason": finish} for i, (text, finish) in enumerate(responses)]  # fmt: skip
+    teacher = _write(tmp_path / "t.jsonl", samples)
+    out = tmp_path / "labels"
+    label_samples(prompts, teacher, str(out))
+    [vote] = [json.loads(line) for line in open(out / "votes.jsonl")]
+    assert vote["pseudo_label"] == "15" and vote["valid"] == 3 and vote["total"] == 5

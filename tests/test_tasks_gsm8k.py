@@ -44,7 +44,9 @@ EXTRACTIONS = [
     # A percentage loses its percent sign.
     ("The discount is 25 out of 100, so the answer is 25%.", "25", "answer_is"),
     # "the answer is" followed by no number does not count; the next rule (last number) reads the response.
-    ("I computed 12 + 6 = 18, so the answer is eighteen", "18", "last_number"),
+    ("I computed 12 + 6 = 18, so the answer is what I found", "18", "last_number"),
+    # A number word after the phrase is a number (issue 16; it used to fall through to the last number).
+    ("I computed 12 + 6 = 18, so the answer is eighteen", "18", "answer_is"),
     # The "Final answer:" label, in markdown.
     ("Each box holds 6, and 3 boxes hold 18.\n\n**Final Answer:** 18", "18", "final_answer"),
     # "Final answer:" followed by a negative decimal.

@@ -166,7 +166,7 @@ def _shard_samples(questions: list[Question], completions_by_request, requests_m
         if len(completions) != n:
             raise RuntimeError(f"backend returned {len(completions)} completions for a request of {n}")
         for k, completion in enumerate(completions):
-            extraction = question.task.extract(completion.text)
+            extraction = question.task.extract(completion.text, finish_reason=completion.finish_reason)
             yield {
                 "id": question.id,
                 "source": role,

@@ -36,6 +36,9 @@ class Arithmetic(GSM8K):
     name = "arithmetic"
     styles = ("zero_shot_cot",)  # prompt styles
     styles_of_responses = STYLES
+    # Unlike GSM8K, a cut-off response keeps its last number (see the module's docstring): the toy world scores
+    # it as the (usually wrong) answer the model reached, whatever the sample's finish reason.
+    unstated_rules = frozenset()
 
     def response_style(self, response: str) -> str:
         return response_style(response)

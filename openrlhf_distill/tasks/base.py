@@ -55,12 +55,33 @@ class Task(ABC):
     def parse_gold(self, record: dict) -> str:
         """The canonical gold answer of a record; ValueError naming the field when it is missing or unreadable."""
 
-    @abstractmethod
-    def extract(self, text: str | None) -> Extraction:
-        """The canonical final answer of a response and the rule that read it."""
+    # Rules that read an answer the response never stated as final (GSM8K's last number). When the token limit
+    # cut a response off (finish reason "length"), such a reading is the last number of an unfinished step, not
+    # an answer, so `extract` gives no answer instead.
+    unstated_rules: frozenset[str] = frozenset()
 
-    def extract_answer(self, text: str | None) -> str | None:
-        return self.extract(text).answer
+    def extract(self, text: str | None, *, finish_reason: str | None = None) -> Extraction:
+        """The canonical final answer of a response and the rule that read it.
+
+        The response is read up to any continuation it invented (`cut_at_continuation`). A response that thinks
+        first (`<think>...</think>`) is read after its thinking when that part states an answer, and as a whole
+        otherwise. `finish_reason` is the sample's ("stop" or "length"); None, the default, means unknown.
+        """
+        extraction = NO_ANSWER
+        for part in reading_order(text or ""):
+            extraction = self._read(cut_at_continuation(part))
+            if extraction.answer is not None:
+                break
+        if finish_reason == "length" and extraction.rule in self.unstated_rules:
+            return NO_ANSWER
+        return extraction
+
+    @abstractmethod
+    def _read(self, text: str) -> Extraction:
+        """The canonical final answer stated in a response already cut at its continuation, and the rule."""
+
+    def extract_answer(self, text: str | None, *, finish_reason: str | None = None) -> str | None:
+        return self.extract(text, finish_reason=finish_reason).answer
 
     def is_equivalent(self, a: str | None, b: str | None) -> bool:
         """Whether two canonical answers mean the same; None (no answer) is never equivalent to anything."""
@@ -80,8 +101,21 @@ def gold_field(task: str, record: dict) -> str:
 
 
 # A line that starts a new question: models often run on past their answer and invent the next exemplar
-# ("Question: ...", "Q: ...", "Problem 2: ..."). Nothing after it answers the question that was asked.
-_NEW_QUESTION = re.compile(r"^[ \t>#*]*(?:question|q|problem|human|user)(?:[ \t]*\d+)?[ \t*]*:", re.I | re.M)
+# ("Question: ...", "Q: ...", "Problem 2: ...", "Example 3:", "### Instruction:"). Nothing after it answers the
+# question that was asked.
+_NEW_QUESTION = re.compile(
+    r"""^[ \t>#*]*(?:(?:new|next)[ \t]+)?(?:
+        (?:question|q|problem|human|user|instruction)(?:[ \t]*\d+)?[ \t*]*(?::|$)
+        | (?:example|exercise)[ \t]*\d+[ \t*]*(?::|$)  # "Example 2:"; an unnumbered one only as a heading, as
+        | (?:example|exercise)[ \t*]*:?[ \t*]*$         # "Example: if she had 10 eggs..." may be the reasoning
+    )""",
+    re.I | re.M | re.X,
+)
+# Chat-template tokens: an end of turn or the start of a new one. A model that writes one and goes on is
+# writing another turn (often a user's next question and its own reply), which answers nothing asked of it.
+# ChatML and Llama 3 (<|im_end|>, <|eot_id|>, <|start_header_id|>...), DeepSeek (<｜end▁of▁sentence｜>, <｜User｜>),
+# Llama 2 / Mistral (</s>, [INST]), Gemma (<end_of_turn>, <start_of_turn>).
+_TURN_TOKEN = re.compile(r"<\|[^<>|\s]{1,40}\|>|<｜[^<>｜]{1,40}｜>|</s>|<eos>|<(?:end|start)_of_turn>|\[INST\]")
 
 
 def cut_at_new_question(text: str) -> str:
@@ -94,6 +128,28 @@ def cut_at_new_question(text: str) -> str:
         if text[: match.start()].strip():
             return text[: match.start()]
     return text
+
+
+def cut_at_turn_token(text: str) -> str:
+    """The response up to its first chat-template token, ignoring one that opens the response."""
+    for match in _TURN_TOKEN.finditer(text):
+        if text[: match.start()].strip():
+            return text[: match.start()]
+    return text
+
+
+def cut_at_continuation(text: str) -> str:
+    """The response up to anything it invented after answering: another turn, or a new question or example."""
+    return cut_at_new_question(cut_at_turn_token(text))
+
+
+def reading_order(text: str) -> list[str]:
+    """The parts of a response to read, in order: what follows the last `</think>` (reasoning models think
+    first, and their drafts inside the thinking are not their answer), then the whole response."""
+    closing = text.rfind("</think>")
+    if closing < 0:
+        return [text]
+    return [text[closing + len("</think>") :], text]
 
 
 _BOXED_START = re.compile(r"\\(?:boxed|fbox)\s*\{")

@@ -1,6 +1,6 @@
 """Competition math (MATH, MATH-500 and the like): the answer is a LaTeX expression in the last `\\boxed{}`.
 
-Extraction rules, in order, on the response up to any hallucinated next problem:
+Extraction rules, in order, on the response up to any invented continuation (see `Task.extract`):
   boxed         the LAST `\\boxed{...}` or `\\fbox{...}` (braces balanced, so `\\boxed{\\frac{1}{2}}` is whole)
   final_answer  "Final Answer: The final answer is $X$", the Minerva format lm-evaluation-harness prompts for
 The canonical answer is the LaTeX itself with whitespace collapsed; equivalence ("\\frac12" = "0.5" = "1/2")
@@ -20,7 +20,6 @@ from .base import (
     Extraction,
     Task,
     boxed_contents,
-    cut_at_new_question,
     gold_field,
     user_message,
 )
@@ -96,8 +95,7 @@ class MathBoxed(Task):
             raise ValueError(f"{self.name} record {record.get('id')!r}: field 'gold' holds an empty box: {gold!r}")
         return answer
 
-    def extract(self, text: str | None) -> Extraction:
-        text = cut_at_new_question(text or "")
+    def _read(self, text: str) -> Extraction:
         boxes = boxed_contents(text)
         if boxes and (answer := normalise_latex(boxes[-1][1])):
             return Extraction(answer, "boxed")

@@ -20,7 +20,7 @@ class OpenEnded(Task):
         """A reference response, when the dataset has one (a judge may compare against it)."""
         return gold_field(self.name, record)
 
-    def extract(self, text: str | None) -> Extraction:
+    def _read(self, text: str) -> Extraction:
         return NO_ANSWER
 
     def is_equivalent(self, a: str | None, b: str | None) -> bool:
