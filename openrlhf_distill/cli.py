@@ -170,8 +170,27 @@ def _add_label(sub) -> None:
     p.add_argument("--student-samples", default=None, help="student sample records: a .jsonl file or a folder")
     p.add_argument("--out", required=True, help="folder for votes.jsonl, teacher/student.jsonl, metrics.json")
     p.add_argument("--task", default=None, help="task of prompts that have no `task` field")
-    p.add_argument("--vote.min_ratio", type=unit_interval, default=0.5, help="winner's share of valid answers needed")
-    p.add_argument("--vote.min_valid", type=positive_int, default=1, help="readable answers a question needs to vote")
+    from .labelling import VoteConfig
+    from .voting import RATIO_OF
+
+    vote = VoteConfig()  # the defaults, in one place
+    p.add_argument(
+        "--vote.min_ratio",
+        type=unit_interval,
+        default=vote.min_ratio,
+        help="winner's share of valid answers needed (of all answers with --vote.ratio_of all)",
+    )
+    p.add_argument(
+        "--vote.min_valid", type=positive_int, default=vote.min_valid, help="readable answers a question needs to vote"
+    )
+    p.add_argument(
+        "--vote.min_valid_share",
+        type=unit_interval,
+        default=vote.min_valid_share,
+        help="... and as a share of its voting samples (0.5: one readable answer in ten is no label)",
+    )
+    p.add_argument("--vote.ratio_of", choices=RATIO_OF, default=vote.ratio_of,
+                   help="divide the winner's count by the valid answers (default) or by every sample")  # fmt: skip
     p.add_argument("--vote.max_temperature", type=non_negative_float, default=None,
                    help="only teacher samples at or below this temperature vote (default: all)")  # fmt: skip
 
@@ -342,6 +361,8 @@ def _run_label(args) -> int:
     config = VoteConfig(
         min_ratio=getattr(args, "vote.min_ratio"),
         min_valid=getattr(args, "vote.min_valid"),
+        min_valid_share=getattr(args, "vote.min_valid_share"),
+        ratio_of=getattr(args, "vote.ratio_of"),
         max_temperature=getattr(args, "vote.max_temperature"),
     )
     metrics = label_samples(args.prompts, args.teacher_samples, args.out, student=args.student_samples,

@@ -1,9 +1,19 @@
-"""The pseudo-label: a majority vote over the teacher's canonical final answers (../shared/PAPER.md).
+"""The pseudo-label: a majority vote over the teacher's canonical final answers.
 
 A question gets a pseudo-label only when its winner is strict (no tie for first place), holds at least
-``min_ratio`` of the valid answers, and at least ``min_valid`` answers could be read at all. Answers that could
-not be read (``None``) never vote. Answers are grouped by the task's ``is_equivalent``, so two spellings of one
-value can never split a vote.
+``min_ratio`` of the valid (readable) answers, and enough answers could be read: at least ``min_valid`` of them
+and at least ``min_valid_share`` of all the question's voting samples. Answers that could not be read (``None``)
+never vote. Answers are grouped by the task's ``is_equivalent``, so two spellings of one value can never split a
+vote.
+
+Why the share of readable answers (default 0.5): the winner's ratio is taken over the answers that could be
+read, as self-consistency does (Wang et al. 2023 vote over the answers they could parse), so samples cut off by
+the token limit or that never state an answer do not dilute an agreement among those that did. Alone, that
+would let one readable answer in ten become a confident label (ratio 1.0); requiring half of the samples to be
+readable refuses such a vote. ``ratio_of="all"`` instead divides by every sample, readable or not (the stricter
+rule: an accepted "all" vote is an accepted "valid" vote). TTRL's vote differs on both points: it breaks a tie
+for first place by the order the answers came in, and counts an unreadable answer as the empty answer "", which
+can win.
 """
 
 from __future__ import annotations
@@ -14,7 +24,7 @@ from dataclasses import dataclass
 
 # Why a question got no pseudo-label; counted in metrics.json.
 NO_VALID_ANSWER = "no_valid_answer"
-TOO_FEW_VALID = "too_few_valid"
+TOO_FEW_VALID = "too_few_valid"  # fewer readable answers than min_valid, or than min_valid_share of all
 TIE = "tie"
 BELOW_THRESHOLD = "below_threshold"
 
@@ -25,7 +35,7 @@ class Vote:
     counts: dict[str, int]  # canonical answer -> votes, most votes first
     valid: int  # answers that could be read
     total: int  # all answers, None included
-    majority_ratio: float  # winner's share of the valid answers (0 when none)
+    majority_ratio: float  # winner's share of the valid answers (0 when none), whatever ratio_of decides on
     accepted: bool
     reason: str | None = None  # why not accepted
 
@@ -62,11 +72,16 @@ def group_equivalent(counts: Counter, is_equivalent: Callable[[str, str], bool] 
     return merged
 
 
+RATIO_OF = ("valid", "all")  # what the winner's count is divided by before min_ratio: readable answers, or all
+
+
 def majority_vote(
     answers: Iterable[str | None],
     *,
     min_ratio: float = 0.5,
     min_valid: int = 1,
+    min_valid_share: float = 0.5,
+    ratio_of: str = "valid",
     is_equivalent: Callable[[str, str], bool] | None = None,
 ) -> Vote:
     """Votes over canonical answers; ``is_equivalent`` (the task's) merges different spellings of one value.
@@ -82,7 +97,8 @@ def majority_vote(
         total += 1
         if answer is not None:
             counter[answer] += 1
-    return vote_from_counts(counter, total, min_ratio=min_ratio, min_valid=min_valid, is_equivalent=is_equivalent)
+    return vote_from_counts(counter, total, min_ratio=min_ratio, min_valid=min_valid, min_valid_share=min_valid_share,
+                            ratio_of=ratio_of, is_equivalent=is_equivalent)  # fmt: skip
 
 
 def vote_from_counts(
@@ -91,12 +107,17 @@ def vote_from_counts(
     *,
     min_ratio: float = 0.5,
     min_valid: int = 1,
+    min_valid_share: float = 0.5,
+    ratio_of: str = "valid",
     is_equivalent: Callable[[str, str], bool] | None = None,
 ) -> Vote:
     """The same vote from already-counted answers (``total`` includes the unreadable ones): lets the labelling
     stage count a question's answers while streaming, without holding them."""
-    if not 0.0 <= min_ratio <= 1.0:
-        raise ValueError(f"min_ratio must be in [0, 1], got {min_ratio}")
+    for name, value in (("min_ratio", min_ratio), ("min_valid_share", min_valid_share)):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {value}")
+    if ratio_of not in RATIO_OF:
+        raise ValueError(f"ratio_of must be one of {', '.join(RATIO_OF)}, got {ratio_of!r}")
     merged = group_equivalent(counter, is_equivalent)
     ranked = sorted(merged.items(), key=lambda item: (-item[1], item[0]))
     counts = dict(ranked)
@@ -105,11 +126,11 @@ def vote_from_counts(
         return Vote(None, counts, 0, total, 0.0, False, NO_VALID_ANSWER)
     winner, top = ranked[0]
     ratio = top / valid
-    if valid < min_valid:
+    if valid < min_valid or valid < min_valid_share * total:
         reason = TOO_FEW_VALID
     elif len(ranked) > 1 and ranked[1][1] == top:
         reason = TIE
-    elif ratio < min_ratio:
+    elif (ratio if ratio_of == "valid" else top / total) < min_ratio:
         reason = BELOW_THRESHOLD
     else:
         return Vote(winner, counts, valid, total, ratio, True)

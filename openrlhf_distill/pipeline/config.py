@@ -51,7 +51,7 @@ DEFAULTS: dict = {
     # How samples get their labels: "vote" (the majority over the teacher's answers; verifiable tasks) or "judge"
     # (the teacher scores each response 1-10 against a rubric, label = score / 10; open-ended tasks).
     "labeller": "vote",
-    "vote": {"min_ratio": 0.5, "min_valid": 1},
+    "vote": {"min_ratio": 0.5, "min_valid": 1, "min_valid_share": 0.5, "ratio_of": "valid"},  # `label --vote.*`
     # judge.model: the judge (null: the teacher); flags: `openrlhf-distill judge` flags, e.g. judge.rubric_file.
     "judge": {"model": None, "flags": {}},
     # sft_min_label: least label of an SFT response (vote labels are 0/1; judge labels score/10, e.g. 0.9).
@@ -221,6 +221,8 @@ SETTINGS = {
     "labeller": _one_of("vote", "judge"),
     "vote.min_ratio": number_in(0, 1),
     "vote.min_valid": int_at_least(1),
+    "vote.min_valid_share": number_in(0, 1),
+    "vote.ratio_of": _one_of("valid", "all"),
     "vote.max_temperature": _optional(number_in(0)),
     "judge.model": _optional(_string),
     "build.sft_max_per_question": _optional(int_at_least(1)),

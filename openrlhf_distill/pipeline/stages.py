@@ -147,7 +147,8 @@ def plan(config: dict) -> list[Stage]:
         if config["labeller"] == "vote":
             vote = config["vote"]
             return ["label", *argv, "--vote.min_ratio", str(vote["min_ratio"]), "--vote.min_valid",
-                    str(vote["min_valid"])]  # fmt: skip
+                    str(vote["min_valid"]), "--vote.min_valid_share", str(vote["min_valid_share"]),
+                    "--vote.ratio_of", vote["ratio_of"]]  # fmt: skip
         flags = {**teacher["backend_flags"], **judge["flags"]} if judge_model == teacher_model else judge["flags"]
         return ["judge", *argv, "--model", judge_model, "--backend", backend, "--seed", str(seeds[0]),
                 *_flags(flags)]  # fmt: skip
