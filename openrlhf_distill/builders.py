@@ -30,7 +30,7 @@ import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
-from .labelling import Question, load_questions, question_key
+from .questions import Question, load_questions, question_key
 from .records import (
     LABELLED_SAMPLE,
     REWARD_LABEL_FIELD,

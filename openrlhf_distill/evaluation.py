@@ -75,7 +75,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 
 from .generation.backend import TEMPERATURE_RANGE, Backend
-from .labelling import question_key
+from .questions import question_key
 from .records import PROMPT, SAMPLE, RecordError, jsonl_files, read_records, write_json_atomic, write_jsonl_atomic
 from .stats import BOOTSTRAP, WILSON, bootstrap_mean_interval, pass_at_k, wilson_interval
 from .tasks import Task, get_task

@@ -40,7 +40,7 @@ from collections.abc import Callable
 
 from .generation.backend import TEMPERATURE_RANGE, Backend, BackendError, Request
 from .generation.options import add_backend_arguments, backend_from_args
-from .labelling import SeenSamples, load_questions, question_key, read_samples
+from .questions import SeenSamples, load_questions, question_key, read_samples
 from .records import SOURCES, RecordError, atomic_output_dir, check_output_dir, write_json_atomic, write_jsonl_atomic
 
 JUDGE_RUBRIC = """\

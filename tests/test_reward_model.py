@@ -263,7 +263,7 @@ SCORED = {
 
 
 def _scored(tmp_path, task_of):
-    from openrlhf_distill.labelling import load_questions
+    from openrlhf_distill.questions import load_questions
 
     prompts = [{"id": q, "task": task_of(q), "prompt": f"question {q}", "gold": {"a2": "7"}.get(q, "6")}
                for q in SCORED]  # fmt: skip

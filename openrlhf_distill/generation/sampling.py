@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..labelling import Question, load_questions
+from ..questions import Question, load_questions
 from ..records import (
     SAMPLE,
     SOURCES,

@@ -32,8 +32,8 @@ import random
 from collections import defaultdict
 
 from ..compat.formats import reward_model_input
-from ..labelling import load_questions, question_key, read_samples
 from ..model_folders import check_reward_model
+from ..questions import load_questions, question_key, read_samples
 from ..records import (
     RM_PAIR,
     RM_POINT,
