@@ -316,3 +316,29 @@ def test_a_second_run_in_a_run_folder_in_use_is_refused_and_a_dead_holder_never_
     free = _run(config, "--until-stage", "teacher_samples", timeout=300)
     assert free.returncode == 0 and "in use by another" not in free.stderr, free.stderr[-2000:]
     assert (run_dir / "teacher_samples").is_dir()
+
+
+def test_a_stale_evaluation_starts_without_the_samples_of_the_model_it_evaluated_before(tmp_path, monkeypatch):
+    # The eval command resumes from complete sample shards in RESULT_samples/; when its model changed (the stage
+    # is stale), those are another model's samples and must go with the old result, or it would report them.
+    out = str(tmp_path / "eval" / "student_base_seed0.json")
+    work = stages.samples_dir_for(out)
+    seen = []
+
+    def evaluate(command, *_):
+        seen.append(os.path.exists(work))
+        os.makedirs(work, exist_ok=True)
+        with open(out, "w") as f:
+            f.write("{}")
+        return 0
+
+    monkeypatch.setattr(runner, "_run_logged", evaluate)
+    before = stages.Stage("eval", "eval_student_base@seed0", 0, ["eval", "--model", "a"], out, work=[work])
+    runner.run_stages([before], str(tmp_path), log=lambda _: None)
+    after = stages.Stage("eval", "eval_student_base@seed0", 0, ["eval", "--model", "b"], out, work=[work])
+    assert runner.run_stages([after], str(tmp_path), log=lambda _: None) == {"eval_student_base@seed0": "stale"}
+    assert seen == [False, False]
+    # The plan names that folder for every evaluation stage.
+    config = cfg.load_config(None, ["--data.source", "toy", "--run_dir", str(tmp_path / "run")])
+    evals = [stage for stage in stages.plan(config) if stage.name == "eval"]
+    assert evals and all(stage.work == [stages.samples_dir_for(stage.output)] for stage in evals)

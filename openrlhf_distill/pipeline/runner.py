@@ -233,8 +233,8 @@ def run_stages(stages: list[Stage], run_dir: str, *, forced: set = frozenset(), 
             log(f"[  done] {stage.key}")
             continue
         if state in ("stale", "rerun"):  # other settings or a forced rerun: start from nothing
-            _remove(stage.output)
-            _remove(stage.output + ".partial")
+            for path in (stage.output, stage.output + ".partial", *stage.work):
+                _remove(path)
         previous = _read_record(run_dir, stage.key) if state == "resume" else None
         spent = previous.get("wall_seconds", 0.0) if previous else 0.0
         record = {"stage": stage.name, "key": stage.key, "seed": stage.seed, "fingerprint": fingerprint,

@@ -40,6 +40,9 @@ class Stage:
     output: str  # the file or folder the stage makes
     inputs: list = field(default_factory=list)  # files / folders it reads (upstream outputs or the user's)
     partial: bool = False  # a trainer: writes OUTPUT.partial, renamed to OUTPUT when it finishes
+    # Folders the command keeps its work in beside OUTPUT (an evaluation's samples, from which it resumes): they
+    # go with OUTPUT when the stage's settings or inputs change, or a resume would reuse another model's samples.
+    work: list = field(default_factory=list)
     # What the command takes from defaults in our code that its flags do not spell (the toy world's preset): a
     # digest of it is part of the fingerprint, so a changed preset rebuilds the world.
     resolved: str | None = None
@@ -180,7 +183,7 @@ def plan(config: dict) -> list[Stage]:
                 "--seed", str(seed), "--k", str(ev["k"]), "--temperature", str(ev["temperature"]),
                 "--max-new-tokens", str(ev["max_new_tokens"]), "--backend", backend,
                 *_flags(backend_flags)]  # fmt: skip
-        add(Stage("eval", f"eval_{name}@seed{seed}", seed, argv, out, inputs + [test]))
+        add(Stage("eval", f"eval_{name}@seed{seed}", seed, argv, out, inputs + [test], work=[samples_dir_for(out)]))
 
     base_models = {"teacher": teacher_model, "student_base": student_model}
     for name in ev["models"]:
