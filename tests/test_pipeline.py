@@ -342,3 +342,14 @@ def test_a_stale_evaluation_starts_without_the_samples_of_the_model_it_evaluated
     config = cfg.load_config(None, ["--data.source", "toy", "--run_dir", str(tmp_path / "run")])
     evals = [stage for stage in stages.plan(config) if stage.name == "eval"]
     assert evals and all(stage.work == [stages.samples_dir_for(stage.output)] for stage in evals)
+
+
+def test_the_vote_settings_reach_the_label_commands(tmp_path):
+    config = cfg.load_config(None, ["--data.source", "toy", "--run_dir", str(tmp_path), "--vote.min_valid_share",
+                                    "0.25", "--vote.ratio_of", "all", "--vote.max_temperature", "0.7"])  # fmt: skip
+    labels = [stage.argv for stage in stages.plan(config) if stage.argv[0] == "label"]
+    assert labels and all(["--vote.min_valid_share", "0.25"] == argv[argv.index("--vote.min_valid_share"):][:2]
+                          and "all" in argv and argv[-2:] == ["--vote.max_temperature", "0.7"]
+                          for argv in labels)  # fmt: skip
+    default = cfg.load_config(None, ["--data.source", "toy", "--run_dir", str(tmp_path)])
+    assert all("--vote.max_temperature" not in s.argv for s in stages.plan(default) if s.argv[0] == "label")

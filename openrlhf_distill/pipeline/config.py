@@ -51,7 +51,8 @@ DEFAULTS: dict = {
     # How samples get their labels: "vote" (the majority over the teacher's answers; verifiable tasks) or "judge"
     # (the teacher scores each response 1-10 against a rubric, label = score / 10; open-ended tasks).
     "labeller": "vote",
-    "vote": {"min_ratio": 0.5, "min_valid": 1, "min_valid_share": 0.5, "ratio_of": "valid"},  # `label --vote.*`
+    # `label --vote.*`; max_temperature: only the teacher's samples at or below it vote (null: all)
+    "vote": {"min_ratio": 0.5, "min_valid": 1, "min_valid_share": 0.5, "ratio_of": "valid", "max_temperature": None},
     # judge.model: the judge (null: the teacher); flags: `openrlhf-distill judge` flags, e.g. judge.rubric_file.
     "judge": {"model": None, "flags": {}},
     # sft_min_label: least label of an SFT response (vote labels are 0/1; judge labels score/10, e.g. 0.9).

@@ -149,9 +149,19 @@ def plan(config: dict) -> list[Stage]:
         argv += ["--out", out, "--task", task]
         if config["labeller"] == "vote":
             vote = config["vote"]
-            return ["label", *argv, "--vote.min_ratio", str(vote["min_ratio"]), "--vote.min_valid",
-                    str(vote["min_valid"]), "--vote.min_valid_share", str(vote["min_valid_share"]),
-                    "--vote.ratio_of", vote["ratio_of"]]  # fmt: skip
+            argv += [
+                "--vote.min_ratio",
+                str(vote["min_ratio"]),
+                "--vote.min_valid",
+                str(vote["min_valid"]),
+                "--vote.min_valid_share",
+                str(vote["min_valid_share"]),
+                "--vote.ratio_of",
+                vote["ratio_of"],
+            ]
+            if vote["max_temperature"] is not None:
+                argv += ["--vote.max_temperature", str(vote["max_temperature"])]
+            return ["label", *argv]
         flags = {**teacher["backend_flags"], **judge["flags"]} if judge_model == teacher_model else judge["flags"]
         return ["judge", *argv, "--model", judge_model, "--backend", backend, "--seed", str(seeds[0]),
                 *_flags(flags)]  # fmt: skip
