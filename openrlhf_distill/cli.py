@@ -1,4 +1,4 @@
-"""`openrlhf-distill`: one subcommand per pipeline stage (later issues add them), plus set-up helpers.
+"""`openrlhf-distill`: one subcommand per pipeline stage, plus set-up helpers.
 
 Stage subcommands take OpenRLHF's own flags unchanged (dotted, e.g. `--model.model_name_or_path`) and pass
 them to OpenRLHF's trainer; our own flags are few and listed by `--help`.
@@ -244,7 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Distill not only data but also rewards (arXiv 2502.19557) on OpenRLHF.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    # In pipeline order (../shared/DESIGN.md): sample, label (vote or judge), build sets, SFT, RM, evaluate RM, RL.
+    # In pipeline order (README "The whole method in one command"): sample, label (vote or judge), build sets, SFT,
+    # RM, evaluate RM, RL.
     _add_doctor(sub)
     _add_prepare_data(sub)
     _add_generate(sub)

@@ -2,7 +2,7 @@
 
 Every stage reads its inputs through :func:`read_records`, which names the file, the line and the field of
 anything wrong, and writes through :func:`write_jsonl_atomic`, which renames a complete temporary file into
-place so a killed stage never leaves a half-written output behind. See ../shared/DESIGN.md "Records".
+place so a killed stage never leaves a half-written output behind.
 
 - prompt: ``id``, ``prompt`` (a string or chat messages), ``task``, optional ``gold`` (metrics only, never
   training), optional ``meta``.

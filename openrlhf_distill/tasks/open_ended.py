@@ -1,7 +1,7 @@
 """Open-ended prompts (AlpacaEval-style instructions): there is no final answer to read or vote on.
 
-Such responses are labelled by the teacher acting as a judge (a later issue), through the same record fields,
-so `extract` always returns no answer and no two answers are ever equivalent. `is_equivalent` returns False
+Such responses are labelled by the teacher acting as a judge (`openrlhf-distill judge`), through the same record
+fields, so `extract` always returns no answer and no two answers are ever equivalent. `is_equivalent` returns False
 rather than raising, so generic code (a vote, a metric) that happens to meet an open task just finds no labels.
 """
 
