@@ -1,0 +1,85 @@
+"""When a question's vote is settled before its sampling budget is spent: the exact stopping rule.
+
+The teacher is sampled in rounds; after each round a question whose vote can no longer change, whatever its
+remaining samples say, needs no more of them. "Change" means the vote's outcome under the configured rule
+(`voting.vote_from_counts`): which answer becomes the pseudo-label, or that none does. Samples are then labelled
+exactly as after the full budget, since a sample's label depends only on that outcome.
+
+The rule looks at the extreme completions of the remaining ``remaining`` samples, each of which may be
+unreadable, any answer seen so far, or an answer not seen yet:
+
+- an answer ``a`` can end as the accepted pseudo-label only if it does when every remaining sample says ``a``
+  (that maximises its count, its lead, its share and the number of readable answers at once);
+- the current leader is accepted whatever comes only if it is in each worst case taken alone: every remaining
+  sample unreadable (the fewest readable answers), all of them for its strongest rival (its lead), all of them
+  readable but not for it (its share of the readable answers).
+
+The vote is settled when the leader is certain to be accepted, or when no answer can be accepted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .voting import RATIO_OF
+
+
+def _accepted(count: int, rival: int, valid: int, total: int, *, min_ratio: float, min_valid: int,
+              min_valid_share: float, ratio_of: str) -> bool:  # fmt: skip
+    """Whether an answer with ``count`` votes, its strongest rival with ``rival``, out of ``valid`` readable
+    answers and ``total`` samples, is accepted by the vote's rule."""
+    share = count / (valid if ratio_of == "valid" else total) if total else 0.0
+    return (valid > 0 and valid >= min_valid and valid >= min_valid_share * total and count > rival
+            and share >= min_ratio)  # fmt: skip
+
+
+def settled(
+    counts: Mapping[str, int],
+    unreadable: int,
+    remaining: int,
+    *,
+    min_ratio: float = 0.5,
+    min_valid: int = 1,
+    min_valid_share: float = 0.5,
+    ratio_of: str = "valid",
+) -> tuple[bool, str | None]:
+    """(settled, outcome): whether no ``remaining`` further samples can change the vote's outcome, given the
+    readable answers so far (``counts``, grouped by the task's equivalence) and the ``unreadable`` ones; the
+    outcome is the pseudo-label the full budget will give, or None for no label (meaningful only when settled).
+    """
+    if remaining < 0 or unreadable < 0 or any(n < 0 for n in counts.values()):
+        raise ValueError("counts, unreadable and remaining must not be negative")
+    if ratio_of not in RATIO_OF:
+        raise ValueError(f"ratio_of must be one of {', '.join(RATIO_OF)}, got {ratio_of!r}")
+    rule = {"min_ratio": min_ratio, "min_valid": min_valid, "min_valid_share": min_valid_share, "ratio_of": ratio_of}
+    valid = sum(counts.values())
+    total = valid + unreadable + remaining  # the samples the full budget will have drawn
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    if remaining == 0:
+        if not ranked:
+            return True, None
+        (leader, top), rival = ranked[0], ranked[1][1] if len(ranked) > 1 else 0
+        return True, leader if _accepted(top, rival, valid, total, **rule) else None
+
+    # Which answers could still end accepted: each seen one, and one not seen yet (count 0), given everything.
+    def could_win(count: int, others_top: int) -> bool:
+        return _accepted(count + remaining, others_top, valid + remaining, total, **rule)
+
+    contenders = []
+    for i, (answer, count) in enumerate(ranked):
+        others_top = max((n for j, (_, n) in enumerate(ranked) if j != i), default=0)
+        if could_win(count, others_top):
+            contenders.append(answer)
+    unseen_could_win = could_win(0, ranked[0][1] if ranked else 0)
+    if not contenders and not unseen_could_win:
+        return True, None  # whatever comes, no answer is accepted
+    if ranked and not unseen_could_win and contenders == [ranked[0][0]]:
+        leader, top = ranked[0]
+        rival = ranked[1][1] if len(ranked) > 1 else 0
+        certain = (
+            _accepted(top, rival, valid, total, **rule)  # every remaining sample unreadable
+            and _accepted(top, rival + remaining, valid + remaining, total, **rule)  # all for the strongest rival
+        )
+        if certain:
+            return True, leader
+    return False, None
