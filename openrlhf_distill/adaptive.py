@@ -15,10 +15,14 @@ unreadable, any answer seen so far, or an answer not seen yet:
   readable but not for it (its share of the readable answers).
 
 The vote is settled when the leader is certain to be accepted, or when no answer can be accepted.
+
+`leader_confidence` is the optional probabilistic rule: it stops earlier, when the leader is only very likely to
+stay ahead, and trades a measured share of changed labels for fewer samples (benchmarks/bench_adaptive_sampling.py).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 from .voting import RATIO_OF
@@ -83,3 +87,13 @@ def settled(
         if certain:
             return True, leader
     return False, None
+
+
+def leader_confidence(counts: Mapping[str, int]) -> float:
+    """The posterior probability that the leading answer is more likely than the runner-up, with a uniform Beta
+    prior on their relative share (the stopping criterion of Adaptive-Consistency, Aggarwal et al. 2023):
+    P(X > 1/2) for X ~ Beta(c1 + 1, c2 + 1), which for whole counts is P(Binomial(c1 + c2 + 1, 1/2) <= c1)."""
+    top = sorted(counts.values(), reverse=True)[:2] + [0, 0]
+    c1, c2 = top[0], top[1]
+    n = c1 + c2 + 1
+    return sum(math.comb(n, k) for k in range(c1 + 1)) / 2**n

@@ -61,3 +61,16 @@ def test_typical_votes():
     assert settled({}, 7, 5, **rule) == (True, None)
     with pytest.raises(ValueError, match="ratio_of"):
         settled({"1": 1}, 0, 1, ratio_of="some")
+
+
+def test_leader_confidence_is_the_beta_posterior_of_the_leader_staying_ahead():
+    from openrlhf_distill.adaptive import leader_confidence
+
+    assert leader_confidence({}) == 0.5 and leader_confidence({"1": 3, "2": 3}) == 0.5  # no evidence, or a tie
+    assert leader_confidence({"1": 1}) == 0.75  # Beta(2, 1): P(X > 1/2) = 3/4
+    assert leader_confidence({"1": 5}) == pytest.approx(1 - 0.5**6)  # Beta(6, 1)
+    # more agreement, more confidence; a third answer does not enter
+    assert (
+        leader_confidence({"1": 6, "2": 1}) > leader_confidence({"1": 4, "2": 1}) > leader_confidence({"1": 4, "2": 2})
+    )
+    assert leader_confidence({"1": 4, "2": 2, "3": 2}) == leader_confidence({"1": 4, "2": 2})
