@@ -379,10 +379,11 @@ def test_measure_reads_answers_with_the_task_and_votes(tmp_path, monkeypatch):
     def fake_generate(model, tokenizer, questions, *, temperature=0.0, n=1, **_):
         if temperature == 0:  # right on questions 0 and 1
             return [[f"#### {i + 1}" if i < 2 else "#### 0"] for i in range(len(questions))]
-        # per question: 6 of 10 right at T=0.5; at T=1.0 right on question 0 only (3 of 10), ties elsewhere
+        # per question: 6 of 10 right at T=0.5; at T=1.0 right on question 0 only (3 of 10, of 5 readable: half the
+        # samples must be readable for a label), ties elsewhere
         if temperature == 0.5:
             return [[f"#### {i + 1}"] * 6 + ["#### 0"] * 2 + ["no answer"] * 2 for i in range(len(questions))]
-        return [[f"#### {i + 1}"] * 3 + ["x"] * 7 if i == 0 else ["#### 7", "#### 8"] + ["x"] * 8
+        return [[f"#### {i + 1}"] * 3 + ["#### 0"] * 2 + ["x"] * 5 if i == 0 else ["#### 7", "#### 8"] + ["x"] * 8
                 for i in range(len(questions))]  # fmt: skip
 
     monkeypatch.setattr(pt, "generate", fake_generate)
