@@ -23,9 +23,10 @@ stay ahead, and trades a measured share of changed labels for fewer samples (ben
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping
 
-from .voting import RATIO_OF
+from .voting import RATIO_OF, vote_from_counts
 
 
 def _accepted(count: int, rival: int, valid: int, total: int, *, min_ratio: float, min_valid: int,
@@ -59,11 +60,8 @@ def settled(
     valid = sum(counts.values())
     total = valid + unreadable + remaining  # the samples the full budget will have drawn
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    if remaining == 0:
-        if not ranked:
-            return True, None
-        (leader, top), rival = ranked[0], ranked[1][1] if len(ranked) > 1 else 0
-        return True, leader if _accepted(top, rival, valid, total, **rule) else None
+    if remaining == 0:  # the whole budget drawn: the vote itself
+        return True, vote_from_counts(Counter(counts), total, **rule).pseudo_label
 
     # Which answers could still end accepted: each seen one, and one not seen yet (count 0), given everything.
     def could_win(count: int, others_top: int) -> bool:
