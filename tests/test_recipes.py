@@ -1,6 +1,7 @@
 """The recipes: their --dry-run prints the plan, and every PPO command in it is accepted by OpenRLHF's
 own train_ppo_ray parser and checks (GPU engine for the cluster recipes, CPU for the demo; nothing is started)."""
 
+import json
 import os
 import shlex
 import subprocess
@@ -110,6 +111,7 @@ def test_demo_recipe_plans_the_main_comparison_and_study_adds_the_other_rewards(
     ppo_commands = [c for c in commands if "ppo" in c]
     assert len(ppo_commands) == 3 and all(c[c.index("--engine") + 1] == "cpu" for c in ppo_commands)
     _check_ppo_command(ppo_commands[0], engine="cpu")
+    _check_the_world_ships_its_models([c for c in commands if "toy-world" in c][0])
 
     study = _dry_run("quickstart_cpu.sh", "--run_dir", run_dir, *_make_study_overrides()).stdout
     for seed in (0, 1, 2):
@@ -124,6 +126,26 @@ def test_demo_recipe_plans_the_main_comparison_and_study_adds_the_other_rewards(
             if c[c.index("--reward.scheme") + 1] == scheme and c[c.index("--train.seed") + 1] == "0"
         ]
         _check_ppo_command(command, engine="cpu")
+
+
+def _check_the_world_ships_its_models(command: list[str]) -> None:
+    """The demo's world is built from the models that ship with the package (pretraining them takes ~18
+    minutes): a change to the preset, the seed or the split sizes that is not followed by `toy-world --pretrain
+    --export-prebuilt` fails here, not by a silent 18-minute rebuild in every demo."""
+    import argparse
+
+    from openrlhf_distill.toy import world
+
+    parser = argparse.ArgumentParser()
+    world.add_arguments(parser)
+    settings = world.settings_from_args(parser.parse_args(command[command.index("toy-world") + 1 :]))
+    folder = world.prebuilt_models(settings)
+    assert folder, f"no models ship for the demo's world {settings.fingerprint()}"
+    with open(os.path.join(folder, world.PREBUILT_FILE)) as f:
+        shipped = json.load(f)
+    assert shipped["settings"] == settings.to_dict()
+    for role in world.ROLES:
+        assert os.path.isfile(os.path.join(folder, role, "model.safetensors")), role
 
 
 def _make_study_overrides() -> list[str]:

@@ -1,5 +1,6 @@
 """The toy world: the arithmetic generator, the data files of a world, and (slow) pretraining its two models."""
 
+import dataclasses
 import json
 import random
 
@@ -440,14 +441,23 @@ def test_command_line_settings(capsys, monkeypatch):
     fake = {role: {"pretrain": {"parameters": 10, "steps_run": 5, "wall_s": 1.0}, "test": {"greedy": 0.5,
             "n_questions": 2}} for role in ("teacher", "student")}  # fmt: skip
     fake["wall_s"] = {"total": 3.0, "data": 1.0}
-    monkeypatch.setattr(w, "build_toy_world", lambda out, settings, force: calls.append((out, force)) or fake)
+    fake["models_from"] = "pretrained"
+
+    def build(out, settings, force, pretrain_models):
+        calls.append((out, force, pretrain_models))
+        return fake
+
+    monkeypatch.setattr(w, "build_toy_world", build)
     assert w.run(args) == 0
-    assert calls == [("OUT", False)]
+    assert calls == [("OUT", False, False)]
     assert "teacher" in capsys.readouterr().out
+    # shipping models needs models pretrained by this build: refused before anything is built
+    assert w.run(parser.parse_args(["OUT", "--export-prebuilt"])) == 2
+    assert "add --pretrain" in capsys.readouterr().err and len(calls) == 1
 
 
 @pytest.mark.slow
-def test_small_world_teacher_beats_student_and_checkpoints_answer(tmp_path):
+def test_small_world_teacher_beats_student_and_checkpoints_answer(tmp_path, monkeypatch):
     """A reduced world end to end (about 50 s on the 2-core development machine): data, both models pretrained
     in parallel subprocesses, the teacher stopped on its dev target, world.json; a rebuild is skipped; the
     teacher folder loads with transformers and answers a test question in the "#### N" format."""
@@ -480,6 +490,9 @@ def test_small_world_teacher_beats_student_and_checkpoints_answer(tmp_path):
     again = build_toy_world(out, settings)
     assert again["skipped"] and time.monotonic() - started < 5
 
+    assert world["models_from"] == "pretrained"
+    _check_shipped_models_are_copied_not_pretrained(tmp_path, out, settings, monkeypatch)
+
     question = read_prompts(f"{out}/prompts_test.jsonl")[0]
     tok = AutoTokenizer.from_pretrained(f"{out}/teacher")
     model = AutoModelForCausalLM.from_pretrained(f"{out}/teacher")
@@ -487,6 +500,53 @@ def test_small_world_teacher_beats_student_and_checkpoints_answer(tmp_path):
     response = tok.decode(model.generate(ids, max_new_tokens=64, do_sample=False)[0, ids.shape[1] :],
                           skip_special_tokens=True)  # fmt: skip
     assert TASK.extract(response).rule == "hashes", response
+
+
+def _check_shipped_models_are_copied_not_pretrained(tmp_path, pretrained: str, settings, monkeypatch) -> None:
+    """Ships the models of the world built in ``pretrained`` (into a folder of the test, not the package) and
+    builds the same settings elsewhere: the data is written again, byte for byte the same, and the models are
+    the shipped files, copied, with the records of the build that pretrained them; `--pretrain` rebuilds."""
+    import filecmp
+    import os
+
+    from openrlhf_distill.toy import world as w
+
+    shipped_root = str(tmp_path / "shipped")
+    monkeypatch.setattr(w, "PREBUILT_DIR", shipped_root)
+    assert w.prebuilt_models(settings) is None
+    folder = w.export_prebuilt(pretrained)
+    assert folder == os.path.join(shipped_root, settings.fingerprint()) == w.prebuilt_models(settings)
+
+    copy = str(tmp_path / "copy")
+    world = w.build_toy_world(copy, settings)
+    assert world["models_from"].endswith(settings.fingerprint()) and not world.get("skipped")
+    assert not os.path.exists(os.path.join(copy, "teacher_pretrain.log"))  # nothing was pretrained
+    for role in w.ROLES:
+        comparison = filecmp.dircmp(os.path.join(pretrained, role), os.path.join(copy, role))
+        assert not comparison.diff_files and not comparison.left_only and not comparison.right_only, role
+        assert world[role]["pretrain"] == w._read_world_json(pretrained)[role]["pretrain"]
+    for name in w.FILES.values():
+        assert filecmp.cmp(os.path.join(pretrained, name), os.path.join(copy, name), shallow=False), name
+    assert w.build_toy_world(copy, settings)["skipped"]
+    with pytest.raises(ValueError, match="not pretrained"):
+        w.export_prebuilt(copy)
+
+    class Pretrains(Exception):
+        pass
+
+    def pretrain_instead(*args, **kwargs):
+        raise Pretrains
+
+    monkeypatch.setattr(w, "_train_in_subprocesses", pretrain_instead)
+    monkeypatch.setattr(w, "_train_and_measure", pretrain_instead)
+    with pytest.raises(Pretrains):  # copied models are not what --pretrain asks for: it rebuilds
+        w.build_toy_world(copy, settings, pretrain_models=True)
+
+    # a shipped folder whose records are for other settings is refused, not copied
+    other = dataclasses.replace(settings, seed=settings.seed + 1)
+    os.rename(folder, os.path.join(shipped_root, other.fingerprint()))
+    with pytest.raises(ValueError, match="is for settings"):
+        w.build_toy_world(str(tmp_path / "other"), other)
 
 
 def test_pretraining_progress_is_relayed_by_role_once_per_line_and_only_complete_lines(tmp_path, capsys):

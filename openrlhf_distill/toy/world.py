@@ -522,6 +522,59 @@ def _train_in_subprocesses(out_dir: str, models: dict[str, str], settings: World
         os.remove(settings_path)
 
 
+# Worlds whose trained models ship with the package, one folder per settings fingerprint (teacher/, student/ and
+# models.json, the records of their pretraining and measurement): a build with those settings writes the data (a
+# few seconds, deterministic) and copies the models instead of pretraining them (the demo's world: about 18
+# minutes on 2 cores). `toy-world --pretrain` pretrains anyway; `--export-prebuilt` adds a pretrained world here.
+PREBUILT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "prebuilt")
+PREBUILT_FILE = "models.json"
+ROLES = ("teacher", "student")
+
+
+def prebuilt_models(settings: WorldSettings) -> str | None:
+    """The folder holding the shipped models of ``settings``, or None when none ship."""
+    folder = os.path.join(PREBUILT_DIR, settings.fingerprint())
+    return folder if os.path.isfile(os.path.join(folder, PREBUILT_FILE)) else None
+
+
+def _copy_prebuilt(folder: str, models: dict[str, str], settings: WorldSettings) -> dict:
+    """Copies the shipped models into place (through temporary folders) and returns their records by role."""
+    with open(os.path.join(folder, PREBUILT_FILE), encoding="utf-8") as f:
+        shipped = json.load(f)
+    if shipped.get("fingerprint") != settings.fingerprint():  # a folder renamed by hand, or a stale copy
+        found, wanted = shipped.get("fingerprint"), settings.fingerprint()
+        raise ValueError(f"{folder}: {PREBUILT_FILE} is for settings {found}, not {wanted}")
+    for role, path in models.items():
+        partial = f"{path}.partial-{os.getpid()}"
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(os.path.join(folder, role), partial)
+        shutil.rmtree(path, ignore_errors=True)
+        os.replace(partial, path)
+    return {role: shipped[role] for role in models}
+
+
+def export_prebuilt(world_dir: str, dest_root: str | None = None) -> str:
+    """Ships the models of a world pretrained here (``world_dir``) in ``<dest_root or PREBUILT_DIR>/<fingerprint>``;
+    returns that folder."""
+    world = _read_world_json(world_dir)
+    if world is None:
+        raise ValueError(f"{world_dir}: no {WORLD_FILE}; build the world first")
+    if world.get("models_from") != "pretrained":
+        copied = world.get("models_from")
+        raise ValueError(f"{world_dir}: its models were copied ({copied}), not pretrained; rebuild it with --pretrain")
+    folder = os.path.join(dest_root or PREBUILT_DIR, world["fingerprint"])
+    partial = f"{folder}.partial-{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    os.makedirs(partial)
+    for role in ROLES:
+        shutil.copytree(os.path.join(world_dir, role), os.path.join(partial, role))
+    record = {key: world[key] for key in ("fingerprint", "settings", "teacher", "student", "cores")}
+    write_json_atomic(os.path.join(partial, PREBUILT_FILE), record)
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(partial, folder)
+    return folder
+
+
 def _read_world_json(out_dir: str) -> dict | None:
     try:
         with open(os.path.join(out_dir, WORLD_FILE), encoding="utf-8") as f:
@@ -530,25 +583,37 @@ def _read_world_json(out_dir: str) -> dict | None:
         return None
 
 
-def build_toy_world(out_dir: str, settings: WorldSettings | None = None, *, force: bool = False, **overrides) -> dict:
+def build_toy_world(
+    out_dir: str,
+    settings: WorldSettings | None = None,
+    *,
+    force: bool = False,
+    pretrain_models: bool = False,
+    **overrides,
+) -> dict:
     """Builds a toy world in ``out_dir``: the data files (`write_world`), ``teacher/`` and ``student/`` (HF
     folders, pretrained from scratch with `pretrain.pretrain` and measured with `pretrain.measure`) and
     ``world.json`` (settings, counts, metrics, wall times), written last. Returns world.json's content.
 
     ``overrides`` replace fields of ``settings`` (e.g. ``seed=1, teacher_steps=800``). Idempotent: when
     world.json holds the same settings and both model folders are there, nothing is rebuilt (``force``
-    rebuilds). The two models train at the same time, in two processes with half the cores each: on the 2-core
-    development machine one thread each. Models this small gain little from a second thread, and when other jobs
+    rebuilds). When the package ships models for these settings (`prebuilt_models`) they are copied instead of
+    pretrained, unless ``pretrain_models``; world.json's ``models_from`` says which happened.
+
+    The two models train at the same time, in two processes with half the cores each: on the 2-core development
+    machine one thread each. Models this small gain little from a second thread, and when other jobs
     share the cores the threads spin: 200 teacher steps once took 390 s with two threads on a shared machine,
     against about 25 s with one.
     """
     settings = dataclasses.replace(settings or WorldSettings(), **overrides)
     previous = _read_world_json(out_dir)
-    models = {role: os.path.join(out_dir, role) for role in ("teacher", "student")}
+    models = {role: os.path.join(out_dir, role) for role in ROLES}
+    shipped = None if pretrain_models else prebuilt_models(settings)
     if (
         not force
         and previous
         and previous.get("fingerprint") == settings.fingerprint()
+        and not (pretrain_models and previous.get("models_from") != "pretrained")
         and all(os.path.isfile(os.path.join(m, "config.json")) for m in models.values())
         and all(os.path.isfile(os.path.join(out_dir, f)) for f in FILES.values())
     ):
@@ -574,7 +639,9 @@ def build_toy_world(out_dir: str, settings: WorldSettings | None = None, *, forc
     )
     data_s = time.monotonic() - started
     cores = os.cpu_count() or 1
-    if cores >= 2:
+    if shipped:
+        results = _copy_prebuilt(shipped, models, settings)
+    elif cores >= 2:
         results = _train_in_subprocesses(out_dir, models, settings, threads=cores // 2)
     else:
         results = {role: _train_and_measure(role, path, out_dir, settings, 1) for role, path in models.items()}
@@ -589,6 +656,8 @@ def build_toy_world(out_dir: str, settings: WorldSettings | None = None, *, forc
         "student_noisy_solutions": data["student_noisy"],
         "teacher": {"spec": settings.teacher_spec.to_dict(), **results["teacher"]},
         "student": {"spec": settings.student_spec.to_dict(), **results["student"]},
+        # "pretrained" here, or the shipped folder the models were copied from (their records are of that build)
+        "models_from": "pretrained" if not shipped else os.path.relpath(shipped, os.path.dirname(PREBUILT_DIR)),
         "wall_s": {
             "data": round(data_s, 1),
             "pretrain_and_measure": round(time.monotonic() - started - data_s, 1),
@@ -673,6 +742,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--measure-sampling", action="store_true",
                         help="also measure sampling at 0.3/0.7/1.0 (10 each): single, maj@10, the vote")  # fmt: skip
     parser.add_argument("--force", action="store_true", help="rebuild even when world.json has these settings")
+    parser.add_argument(
+        "--pretrain",
+        action="store_true",
+        help="pretrain the models even when the package ships them for these settings",
+    )
+    parser.add_argument(
+        "--export-prebuilt",
+        action="store_true",
+        help="after pretraining, ship the models in the package (maintainers)",
+    )
 
 
 def settings_from_args(args) -> WorldSettings:
@@ -716,12 +795,19 @@ def run(args) -> int:
     except (ValueError, argparse.ArgumentTypeError) as error:
         print(f"openrlhf-distill toy-world: {error}", file=sys.stderr)
         return 2
-    world = build_toy_world(args.out_dir, settings, force=args.force)
+    if args.export_prebuilt and not args.pretrain:
+        print("openrlhf-distill toy-world: --export-prebuilt ships pretrained models: add --pretrain", file=sys.stderr)
+        return 2
+    world = build_toy_world(args.out_dir, settings, force=args.force, pretrain_models=args.pretrain)
     if world.get("skipped"):
         print(f"toy world in {args.out_dir} is up to date (world.json has these settings); --force rebuilds")
+    elif world["models_from"] != "pretrained":
+        print(f"models copied from {world['models_from']} (shipped for these settings); --pretrain trains them")
     for line in summary_lines(world):
         print(line)
     print(f"written: {os.path.join(args.out_dir, WORLD_FILE)}")
+    if args.export_prebuilt:
+        print(f"shipped: {export_prebuilt(args.out_dir)}")
     return 0
 
 
