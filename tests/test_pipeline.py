@@ -123,6 +123,19 @@ def test_a_changed_world_preset_changes_the_world_fingerprint_and_everything_aft
     assert runner.fingerprints(stages.plan(config)) == before
 
 
+def test_a_changed_rm_data_setting_leaves_the_sft_runs_done_and_a_changed_sft_one_does_not(tmp_path):
+    # The SFT data and the RM data come from one `build` command; each stage passes only its own files' settings,
+    # or trying another pairs_per_question would retrain every seed's SFT student and all that follows.
+    base = ["--data.source", "toy", "--seeds", "0,1", "--run_dir", str(tmp_path)]
+    before = runner.fingerprints(stages.plan(cfg.load_config(None, base)))
+    pairs = runner.fingerprints(stages.plan(cfg.load_config(None, [*base, "--build.pairs_per_question", "2"])))
+    changed = {key for key in before if before[key] != pairs[key]}
+    assert {"sft_data", "sft@seed0", "student_samples@seed1", "labels@seed0"}.isdisjoint(changed)
+    assert {"rm_data@seed0", "rm@seed1", "rl_rm@seed0", "report"} <= changed
+    sft = runner.fingerprints(stages.plan(cfg.load_config(None, [*base, "--build.sft_max_per_question", "1"])))
+    assert {"sft_data", "sft@seed0", "rm@seed1", "rl_rm@seed0"} <= {key for key in before if before[key] != sft[key]}
+
+
 def test_the_judge_labeller_labels_with_the_teacher_as_judge_and_open_tasks_are_not_evaluated(tmp_path):
     config = cfg.load_config(None, [
         "--task", "open", "--labeller", "judge", "--eval.enabled", "false", "--data.train", "prompts.jsonl",

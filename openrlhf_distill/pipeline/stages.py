@@ -170,16 +170,19 @@ def plan(config: dict) -> list[Stage]:
     judge_inputs = [judge_model] if config["labeller"] == "judge" and judge_model != teacher_model else []
     add(Stage("teacher_labels", "teacher_labels", None, labelling(labels), labels,
               [train, teacher_samples, *judge_inputs]))  # fmt: skip
+    # Each build stage is given only the settings of the files its consumers read: a change to the RM's pairs
+    # does not make the SFT data, and with it every SFT run, stale.
     build = config["build"]
-    build_flags = ["--rm.pairs_per_question", str(build["pairs_per_question"]), "--rm.pair_margin",
-                   str(build["pair_margin"])]  # fmt: skip
+    rm_build_flags = ["--rm.pairs_per_question", str(build["pairs_per_question"])]
+    rm_build_flags += ["--rm.pair_margin", str(build["pair_margin"])]
+    sft_build_flags = []
     if build["sft_max_per_question"]:
-        build_flags += ["--sft.max_per_question", str(build["sft_max_per_question"])]
+        sft_build_flags += ["--sft.max_per_question", str(build["sft_max_per_question"])]
     if build["sft_min_label"] is not None:
-        build_flags += ["--sft.min_label", str(build["sft_min_label"])]
+        sft_build_flags += ["--sft.min_label", str(build["sft_min_label"])]
     sft_data = os.path.join(run, "sft_data")
-    add(Stage("sft_data", "sft_data", None, ["build", "--prompts", train, "--labels", labels, "--out", sft_data,
-              "--task", task, *build_flags], sft_data, [train, labels]))  # fmt: skip
+    sft_data_argv = ["build", "--prompts", train, "--labels", labels, "--out", sft_data, "--task", task]
+    add(Stage("sft_data", "sft_data", None, sft_data_argv + sft_build_flags, sft_data, [train, labels]))
 
     # 10 (seed-independent models): the teacher and the student before any training
     eval_dir = os.path.join(run, "eval")
@@ -223,7 +226,7 @@ def plan(config: dict) -> list[Stage]:
             rm_data = os.path.join(here, f"data{suffix}")
             add(Stage("rm_data", f"rm_data{suffix}@seed{seed}", seed, ["build", "--prompts", train, "--labels",
                       seed_labels, "--out", rm_data, "--task", task, "--rm.sources", sources, "--seed", str(seed),
-                      *build_flags], rm_data, [train, seed_labels]))  # fmt: skip
+                      *rm_build_flags], rm_data, [train, seed_labels]))  # fmt: skip
             rm = os.path.join(here, f"rm{suffix}")
             R = TRAIN_DISTILL_RM
             rm_argv = ["train-rm", "--engine", engine, R["model"], sft, R["dataset"],
