@@ -33,9 +33,9 @@ from collections import Counter, defaultdict
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from openrlhf_distill.adaptive import leader_confidence, settled  # noqa: E402
-from openrlhf_distill.voting import majority_vote  # noqa: E402
+from openrlhf_distill.voting import VoteRule, majority_vote  # noqa: E402
 
-RULE = {"min_ratio": 0.5, "min_valid": 1, "min_valid_share": 0.5, "ratio_of": "valid"}  # the vote's defaults
+RULE = VoteRule()  # the vote's defaults
 CONFIDENCES = (0.9, 0.95, 0.99)
 
 
@@ -85,7 +85,7 @@ def _stop_at(stream: list[tuple], round_size: int, confidence: float | None) -> 
     for drawn in range(round_size, budget, round_size):
         answers = [a for a, _, _ in stream[:drawn]]
         counts = Counter(a for a in answers if a is not None)
-        if settled(counts, answers.count(None), budget - drawn, **RULE)[0]:
+        if settled(counts, answers.count(None), budget - drawn, RULE)[0]:
             return drawn
         if confidence is not None and leader_confidence(counts) >= confidence:
             return drawn
@@ -99,11 +99,11 @@ def replay(streams: dict, round_size: int, orders: int, seed: int) -> dict[str, 
     for _ in range(orders):
         for by_t in streams.values():
             stream = _order(by_t, rng)
-            full_label = majority_vote([a for a, _, _ in stream], **RULE).pseudo_label
+            full_label = majority_vote([a for a, _, _ in stream], RULE).pseudo_label
             for name, confidence in rules.items():
                 drawn = len(stream) if name == "full" else _stop_at(stream, round_size, confidence)
                 kept = stream[:drawn]
-                label = majority_vote([a for a, _, _ in kept], **RULE).pseudo_label
+                label = majority_vote([a for a, _, _ in kept], RULE).pseudo_label
                 agreeing = {response for a, response, _ in kept if label is not None and a == label}
                 t = totals[name]
                 t["questions"] += 1

@@ -2,7 +2,7 @@
 
 The teacher is sampled in rounds; after each round a question whose vote can no longer change, whatever its
 remaining samples say, needs no more of them. "Change" means the vote's outcome under the configured rule
-(`voting.vote_from_counts`): which answer becomes the pseudo-label, or that none does. Samples are then labelled
+(`voting.VoteRule`): which answer becomes the pseudo-label, or that none does. Samples are then labelled
 exactly as after the full budget, since a sample's label depends only on that outcome.
 
 The rule looks at the extreme completions of the remaining ``remaining`` samples, each of which may be
@@ -26,46 +26,27 @@ import math
 from collections import Counter
 from collections.abc import Mapping
 
-from .voting import RATIO_OF, vote_from_counts
-
-
-def _accepted(count: int, rival: int, valid: int, total: int, *, min_ratio: float, min_valid: int,
-              min_valid_share: float, ratio_of: str) -> bool:  # fmt: skip
-    """Whether an answer with ``count`` votes, its strongest rival with ``rival``, out of ``valid`` readable
-    answers and ``total`` samples, is accepted by the vote's rule."""
-    share = count / (valid if ratio_of == "valid" else total) if total else 0.0
-    return (valid > 0 and valid >= min_valid and valid >= min_valid_share * total and count > rival
-            and share >= min_ratio)  # fmt: skip
+from .voting import DEFAULT_RULE, VoteRule, vote_from_counts
 
 
 def settled(
-    counts: Mapping[str, int],
-    unreadable: int,
-    remaining: int,
-    *,
-    min_ratio: float = 0.5,
-    min_valid: int = 1,
-    min_valid_share: float = 0.5,
-    ratio_of: str = "valid",
+    counts: Mapping[str, int], unreadable: int, remaining: int, rule: VoteRule = DEFAULT_RULE
 ) -> tuple[bool, str | None]:
-    """(settled, outcome): whether no ``remaining`` further samples can change the vote's outcome, given the
-    readable answers so far (``counts``, grouped by the task's equivalence) and the ``unreadable`` ones; the
-    outcome is the pseudo-label the full budget will give, or None for no label (meaningful only when settled).
+    """(settled, outcome): whether no ``remaining`` further samples can change the vote's outcome under ``rule``,
+    given the readable answers so far (``counts``, grouped by the task's equivalence) and the ``unreadable`` ones;
+    the outcome is the pseudo-label the full budget will give, or None for no label (meaningful only when settled).
     """
     if remaining < 0 or unreadable < 0 or any(n < 0 for n in counts.values()):
         raise ValueError("counts, unreadable and remaining must not be negative")
-    if ratio_of not in RATIO_OF:
-        raise ValueError(f"ratio_of must be one of {', '.join(RATIO_OF)}, got {ratio_of!r}")
-    rule = {"min_ratio": min_ratio, "min_valid": min_valid, "min_valid_share": min_valid_share, "ratio_of": ratio_of}
     valid = sum(counts.values())
     total = valid + unreadable + remaining  # the samples the full budget will have drawn
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     if remaining == 0:  # the whole budget drawn: the vote itself
-        return True, vote_from_counts(Counter(counts), total, **rule).pseudo_label
+        return True, vote_from_counts(Counter(counts), total, rule).pseudo_label
 
     # Which answers could still end accepted: each seen one, and one not seen yet (count 0), given everything.
     def could_win(count: int, others_top: int) -> bool:
-        return _accepted(count + remaining, others_top, valid + remaining, total, **rule)
+        return rule.accepts(count + remaining, others_top, valid + remaining, total)
 
     contenders = []
     for i, (answer, count) in enumerate(ranked):
@@ -79,8 +60,8 @@ def settled(
         leader, top = ranked[0]
         rival = ranked[1][1] if len(ranked) > 1 else 0
         certain = (
-            _accepted(top, rival, valid, total, **rule)  # every remaining sample unreadable
-            and _accepted(top, rival + remaining, valid + remaining, total, **rule)  # all for the strongest rival
+            rule.accepts(top, rival, valid, total)  # every remaining sample unreadable
+            and rule.accepts(top, rival + remaining, valid + remaining, total)  # all for the strongest rival
         )
         if certain:
             return True, leader

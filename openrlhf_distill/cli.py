@@ -170,10 +170,14 @@ def _add_label(sub) -> None:
     p.add_argument("--student-samples", default=None, help="student sample records: a .jsonl file or a folder")
     p.add_argument("--out", required=True, help="folder for votes.jsonl, teacher/student.jsonl, metrics.json")
     p.add_argument("--task", default=None, help="task of prompts that have no `task` field")
-    from .labelling import VoteConfig
-    from .voting import RATIO_OF
+    add_vote_arguments(p)
 
-    vote = VoteConfig()  # the defaults, in one place
+
+def add_vote_arguments(p) -> None:
+    """The vote's flags (`label`, and `generate --adaptive.rule exact`, which must stop on the same rule)."""
+    from .voting import RATIO_OF, VoteRule
+
+    vote = VoteRule()  # the defaults, in one place
     p.add_argument(
         "--vote.min_ratio",
         type=unit_interval,
@@ -189,10 +193,26 @@ def _add_label(sub) -> None:
         default=vote.min_valid_share,
         help="... and as a share of its voting samples (0.5: one readable answer in ten is no label)",
     )
-    p.add_argument("--vote.ratio_of", choices=RATIO_OF, default=vote.ratio_of,
-                   help="divide the winner's count by the valid answers (default) or by every sample")  # fmt: skip
-    p.add_argument("--vote.max_temperature", type=non_negative_float, default=None,
-                   help="only teacher samples at or below this temperature vote (default: all)")  # fmt: skip
+    p.add_argument(
+        "--vote.ratio_of",
+        choices=RATIO_OF,
+        default=vote.ratio_of,
+        help="divide the winner's count by the valid answers (default) or by every sample",
+    )
+    p.add_argument(
+        "--vote.max_temperature",
+        type=non_negative_float,
+        default=None,
+        help="only teacher samples at or below this temperature vote (default: all)",
+    )
+
+
+def vote_rule_from_args(args):
+    import dataclasses
+
+    from .voting import VoteRule
+
+    return VoteRule(**{f.name: getattr(args, f"vote.{f.name}") for f in dataclasses.fields(VoteRule)})
 
 
 def _add_build(sub) -> None:
@@ -235,6 +255,29 @@ def _add_generate(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="discard samples made with other arguments")
     p.add_argument("--no-progress", action="store_true")
+    from .generation.rounds import RULES, AdaptiveConfig
+
+    adaptive = AdaptiveConfig()
+    p.add_argument(
+        "--adaptive.rule",
+        choices=RULES,
+        default=None,
+        help="teacher: sample in rounds and stop a question once its vote is settled (exact: the labels of the "
+        "full budget) or its leader likely to stay ahead (beta; see --adaptive.confidence). Default: off",
+    )
+    p.add_argument(
+        "--adaptive.confidence",
+        type=float,
+        default=adaptive.confidence,
+        help="beta: stop when P(leader stays ahead) reaches it",
+    )
+    p.add_argument(
+        "--adaptive.round_size",
+        type=positive_int,
+        default=adaptive.round_size,
+        help="samples per question a round, cycling through the temperatures (1: stop at the first that settles)",
+    )
+    add_vote_arguments(p)  # the exact rule stops on the vote the label stage will take
     add_backend_arguments(p)
 
 
@@ -343,6 +386,7 @@ def _run_generate(args) -> int:
         prompt_style=args.prompt_style,
         stop=tuple(args.stop),
         top_p=args.top_p,
+        adaptive=_adaptive_from_args(args),
     )
     config.check()
     name, start = backend_from_args(args)
@@ -352,20 +396,33 @@ def _run_generate(args) -> int:
     rules = ", ".join(f"{k} {v}" for k, v in sorted(summary["extraction_rules"].items()))
     print(f"{summary['samples']} samples, {summary['tokens']} tokens, {summary['seconds_this_run']:.1f} s this run "
           f"-> {args.out}\nextraction rules: {rules}")  # fmt: skip
+    if "adaptive" in summary:
+        a = summary["adaptive"]
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(a["stop_reasons"].items()))
+        print(f"adaptive ({config.adaptive.rule}): {a['samples_drawn']} of {a['samples_budget']} samples "
+              f"({100 * a['share_of_budget']:.1f}% of the budget); stops: {reasons}")  # fmt: skip
     return 0
+
+
+def _adaptive_from_args(args):
+    from .generation.rounds import AdaptiveConfig
+
+    if getattr(args, "adaptive.rule") is None:
+        return None
+    return AdaptiveConfig(
+        rule=getattr(args, "adaptive.rule"),
+        confidence=getattr(args, "adaptive.confidence"),
+        round_size=getattr(args, "adaptive.round_size"),
+        vote=vote_rule_from_args(args),
+        max_temperature=getattr(args, "vote.max_temperature"),
+    )
 
 
 def _run_label(args) -> int:
     from .labelling import VoteConfig, label_samples
     from .reports import print_label_metrics
 
-    config = VoteConfig(
-        min_ratio=getattr(args, "vote.min_ratio"),
-        min_valid=getattr(args, "vote.min_valid"),
-        min_valid_share=getattr(args, "vote.min_valid_share"),
-        ratio_of=getattr(args, "vote.ratio_of"),
-        max_temperature=getattr(args, "vote.max_temperature"),
-    )
+    config = VoteConfig(rule=vote_rule_from_args(args), max_temperature=getattr(args, "vote.max_temperature"))
     metrics = label_samples(args.prompts, args.teacher_samples, args.out, student=args.student_samples,
                             config=config, default_task=args.task)  # fmt: skip
     print_label_metrics(metrics)

@@ -79,7 +79,7 @@ from .questions import question_key
 from .records import PROMPT, SAMPLE, RecordError, jsonl_files, read_records, write_json_atomic, write_jsonl_atomic
 from .stats import BOOTSTRAP, WILSON, bootstrap_mean_interval, pass_at_k, wilson_interval
 from .tasks import Task, get_task
-from .voting import majority_vote
+from .voting import PLURALITY, majority_vote
 
 GREEDY_DIR = "greedy"
 SAMPLED_DIR = "sampled"
@@ -246,7 +246,7 @@ def score_samples(
         majority_correct, pass_values, graded = 0, [], []
         for key, found in sampled_answers.items():
             answers = [answer for _, answer, _ in found]
-            vote = majority_vote(answers[:k], min_ratio=0.0, min_valid=1, is_equivalent=task.is_equivalent)
+            vote = majority_vote(answers[:k], PLURALITY, is_equivalent=task.is_equivalent)
             majority_correct += vote.pseudo_label is not None and task.is_equivalent(vote.pseudo_label, golds[key])
             rights = [task.is_equivalent(answer, golds[key]) for answer in answers]
             pass_values.append(pass_at_k(per_question, sum(rights), k))

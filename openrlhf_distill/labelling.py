@@ -31,15 +31,12 @@ from .records import (
     write_json_atomic,
     write_jsonl_atomic,
 )
-from .voting import vote_from_counts
+from .voting import DEFAULT_RULE, VoteRule, vote_from_counts
 
 
 @dataclass(frozen=True)
 class VoteConfig:
-    min_ratio: float = 0.5  # the winner's share of valid answers needed for a pseudo-label (of all: ratio_of)
-    min_valid: int = 1  # readable answers needed at all
-    min_valid_share: float = 0.5  # ... and as a share of the question's voting samples (voting.py says why)
-    ratio_of: str = "valid"  # "all": the winner's share of every voting sample, readable or not
+    rule: VoteRule = DEFAULT_RULE  # when the winner becomes the pseudo-label
     max_temperature: float | None = None  # only teacher samples at or below it vote (None: all vote)
 
 
@@ -142,13 +139,7 @@ def label_samples(
         raise RecordError(student, None, None, "no student samples in it (sample records, JSON Lines)")
     for question in questions.values():
         question.vote = vote_from_counts(
-            question.counts,
-            question.total,
-            min_ratio=config.min_ratio,
-            min_valid=config.min_valid,
-            min_valid_share=config.min_valid_share,
-            ratio_of=config.ratio_of,
-            is_equivalent=question.task.is_equivalent,
+            question.counts, question.total, config.rule, is_equivalent=question.task.is_equivalent
         )
         question.counts = Counter()  # no longer needed: keep memory to the votes
 

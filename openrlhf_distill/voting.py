@@ -75,13 +75,56 @@ def group_equivalent(counts: Counter, is_equivalent: Callable[[str, str], bool] 
 RATIO_OF = ("valid", "all")  # what the winner's count is divided by before min_ratio: readable answers, or all
 
 
+@dataclass(frozen=True)
+class VoteRule:
+    """When a vote's winner becomes the pseudo-label (the module's docstring says why each setting). The one home
+    of these settings and their defaults: the `label` command's flags, the pipeline's ``vote`` section and the
+    adaptive stopping rule all read them from here."""
+
+    min_ratio: float = 0.5  # the winner's share needed: of the readable answers, or of all (ratio_of)
+    min_valid: int = 1  # readable answers needed at all
+    min_valid_share: float = 0.5  # ... and as a share of the question's voting samples
+    ratio_of: str = "valid"  # "all": the winner's share of every voting sample, readable or not
+
+    def __post_init__(self):
+        for name in ("min_ratio", "min_valid_share"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.ratio_of not in RATIO_OF:
+            raise ValueError(f"ratio_of must be one of {', '.join(RATIO_OF)}, got {self.ratio_of!r}")
+
+    def refusal(self, count: int, rival: int, valid: int, total: int) -> str | None:
+        """Why an answer with ``count`` votes, its strongest rival having ``rival``, out of ``valid`` readable
+        answers and ``total`` samples, does not become the pseudo-label; None when it does.
+
+        >>> VoteRule().refusal(count=3, rival=1, valid=4, total=5) is None
+        True
+        >>> VoteRule().refusal(count=2, rival=2, valid=4, total=4)
+        'tie'
+        """
+        if valid == 0:
+            return NO_VALID_ANSWER
+        if valid < self.min_valid or valid < self.min_valid_share * total:
+            return TOO_FEW_VALID
+        if rival >= count:
+            return TIE
+        if count / (valid if self.ratio_of == "valid" else total) < self.min_ratio:
+            return BELOW_THRESHOLD
+        return None
+
+    def accepts(self, count: int, rival: int, valid: int, total: int) -> bool:
+        return self.refusal(count, rival, valid, total) is None
+
+
+DEFAULT_RULE = VoteRule()  # the pipeline's and the `label` command's defaults
+# maj@k in evaluation: the strict plurality of the readable answers, with no threshold on share or readability.
+PLURALITY = VoteRule(min_ratio=0.0, min_valid_share=0.0)
+
+
 def majority_vote(
     answers: Iterable[str | None],
+    rule: VoteRule = DEFAULT_RULE,
     *,
-    min_ratio: float = 0.5,
-    min_valid: int = 1,
-    min_valid_share: float = 0.5,
-    ratio_of: str = "valid",
     is_equivalent: Callable[[str, str], bool] | None = None,
 ) -> Vote:
     """Votes over canonical answers; ``is_equivalent`` (the task's) merges different spellings of one value.
@@ -97,27 +140,18 @@ def majority_vote(
         total += 1
         if answer is not None:
             counter[answer] += 1
-    return vote_from_counts(counter, total, min_ratio=min_ratio, min_valid=min_valid, min_valid_share=min_valid_share,
-                            ratio_of=ratio_of, is_equivalent=is_equivalent)  # fmt: skip
+    return vote_from_counts(counter, total, rule, is_equivalent=is_equivalent)
 
 
 def vote_from_counts(
     counter: Counter,
     total: int,
+    rule: VoteRule = DEFAULT_RULE,
     *,
-    min_ratio: float = 0.5,
-    min_valid: int = 1,
-    min_valid_share: float = 0.5,
-    ratio_of: str = "valid",
     is_equivalent: Callable[[str, str], bool] | None = None,
 ) -> Vote:
     """The same vote from already-counted answers (``total`` includes the unreadable ones): lets the labelling
     stage count a question's answers while streaming, without holding them."""
-    for name, value in (("min_ratio", min_ratio), ("min_valid_share", min_valid_share)):
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"{name} must be in [0, 1], got {value}")
-    if ratio_of not in RATIO_OF:
-        raise ValueError(f"ratio_of must be one of {', '.join(RATIO_OF)}, got {ratio_of!r}")
     merged = group_equivalent(counter, is_equivalent)
     ranked = sorted(merged.items(), key=lambda item: (-item[1], item[0]))
     counts = dict(ranked)
@@ -125,13 +159,7 @@ def vote_from_counts(
     if valid == 0:
         return Vote(None, counts, 0, total, 0.0, False, NO_VALID_ANSWER)
     winner, top = ranked[0]
-    ratio = top / valid
-    if valid < min_valid or valid < min_valid_share * total:
-        reason = TOO_FEW_VALID
-    elif len(ranked) > 1 and ranked[1][1] == top:
-        reason = TIE
-    elif (ratio if ratio_of == "valid" else top / total) < min_ratio:
-        reason = BELOW_THRESHOLD
-    else:
-        return Vote(winner, counts, valid, total, ratio, True)
-    return Vote(None, counts, valid, total, ratio, False, reason)
+    rival = ranked[1][1] if len(ranked) > 1 else 0
+    reason = rule.refusal(top, rival, valid, total)
+    accepted = reason is None
+    return Vote(winner if accepted else None, counts, valid, total, top / valid, accepted, reason)

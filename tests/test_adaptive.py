@@ -11,12 +11,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from openrlhf_distill.adaptive import settled
-from openrlhf_distill.voting import majority_vote
+from openrlhf_distill.voting import VoteRule, majority_vote
 
-vote_settings = st.fixed_dictionaries({
-    "min_ratio": st.sampled_from([0.0, 0.3, 0.5, 0.6, 1.0]), "min_valid": st.integers(1, 4),
-    "min_valid_share": st.sampled_from([0.0, 0.3, 0.5, 1.0]), "ratio_of": st.sampled_from(["valid", "all"]),
-})  # fmt: skip
+vote_settings = st.builds(
+    VoteRule,
+    min_ratio=st.sampled_from([0.0, 0.3, 0.5, 0.6, 1.0]),
+    min_valid=st.integers(1, 4),
+    min_valid_share=st.sampled_from([0.0, 0.3, 0.5, 1.0]),
+    ratio_of=st.sampled_from(["valid", "all"]),
+)
 streams = st.lists(st.one_of(st.none(), st.sampled_from(["1", "2", "3", "4"])), max_size=24)
 
 
@@ -28,13 +31,13 @@ def _state(prefix):
 @settings(max_examples=400, deadline=None)
 @given(streams, vote_settings)
 def test_a_settled_vote_ends_with_the_outcome_it_named(stream, rule):
-    final = majority_vote(stream, **rule).pseudo_label
+    final = majority_vote(stream, rule).pseudo_label
     for k in range(len(stream) + 1):
         counts, unreadable = _state(stream[:k])
-        done, outcome = settled(counts, unreadable, len(stream) - k, **rule)
+        done, outcome = settled(counts, unreadable, len(stream) - k, rule)
         if done:
             assert outcome == final, (k, stream, rule)
-    assert settled(*_state(stream), 0, **rule) == (True, final)  # the whole budget: the vote itself
+    assert settled(*_state(stream), 0, rule) == (True, final)  # the whole budget: the vote itself
 
 
 @settings(max_examples=150, deadline=None)
@@ -43,24 +46,24 @@ def test_it_stops_exactly_where_no_completion_can_change_the_outcome(prefix, rem
     # Every completion: each remaining sample unreadable, an answer seen, or a new one (as many new ones as
     # remaining samples, so that they can all differ).
     choices = [None, "1", "2"] + [f"new{i}" for i in range(remaining)]
-    outcomes = {majority_vote(prefix + list(rest), **rule).pseudo_label
+    outcomes = {majority_vote(prefix + list(rest), rule).pseudo_label
                 for rest in itertools.product(choices, repeat=remaining)}  # fmt: skip
-    done, outcome = settled(*_state(prefix), remaining, **rule)
+    done, outcome = settled(*_state(prefix), remaining, rule)
     assert done == (len(outcomes) == 1), (prefix, remaining, rule, outcomes)
     if done:
         assert {outcome} == outcomes
 
 
 def test_typical_votes():
-    rule = {"min_ratio": 0.5, "min_valid": 1, "min_valid_share": 0.5, "ratio_of": "valid"}
+    rule = VoteRule(min_ratio=0.5, min_valid=1, min_valid_share=0.5, ratio_of="valid")
     # 7 of 8 agree, 4 to go: nothing can catch up or push the share below half
-    assert settled({"18": 7, "20": 1}, 0, 4, **rule) == (True, "18")
+    assert settled({"18": 7, "20": 1}, 0, 4, rule) == (True, "18")
     # 3 against 1 with 4 to go: "20" could still tie
-    assert settled({"18": 3, "20": 1}, 0, 4, **rule) == (False, None)
+    assert settled({"18": 3, "20": 1}, 0, 4, rule) == (False, None)
     # nothing readable yet and too few samples left to make half of them readable: no label, whatever comes
-    assert settled({}, 7, 5, **rule) == (True, None)
-    with pytest.raises(ValueError, match="ratio_of"):
-        settled({"1": 1}, 0, 1, ratio_of="some")
+    assert settled({}, 7, 5, rule) == (True, None)
+    with pytest.raises(ValueError, match="must not be negative"):
+        settled({"1": 1}, 0, -1, rule)
 
 
 def test_leader_confidence_is_the_beta_posterior_of_the_leader_staying_ahead():

@@ -357,6 +357,28 @@ def test_a_stale_evaluation_starts_without_the_samples_of_the_model_it_evaluated
     assert evals and all(stage.work == [stages.samples_dir_for(stage.output)] for stage in evals)
 
 
+def test_adaptive_teacher_sampling_gets_the_vote_rule_the_label_stages_use(tmp_path):
+    from openrlhf_distill import cli
+
+    config = cfg.load_config(None, ["--data.source", "toy", "--seeds", "0", "--run_dir", str(tmp_path),
+                                    "--teacher.adaptive.rule", "exact", "--vote.min_ratio", "0.6",
+                                    "--vote.max_temperature", "0.7"])  # fmt: skip
+    planned = {stage.key: stage for stage in stages.plan(config)}
+    argv = planned["teacher_samples"].argv
+    args = cli.build_parser().parse_args(argv)
+    assert getattr(args, "adaptive.rule") == "exact" and getattr(args, "adaptive.round_size") == 1
+    rule = cli.vote_rule_from_args(args)
+    label_args = cli.build_parser().parse_args(planned["labels@seed0"].argv)
+    assert rule == cli.vote_rule_from_args(label_args) and rule.min_ratio == 0.6
+    assert getattr(args, "vote.max_temperature") == getattr(label_args, "vote.max_temperature") == 0.7
+    assert "--adaptive.rule" not in planned["student_samples@seed0"].argv  # the student has no vote to settle
+    off = cfg.load_config(None, ["--data.source", "toy", "--seeds", "0", "--run_dir", str(tmp_path)])
+    assert "--adaptive.rule" not in {stage.key: stage for stage in stages.plan(off)}["teacher_samples"].argv
+    with pytest.raises(cfg.ConfigError, match="does not vote"):
+        cfg.check(cfg.load_config(None, ["--data.source", "toy", "--teacher.adaptive.rule", "beta", "--labeller",
+                                         "judge"]))  # fmt: skip
+
+
 def test_the_vote_settings_reach_the_label_commands(tmp_path):
     config = cfg.load_config(None, ["--data.source", "toy", "--run_dir", str(tmp_path), "--vote.min_valid_share",
                                     "0.25", "--vote.ratio_of", "all", "--vote.max_temperature", "0.7"])  # fmt: skip

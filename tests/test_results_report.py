@@ -590,6 +590,33 @@ def test_a_run_without_styles_has_no_styles_section(report):
     assert "## Styles" not in text and "pair (right vs wrong answer)" not in text
 
 
+def test_adaptive_teacher_sampling_is_reported_with_what_it_saved_and_cost(tmp_path):
+    run_dir = make_run(tmp_path)
+    assert build_report(run_dir, plots=False)["compute"]["adaptive_teacher"] is None  # the whole budget drawn
+    adaptive = {"questions": 50, "samples_budget": 600, "samples_drawn": 420, "share_of_budget": 0.7,
+                "stop_reasons": {"settled": 44, "budget": 6}}  # fmt: skip
+    _write_json(
+        Path(run_dir, "teacher_samples", "summary.json"), {"samples": 420, "tokens": 9000, "adaptive": adaptive}
+    )
+    _write_json(Path(run_dir, "teacher_samples", "manifest.json"), {"adaptive": {"rule": "exact", "confidence": 0.95}})
+    _write_json(Path(run_dir, "sft_data", "build_metrics.json"), {"rows": {"sft": 180}})
+    _write_json(Path(run_dir, "seed1", "data", "build_metrics.json"), {"rows": {"rm_pairs": 77}})
+    results = build_report(run_dir, plots=False)
+    assert results["compute"]["adaptive_teacher"] == {
+        **adaptive, "rule": "exact", "confidence": 0.95, "tokens": 9000, "tokens_saved_estimate": 3857,
+        "sft_rows": 180, "rm_pairs_by_seed": {1: 77},
+    }  # fmt: skip
+    text = Path(run_dir, "report.md").read_text()
+    assert "Adaptive teacher sampling (exact): 420 of 600 teacher samples drawn (70.0% of the budget)" in text
+    assert "about 3,857 saved" in text and "seed 1: 77" in text
+    assert "settled 44" in text and "180 SFT rows" in text and "those of the full budget" in text
+    _write_json(Path(run_dir, "teacher_samples", "manifest.json"), {"adaptive": {"rule": "beta", "confidence": 0.9}})
+    build_report(run_dir, plots=False)
+    assert (
+        "may differ from the full budget's (the beta rule at confidence 0.9" in Path(run_dir, "report.md").read_text()
+    )
+
+
 # --- eval-rm --scores-out --------------------------------------------------------------------------------------
 
 

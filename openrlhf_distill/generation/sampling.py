@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..questions import Question, load_questions
+from ..questions import load_questions
 from ..records import (
     SAMPLE,
     SOURCES,
@@ -35,9 +35,11 @@ from ..records import (
     write_jsonl_atomic,
 )
 from .backend import TEMPERATURE_RANGE, Backend, Request
+from .rounds import AdaptiveConfig, sample_shard
 
 MANIFEST = "manifest.json"
 SUMMARY = "summary.json"
+STOPS = "stops-{index:05d}.json"  # adaptive sampling: each shard's per-question stops (`rounds.py`)
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class SamplingConfig:
     prompt_style: str = "zero_shot_cot"
     stop: tuple[str, ...] = ()
     top_p: float = 1.0
+    adaptive: AdaptiveConfig | None = None  # sample in rounds and stop settled questions (teacher only)
 
     def check(self) -> None:
         if self.role not in SOURCES:
@@ -68,6 +71,15 @@ class SamplingConfig:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.adaptive is not None:
+            if self.role != "teacher":
+                raise ValueError(
+                    "--adaptive.rule: adaptive sampling stops on the teacher's vote; use it with --role teacher"
+                )
+            self.adaptive.check()
+            if self.adaptive.max_temperature is not None and min(self.temperatures) > self.adaptive.max_temperature:
+                raise ValueError(f"--vote.max_temperature {self.adaptive.max_temperature}: no temperature of "
+                                 f"{list(self.temperatures)} votes")  # fmt: skip
 
 
 class ArgumentsChanged(ValueError):
@@ -113,7 +125,7 @@ def _claim_output(out: str, manifest: dict, overwrite: bool) -> None:
             )
         if changed or overwrite:
             for name in os.listdir(out):
-                if name.startswith("shard-") or name == SUMMARY:
+                if name.startswith(("shard-", "stops-")) or name == SUMMARY:
                     os.remove(os.path.join(out, name))
     elif os.path.isdir(out) and any(n.startswith("shard-") for n in os.listdir(out)) and not overwrite:
         raise ArgumentsChanged(f"{out} holds shards but no {MANIFEST}: use another --out or --overwrite")
@@ -161,18 +173,22 @@ class _Progress:
             self.bar.close()
 
 
-def _shard_samples(questions: list[Question], completions_by_request, requests_meta, model: str, role: str):
-    for (question, temperature, t_index, n), completions in zip(requests_meta, completions_by_request, strict=True):
+def _shard_samples(completions_by_request, requests_meta, model: str, role: str, n_per_temperature: int):
+    """Sample records from a backend's completions; ``requests_meta`` holds, per request, (question, temperature,
+    its index t, the first sample number k, the number of samples): the records are numbered t * n + k onwards."""
+    for (question, temperature, t_index, first, n), completions in zip(
+        requests_meta, completions_by_request, strict=True
+    ):
         if len(completions) != n:
             raise RuntimeError(f"backend returned {len(completions)} completions for a request of {n}")
-        for k, completion in enumerate(completions):
+        for k, completion in enumerate(completions, start=first):
             extraction = question.task.extract(completion.text, finish_reason=completion.finish_reason)
             yield {
                 "id": question.id,
                 "source": role,
                 "model": model,
                 "temperature": temperature,
-                "sample_index": t_index * n + k,
+                "sample_index": t_index * n_per_temperature + k,
                 "response": completion.text,
                 "finish_reason": completion.finish_reason,
                 "num_tokens": completion.num_tokens,
@@ -212,28 +228,38 @@ def generate_samples(
     started = time.perf_counter()
     engine = None
     bar = _Progress(len(questions) * per_question, done, f"{config.role} samples") if progress and pending else None
+
+    def to_records(completions, meta):
+        return _shard_samples(completions, meta, model, config.role, config.n_per_temperature)
+
     try:
         for index in pending:
             engine = engine or make_backend()
-            requests, meta = [], []
-            for question in shards[index]:
-                prompt = question.task.format_prompt(question.record, style=config.prompt_style)
-                for t_index, temperature in enumerate(config.temperatures):
-                    seed = request_seed(config.seed, question.id, t_index)
-                    requests.append(Request(prompt, temperature, config.n_per_temperature, config.max_new_tokens,
-                                            seed, config.stop, config.top_p))  # fmt: skip
-                    meta.append((question, temperature, t_index, config.n_per_temperature))
-            completions = engine.generate(requests)
-            rows = list(_shard_samples(shards[index], completions, meta, model, config.role))
+            if config.adaptive is None:
+                requests, meta = [], []
+                for question in shards[index]:
+                    prompt = question.task.format_prompt(question.record, style=config.prompt_style)
+                    for t_index, temperature in enumerate(config.temperatures):
+                        seed = request_seed(config.seed, question.id, t_index)
+                        n = config.n_per_temperature
+                        requests.append(Request(prompt, temperature, n, config.max_new_tokens, seed, config.stop,
+                                                config.top_p))  # fmt: skip
+                        meta.append((question, temperature, t_index, 0, n))
+                rows = list(to_records(engine.generate(requests), meta))
+            else:
+                rows, stops = sample_shard(engine, shards[index], config, model, to_records)
+                # before the shard: a shard on disk always has its stops (a kill in between redoes the shard)
+                write_json_atomic(os.path.join(out, STOPS.format(index=index)), stops)
             write_jsonl_atomic(os.path.join(out, _shard_name(index)), rows)
             if bar:
-                bar.update(len(rows), sum(r["num_tokens"] for r in rows))
+                skipped = len(shards[index]) * per_question - len(rows)  # adaptive: samples it did not need
+                bar.update(len(rows) + skipped, sum(r["num_tokens"] for r in rows))
     finally:
         if bar:
             bar.close()
         if engine is not None:
             engine.close()
-    summary = summarise(out, len(questions) * per_question)
+    summary = summarise(out, len(questions) * per_question, adaptive=config.adaptive is not None)
     summary["seconds_this_run"] = round(time.perf_counter() - started, 3)
     if engine is not None:
         summary["backend"] = {"name": engine.info.name, "reproducible": engine.info.reproducible, **engine.info.extra}
@@ -241,8 +267,30 @@ def generate_samples(
     return summary
 
 
-def summarise(out: str, expected: int) -> dict:
-    """Counts what the shards hold, and checks it is exactly what was asked: every sample once."""
+def _stops(out: str) -> dict:
+    """The adaptive run's stops, all shards together: question id -> stop record."""
+    stops = {}
+    for name in sorted(os.listdir(out)):
+        if name.startswith("stops-") and name.endswith(".json"):
+            with open(os.path.join(out, name), encoding="utf-8") as f:
+                stops.update(json.load(f))
+    return stops
+
+
+def summarise(out: str, expected: int, *, adaptive: bool = False) -> dict:
+    """Counts what the shards hold, and checks it is exactly what was asked: every sample once (adaptive: the
+    samples each question's stop record says it drew, out of the ``expected`` full budget)."""
+    budget, adaptive_summary = expected, None
+    if adaptive:
+        stops = _stops(out)
+        expected = sum(stop["drawn"] for stop in stops.values())
+        adaptive_summary = {
+            "questions": len(stops),
+            "samples_budget": budget,
+            "samples_drawn": expected,
+            "share_of_budget": round(expected / budget, 4) if budget else None,
+            "stop_reasons": dict(Counter(stop["reason"] for stop in stops.values())),
+        }
     samples, tokens = 0, 0
     rules, finish = Counter(), Counter()
     for path in jsonl_files(out):
@@ -258,4 +306,5 @@ def summarise(out: str, expected: int) -> dict:
             finish[sample.get("finish_reason") or "unknown"] += 1
     if samples != expected:
         raise RuntimeError(f"{out} holds {samples} samples, {expected} were asked for")
-    return {"samples": samples, "tokens": tokens, "extraction_rules": dict(rules), "finish_reasons": dict(finish)}
+    summary = {"samples": samples, "tokens": tokens, "extraction_rules": dict(rules), "finish_reasons": dict(finish)}
+    return summary | ({"adaptive": adaptive_summary} if adaptive_summary else {})

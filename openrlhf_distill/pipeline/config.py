@@ -9,11 +9,14 @@ one of the section's own keys goes there, so any OpenRLHF flag can be set per st
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 
 import yaml
 
 from ..argtypes import int_at_least, number_in
+from ..generation.rounds import RULES, AdaptiveConfig
+from ..voting import VoteRule
 
 DEFAULTS: dict = {
     "run_dir": "runs/run",
@@ -39,6 +42,9 @@ DEFAULTS: dict = {
         "max_new_tokens": 512,
         "shard_size": 64,
         "backend_flags": {},
+        # adaptive.rule: sample in rounds, a question stopping once its vote is settled (exact: the full budget's
+        # labels) or its leader likely to stay ahead (beta); null: the whole budget (`generate --adaptive.*`)
+        "adaptive": {"rule": None, "confidence": AdaptiveConfig.confidence, "round_size": AdaptiveConfig.round_size},
     },
     "student": {
         "model": None,
@@ -52,7 +58,7 @@ DEFAULTS: dict = {
     # (the teacher scores each response 1-10 against a rubric, label = score / 10; open-ended tasks).
     "labeller": "vote",
     # `label --vote.*`; max_temperature: only the teacher's samples at or below it vote (null: all)
-    "vote": {"min_ratio": 0.5, "min_valid": 1, "min_valid_share": 0.5, "ratio_of": "valid", "max_temperature": None},
+    "vote": {**dataclasses.asdict(VoteRule()), "max_temperature": None},
     # judge.model: the judge (null: the teacher); flags: `openrlhf-distill judge` flags, e.g. judge.rubric_file.
     "judge": {"model": None, "flags": {}},
     # sft_min_label: least label of an SFT response (vote labels are 0/1; judge labels score/10, e.g. 0.9).
@@ -219,6 +225,9 @@ SETTINGS = {
     "data.toy.n_test": int_at_least(1),
     **_sampling("teacher"),
     **_sampling("student"),
+    "teacher.adaptive.rule": _optional(_one_of(*RULES)),
+    "teacher.adaptive.confidence": number_in(0.5, 1),
+    "teacher.adaptive.round_size": int_at_least(1),
     "labeller": _one_of("vote", "judge"),
     "vote.min_ratio": number_in(0, 1),
     "vote.min_valid": int_at_least(1),
@@ -266,6 +275,9 @@ def check(config: dict) -> None:
     ):
         raise ConfigError("data.source files needs data.train and data.test (prompt record files; no data.test "
                           "when eval.enabled is false)")  # fmt: skip
+    if config["teacher"]["adaptive"]["rule"] and config["labeller"] != "vote":
+        raise ConfigError("teacher.adaptive.rule stops a question on the teacher's vote; labeller "
+                          f"{config['labeller']!r} does not vote: set teacher.adaptive.rule to null")  # fmt: skip
     if source != "toy" and not (config["teacher"]["model"] and config["student"]["model"]):
         raise ConfigError("teacher.model and student.model are required (the toy world builds its own)")
     from ..rewards.schemes import SCHEMES

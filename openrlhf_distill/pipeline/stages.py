@@ -19,12 +19,14 @@ Run directory (``run_dir``):
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from dataclasses import dataclass, field
 
 from ..compat.flags import TRAIN_DISTILL_RM, TRAIN_PPO_RAY, TRAIN_SFT
 from ..evaluation import samples_dir_for
+from ..voting import VoteRule
 
 CLI = [sys.executable, "-m", "openrlhf_distill.cli"]
 STAGE_NAMES = ("world", "data", "teacher_samples", "teacher_labels", "sft_data", "sft", "student_samples",
@@ -74,6 +76,15 @@ def _flags(mapping: dict) -> list[str]:
         else:
             out += [f"--{name}", ",".join(map(str, value)) if isinstance(value, list) else str(value)]
     return out
+
+
+def _vote_flags(vote: dict) -> list[str]:
+    """The pipeline's ``vote`` section as `label` / `generate --adaptive.*` flags."""
+    names = [setting.name for setting in dataclasses.fields(VoteRule)]
+    flags = [word for name in names for word in (f"--vote.{name}", str(vote[name]))]
+    if vote["max_temperature"] is not None:
+        flags += ["--vote.max_temperature", str(vote["max_temperature"])]
+    return flags
 
 
 def _launcher(section: dict) -> list[str]:
@@ -136,6 +147,9 @@ def plan(config: dict) -> list[Stage]:
     # 1-3: teacher samples, vote, SFT data (shared by every seed)
     teacher_samples = os.path.join(run, "teacher_samples")
     argv, inputs = sampling(teacher_model, "teacher", train, teacher_samples, teacher, seeds[0], upstream + external)
+    if teacher["adaptive"]["rule"]:  # it stops on the vote the label stage takes: the same rule
+        argv += [word for name, value in teacher["adaptive"].items() for word in (f"--adaptive.{name}", str(value))]
+        argv += _vote_flags(config["vote"])
     add(Stage("teacher_samples", "teacher_samples", None, argv, teacher_samples, inputs))
 
     judge = config["judge"]
@@ -148,20 +162,7 @@ def plan(config: dict) -> list[Stage]:
         argv += ["--student-samples", student_samples] if student_samples else []
         argv += ["--out", out, "--task", task]
         if config["labeller"] == "vote":
-            vote = config["vote"]
-            argv += [
-                "--vote.min_ratio",
-                str(vote["min_ratio"]),
-                "--vote.min_valid",
-                str(vote["min_valid"]),
-                "--vote.min_valid_share",
-                str(vote["min_valid_share"]),
-                "--vote.ratio_of",
-                vote["ratio_of"],
-            ]
-            if vote["max_temperature"] is not None:
-                argv += ["--vote.max_temperature", str(vote["max_temperature"])]
-            return ["label", *argv]
+            return ["label", *argv, *_vote_flags(config["vote"])]
         flags = {**teacher["backend_flags"], **judge["flags"]} if judge_model == teacher_model else judge["flags"]
         return ["judge", *argv, "--model", judge_model, "--backend", backend, "--seed", str(seeds[0]),
                 *_flags(flags)]  # fmt: skip

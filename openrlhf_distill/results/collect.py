@@ -731,6 +731,36 @@ def _compute(reader: _Reader, rows: list[dict]) -> dict:
             "tokens_generated": _sum(r["tokens_generated"] for r in rows),
             "wall_seconds": _sum(r["wall_seconds"] for r in rows),
         },
+        "adaptive_teacher": _adaptive_teacher(reader),
+    }
+
+
+def _adaptive_teacher(reader: _Reader) -> dict | None:
+    """What adaptive teacher sampling saved (``teacher_samples/summary.json``) and the training-set sizes it left
+    (``sft_data/build_metrics.json``); None when the teacher drew its whole budget."""
+    summary = reader.json("teacher_samples/summary.json", "teacher sampling summary", expected=False) or {}
+    if not isinstance(summary.get("adaptive"), dict):
+        return None
+    manifest = reader.json("teacher_samples/manifest.json", "teacher sampling arguments", expected=False) or {}
+    built = reader.json("sft_data/build_metrics.json", "training-set sizes", expected=False) or {}
+    pairs = {}  # seed -> RM pairs built from that seed's labels
+    for name in sorted(os.listdir(reader.path("."))):
+        match = re.fullmatch(r"seed(\d+)", name)
+        rows = (reader.json(f"{name}/data/build_metrics.json", "RM data sizes", expected=False) or {}).get("rows")
+        if match and isinstance(rows, dict) and isinstance(rows.get("rm_pairs"), int):
+            pairs[int(match.group(1))] = rows["rm_pairs"]
+    adaptive, tokens = summary["adaptive"], _number(summary.get("tokens"))
+    drawn, budget = adaptive.get("samples_drawn"), adaptive.get("samples_budget")
+    # Undrawn samples have no length: the tokens saved are estimated at the mean length of the drawn ones.
+    saved = round(tokens / drawn * (budget - drawn)) if tokens is not None and drawn and budget else None
+    return {
+        **adaptive,
+        "rule": (manifest.get("adaptive") or {}).get("rule"),
+        "confidence": (manifest.get("adaptive") or {}).get("confidence"),
+        "tokens": tokens,
+        "tokens_saved_estimate": saved,
+        "sft_rows": _number((built.get("rows") or {}).get("sft")),
+        "rm_pairs_by_seed": pairs,
     }
 
 

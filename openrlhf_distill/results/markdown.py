@@ -385,7 +385,30 @@ def _compute_lines(results: dict) -> list[str]:
             f"Evaluation files: {e['evaluations']} evaluations, {_count(e['tokens_generated'])} tokens "
             f"generated, {_seconds(e['wall_seconds'])} s (the pipeline's `eval` stages above include them).",
         ]
-    return lines
+    return lines + _adaptive_lines(compute.get("adaptive_teacher"))
+
+
+def _adaptive_lines(adaptive: dict | None) -> list[str]:
+    if not adaptive:
+        return []
+    reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(adaptive["stop_reasons"].items()))
+    if adaptive["rule"] == "exact":
+        labels = "the labels are those of the full budget (the exact rule stops only a vote no sample can change)"
+    else:
+        labels = (
+            f"some labels may differ from the full budget's (the {adaptive['rule']} rule at confidence "
+            f"{adaptive['confidence']}; benchmarks/bench_adaptive_sampling.py measures how many)"
+        )
+    pairs = ", ".join(f"seed {seed}: {_count(n)}" for seed, n in sorted(adaptive["rm_pairs_by_seed"].items()))
+    return [
+        "",
+        f"Adaptive teacher sampling ({adaptive['rule']}): {_count(adaptive['samples_drawn'])} of "
+        f"{_count(adaptive['samples_budget'])} teacher samples drawn ({100 * adaptive['share_of_budget']:.1f}% of "
+        f"the budget), {_count(adaptive['tokens'])} tokens, about {_count(adaptive['tokens_saved_estimate'])} "
+        f"saved (at the drawn samples' mean length); questions stopped by reason: {reasons}. The cost: fewer "
+        f"teacher answers to train on ({_count(adaptive['sft_rows'])} SFT rows; RM pairs "
+        f"{pairs or 'not built yet'}); {labels}.",
+    ]
 
 
 def render(results: dict) -> str:

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from ..tasks import get_task
-from ..voting import majority_vote
+from ..voting import PLURALITY, VoteRule, majority_vote
 from .tiny_models import TinyModelSpec, build_tokenizer, random_causal_lm
 
 # Head sizes vLLM's CPU attention accepts.
@@ -313,9 +313,9 @@ def _vote_metrics(answer_lists: Sequence[Sequence[str | None]], gold: Sequence[s
     for answers, g in zip(answer_lists, gold, strict=True):
         samples += len(answers)
         single += sum(task.is_equivalent(a, g) for a in answers)
-        plurality += task.is_equivalent(majority_vote(answers, min_ratio=0.0, is_equivalent=task.is_equivalent)
+        plurality += task.is_equivalent(majority_vote(answers, PLURALITY, is_equivalent=task.is_equivalent)
                                         .pseudo_label, g)  # fmt: skip
-        vote = majority_vote(answers, min_ratio=0.5, is_equivalent=task.is_equivalent)
+        vote = majority_vote(answers, VoteRule(), is_equivalent=task.is_equivalent)
         accepted += vote.accepted
         accepted_right += vote.accepted and task.is_equivalent(vote.pseudo_label, g)
     n = samples // max(1, len(gold))
