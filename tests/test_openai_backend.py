@@ -123,6 +123,39 @@ def test_the_vllm_server_honours_seed_so_the_same_seed_repeats_samples_and_anoth
 
 
 @pytest.mark.slow
+def test_adaptive_teacher_sampling_runs_through_the_server_and_repeats_itself(vllm_server, tmp_path):
+    """The rounds of `generate --adaptive.rule exact` against a served teacher (the case the rule is for): every
+    question gets a stop record, the shards hold exactly the samples those records count, and the server's
+    per-request seeds make a second run draw the same samples and stop in the same places."""
+    from openrlhf_distill.generation.rounds import AdaptiveConfig
+    from openrlhf_distill.generation.sampling import SamplingConfig, generate_samples
+
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"id": f"q{i}", "prompt": f"What is {i} + 2?", "task": "arithmetic"}) + "\n"
+                               for i in range(6)))  # fmt: skip
+    config = SamplingConfig(role="teacher", temperatures=(0.7, 1.0), n_per_temperature=3, max_new_tokens=8,
+                            shard_size=4, adaptive=AdaptiveConfig(rule="exact"))  # fmt: skip
+    runs = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        summary = generate_samples(str(prompts), str(out), model="tiny", backend="openai", config=config,
+                                   make_backend=lambda: OpenAIBackend("tiny", base_url=vllm_server,
+                                                                      api_key="test-key"), progress=False)  # fmt: skip
+        stops = {}
+        for stop_file in sorted(out.glob("stops-*.json")):
+            stops.update(json.loads(stop_file.read_text()))
+        samples = sorted(
+            (row["id"], row["sample_index"], row["response"])
+            for shard in sorted(out.glob("shard-*.jsonl"))
+            for row in map(json.loads, shard.read_text().splitlines())
+        )
+        assert set(stops) == {f"q{i}" for i in range(6)}
+        assert summary["samples"] == len(samples) == sum(stop["drawn"] for stop in stops.values()) <= 6 * 6
+        runs.append((stops, samples))
+    assert runs[0] == runs[1]
+
+
+@pytest.mark.slow
 def test_stop_strings_reach_the_server_and_no_completion_contains_them(vllm_server):
     backend = OpenAIBackend("tiny", base_url=vllm_server, api_key="test-key")
     (completions,) = backend.generate([Request(TEXT, 1.0, 4, 24, seed=3, stop=("e", "1"))])

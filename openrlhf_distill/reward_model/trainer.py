@@ -1,5 +1,5 @@
 """A RewardModelTrainer that adds a pointwise term: loss = pairwise_coef * BT(chosen, rejected) + pointwise_coef *
-BCE(sigmoid(r), label), over rm_pairs.jsonl and rm_points.jsonl (README "The distilled reward model").
+BCE(sigmoid(r), label), over rm_pairs.jsonl and rm_points.jsonl (docs/rewards.md).
 
 Built on OpenRLHF's trainer rather than copied from it: its ``fit`` and ``evaluate`` run unchanged. Three hooks:
 - the pairs dataloader is wrapped so that each pairs batch also queues the next points batch (pairs drive the
