@@ -191,6 +191,13 @@ def test_t_quantile_and_interval_match_printed_tables():
     lo, hi = t_interval([0.5, 0.52, 0.54])
     assert (lo, hi) == pytest.approx((0.52 - T2 * 0.02 / math.sqrt(3), 0.52 + T2 * 0.02 / math.sqrt(3)), abs=1e-6)
     assert t_interval([0.5]) is None
+    # three seeds near 100%: the interval stops at what an accuracy can reach, and only where it would pass it
+    lo, hi = t_interval([0.94, 0.963, 0.977], within=(0.0, 1.0))
+    assert (
+        hi == 1.0
+        and lo == pytest.approx(t_interval([0.94, 0.963, 0.977])[0])
+        and t_interval([0.94, 0.963, 0.977])[1] > 1
+    )
 
 
 def test_results_json_numbers_match_hand_computation(report):
@@ -225,7 +232,7 @@ def test_results_json_numbers_match_hand_computation(report):
     assert sft["mean"] == pytest.approx(0.52) and sft["std"] == pytest.approx(0.02)
     assert (sft["min"], sft["max"], sft["n_seeds"]) == (0.5, 0.54, 3)
     assert sft["ci95_mean"] == pytest.approx([0.52 - T2 * 0.02 / math.sqrt(3), 0.52 + T2 * 0.02 / math.sqrt(3)])
-    assert sft["ci95_mean_method"] == "t-interval over seeds"
+    assert sft["ci95_mean_method"] == "t-interval over seeds, cut to [0, 1]"
     assert sft["maj_at_k"]["mean"] == pytest.approx(0.57)
     geometry = sft["per_category"]["geometry"]
     assert geometry["mean"] == pytest.approx(0.47) and geometry["n_seeds"] == 3

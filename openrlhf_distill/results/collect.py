@@ -299,8 +299,8 @@ def _summary(rows: list[dict]) -> dict:
             "std": sample_std(values),
             "min": min(values),
             "max": max(values),
-            "ci95_mean": t_interval(values),
-            "ci95_mean_method": "t-interval over seeds" if len(values) >= 2 else None,
+            "ci95_mean": t_interval(values, within=(0.0, 1.0)),
+            "ci95_mean_method": "t-interval over seeds, cut to [0, 1]" if len(values) >= 2 else None,
             "n_questions": sorted({r["n"] for r in group if isinstance(r["n"], int)}),
         }
         for key in ("maj_at_k", "pass_at_k"):
@@ -312,7 +312,7 @@ def _summary(rows: list[dict]) -> dict:
                     "k": sorted({a.get("k") for a in at_k if isinstance(a.get("k"), int)}),
                     "n_seeds": len(at_k),
                     "mean": mean([a["accuracy"] for a in at_k]),
-                    "ci95_mean": t_interval([a["accuracy"] for a in at_k]),
+                    "ci95_mean": t_interval([a["accuracy"] for a in at_k], within=(0.0, 1.0)),
                 }
         categories: dict[str, list[float]] = {}
         for r in group:
@@ -321,7 +321,7 @@ def _summary(rows: list[dict]) -> dict:
                     categories.setdefault(str(category), []).append(value["accuracy"])
         if categories:
             entry["per_category"] = {
-                c: {"n_seeds": len(v), "mean": mean(v), "ci95_mean": t_interval(v)}
+                c: {"n_seeds": len(v), "mean": mean(v), "ci95_mean": t_interval(v, within=(0.0, 1.0))}
                 for c, v in sorted(categories.items())
             }
         summary[name] = entry

@@ -7,8 +7,9 @@ HOW_TO_READ = """\
 
 Accuracies are greedy-decoding accuracies on the evaluation split, in percent. Each model is trained and
 evaluated once per seed; "mean" is the mean over seeds and its 95% interval is a Student t-interval over seeds
-(mean +- t(0.975, seeds - 1) x std / sqrt(seeds), std over seeds with ddof = 1), so it measures how much the
-result moves from seed to seed, not the sampling error of the test set; with fewer than two seeds there is none.
+(mean +- t(0.975, seeds - 1) x std / sqrt(seeds), std over seeds with ddof = 1, cut to 0-100%), so it measures
+how much the result moves from seed to seed, not the sampling error of the test set; with fewer than two seeds
+there is none.
 The interval in brackets after each per-seed number is the evaluator's interval over questions for that one
 evaluation. Differences are in percentage points, paired by seed (the same seed's pipeline on both sides); when
 one side was evaluated once (the teacher, the base student), every seed is compared with that one evaluation

@@ -57,10 +57,15 @@ def t_quantile_975(df: int) -> float:
     return (lo + hi) / 2
 
 
-def t_interval(values: list[float]) -> list[float] | None:
-    """95% t-interval of the mean: mean +- t(0.975, n - 1) * std / sqrt(n), std with ddof = 1. None below n = 2."""
+def t_interval(values: list[float], within: tuple[float, float] | None = None) -> list[float] | None:
+    """95% t-interval of the mean: mean +- t(0.975, n - 1) * std / sqrt(n), std with ddof = 1. None below n = 2.
+    ``within``: the range the quantity lives in (an accuracy: (0, 1)); the interval is cut to it, since three
+    seeds near 100% give a symmetric interval past 100% that no accuracy can reach."""
     if len(values) < 2:
         return None
     m, s = mean(values), sample_std(values)
     half = t_quantile_975(len(values) - 1) * s / math.sqrt(len(values))
-    return [m - half, m + half]
+    low, high = m - half, m + half
+    if within is not None:
+        low, high = max(low, within[0]), min(high, within[1])
+    return [low, high]
