@@ -64,7 +64,7 @@ def test_overrides_set_settings_and_openrlhf_flags_per_stage():
     [
         (
             ["--teacher.temperature", "1"],
-            "unknown setting 'teacher.temperature'; known here: backend_flags, max_new_tokens",
+            "unknown setting 'teacher.temperature'; known here: adaptive, backend_flags, max_new_tokens",
         ),
         (["--ppo.schemes", "best"], "unknown scheme 'best'"),
         (["--data.source", "web"], "data.source: must be one of files, hf, toy"),
