@@ -412,8 +412,15 @@ def test_serve_rm_prints_its_url_serves_and_stops_on_ctrl_c(tiny_rm):
         assert _post(url, None, path="/health", method="GET")[0] == 200
         assert len(score(url, ["p"], ["r"])) == 1
         process.send_signal(signal.SIGINT)
-        # stop() may wait up to 30 s for each of its two threads; 60 s here once raced that bound on a slow CI run
-        out, _ = process.communicate(timeout=150)
+        # stop() may wait up to 30 s for each of its two threads; 60 s here once raced that bound on a slow CI run.
+        # Past 75 s the server writes every thread's stack to stderr, shown here if it never ends.
+        try:
+            out, _ = process.communicate(timeout=150)
+        except subprocess.TimeoutExpired as timeout:
+            process.kill()
+            err = timeout.stderr or b""
+            err = err.decode(errors="replace") if isinstance(err, bytes) else err
+            pytest.fail(f"serve-rm did not stop within 150 s of Ctrl-C; its stderr ends:\n{err[-6000:]}")
     finally:
         if process.poll() is None:
             process.kill()

@@ -455,6 +455,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     """Serves until Ctrl-C (or SIGTERM), then prints the server's counts."""
+    import faulthandler
     import signal
 
     from ..model_folders import check_reward_model
@@ -487,6 +488,10 @@ def run(args) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        # stop() waits at most 30 s for each of its threads; if it takes longer, every thread's stack goes to
+        # stderr (one CI run saw a stop that never ended, with nothing to show where it waited).
+        faulthandler.dump_traceback_later(75)
         server.stop()
+        faulthandler.cancel_dump_traceback_later()
         print(f"stopped; {json.dumps(server.stats())}", flush=True)
     return 0
