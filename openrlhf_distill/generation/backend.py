@@ -7,6 +7,7 @@ the model's chat template (local backends) or the chat endpoint (openai).
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
@@ -58,3 +59,10 @@ class Backend(ABC):
 
     def __exit__(self, *exc):
         self.close()
+
+
+def derived_seed(*parts) -> int:
+    """A request seed derived from its parts (seed, question, temperature, ...): the same parts, the same seed,
+    whichever requests ran before it."""
+    digest = hashlib.sha256(":".join(map(str, parts)).encode()).hexdigest()
+    return int(digest[:8], 16) & 0x7FFFFFFF

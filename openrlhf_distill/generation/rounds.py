@@ -22,14 +22,13 @@ and budgeted, the round and the reason (``settled``, ``confident``, or ``budget`
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections import Counter
 from dataclasses import dataclass
 
 from ..adaptive import leader_confidence, settled
 from ..voting import DEFAULT_RULE, VoteRule, group_equivalent
-from .backend import Request
+from .backend import Request, derived_seed
 
 RULES = ("exact", "beta")
 
@@ -54,8 +53,7 @@ class AdaptiveConfig:
 
 
 def sample_seed(seed: int, question_id, temperature_index: int, k: int) -> int:
-    digest = hashlib.sha256(f"{seed}:{question_id}:{temperature_index}:sample{k}".encode()).hexdigest()
-    return int(digest[:8], 16) & 0x7FFFFFFF
+    return derived_seed(seed, question_id, temperature_index, f"sample{k}")
 
 
 def draw_order(n_temperatures: int, n_per_temperature: int) -> list[tuple[int, int]]:

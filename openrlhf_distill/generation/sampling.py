@@ -34,7 +34,7 @@ from ..records import (
     write_json_atomic,
     write_jsonl_atomic,
 )
-from .backend import TEMPERATURE_RANGE, Backend, Request
+from .backend import TEMPERATURE_RANGE, Backend, Request, derived_seed
 from .rounds import AdaptiveConfig, sample_shard
 
 MANIFEST = "manifest.json"
@@ -87,8 +87,7 @@ class ArgumentsChanged(ValueError):
 
 
 def request_seed(seed: int, question_id, temperature_index: int) -> int:
-    digest = hashlib.sha256(f"{seed}:{question_id}:{temperature_index}".encode()).hexdigest()
-    return int(digest[:8], 16) & 0x7FFFFFFF
+    return derived_seed(seed, question_id, temperature_index)
 
 
 def file_sha256(path: str) -> str:
