@@ -33,15 +33,17 @@ from dataclasses import dataclass
 from .questions import Question, load_questions, question_key
 from .records import (
     LABELLED_SAMPLE,
-    REWARD_LABEL_FIELD,
     SOURCES,
     VOTE,
     RecordError,
     as_messages,
     atomic_output_dir,
     check_output_dir,
-    encode_reward_label,
     read_records,
+    rl_prompt_row,
+    rm_pair_row,
+    rm_point_row,
+    sft_row,
     write_json_atomic,
     write_jsonl_atomic,
 )
@@ -205,7 +207,7 @@ def build_datasets(
         responses, sft_counts = select_sft(samples, config.sft_max_per_question, config.sft_min_label)
         metrics["sft"].update(sft_counts)
         metrics["sft"]["questions_with_rows" if responses else "questions_without_rows"] += 1
-        sft += [{"input": prompt, "output": fmt.response(r), "meta": {"id": record["id"]}} for r in responses]
+        sft += [sft_row(prompt, fmt.response(r), id=record["id"]) for r in responses]
 
         # A per-question seed: a question's pairs do not change when other questions are added or removed.
         question_pairs = select_pairs(samples, config, random.Random(f"{config.seed}:{key}"))
@@ -215,27 +217,29 @@ def build_datasets(
             metrics["rm_pairs"][f"questions_without_pairs_{reason}"] += 1
         for chosen, rejected in question_pairs:
             metrics["rm_pairs"][f"{chosen.source}_vs_{rejected.source}"] += 1
-            pairs.append({
-                "prompt": prompt,
-                "chosen": fmt.response(chosen.response),
-                "rejected": fmt.response(rejected.response),
-                "meta": {"id": record["id"], "chosen_source": chosen.source, "rejected_source": rejected.source},
-            })  # fmt: skip
+            pairs.append(
+                rm_pair_row(
+                    prompt,
+                    fmt.response(chosen.response),
+                    fmt.response(rejected.response),
+                    id=record["id"],
+                    chosen_source=chosen.source,
+                    rejected_source=rejected.source,
+                )
+            )
 
         for s in samples:
             if s.source in config.rm_sources:
                 metrics["rm_points"][f"{s.source}_label_{s.label}"] += 1
-                points.append({"prompt": prompt, "response": fmt.response(s.response), "label": s.label,
-                               "meta": {"id": record["id"], "source": s.source}})  # fmt: skip
+                point = rm_point_row(prompt, fmt.response(s.response), s.label, id=record["id"], source=s.source)
+                points.append(point)
 
-        row = {"input": prompt, "label": pseudo_labels[key] or "", "id": record["id"]}
-        if question.gold is not None:
-            row["gold"] = question.gold  # for RL metrics; the reward reads the pseudo-label
-        # What the RL reward function reads (--data.label_key distill_label): the pseudo-label with the task and
-        # gold beside it, one JSON string. Only the `gold` scheme and the logged metrics read its gold.
-        row[REWARD_LABEL_FIELD] = encode_reward_label(id=record["id"], task=question.task.name,
-                                                      label=pseudo_labels[key], gold=question.gold)  # fmt: skip
-        rl.append(row)
+        # The reward reads the pseudo-label; gold rides along for the RL metrics and the `gold` scheme only.
+        rl.append(
+            rl_prompt_row(
+                prompt, id=record["id"], task=question.task.name, pseudo_label=pseudo_labels[key], gold=question.gold
+            )
+        )
 
     summary = {
         "config": {**config.__dict__, "rm_sources": list(config.rm_sources)},

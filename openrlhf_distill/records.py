@@ -12,8 +12,20 @@ place so a killed stage never leaves a half-written output behind.
   score / 10 for open-ended tasks, with ``score`` beside it).
 - vote: ``id``, ``pseudo_label``, ``counts``, ``valid``, ``total``, ``majority_ratio``, ``accepted``,
   ``reason`` (why it was not accepted), and ``label_correct`` when the prompt has gold.
+
+The four training sets ``build`` writes, in OpenRLHF's formats (made by the ``*_row`` functions below; their
+readers take the column names from OpenRLHF's ``--data.*_key`` flags, so they check fields by those names):
+
+- SFT row (``sft.jsonl``): ``input`` (the prompt), ``output`` (a response), ``meta`` {``id``}.
+- RM pair (``rm_pairs.jsonl``): ``prompt``, ``chosen``, ``rejected``, ``meta`` {``id``, ``chosen_source``,
+  ``rejected_source``}.
+- RM point (``rm_points.jsonl``): ``prompt``, ``response``, ``label`` (the sample's 0/1), ``meta`` {``id``,
+  ``source``}.
 - RL prompt (``rl_prompts.jsonl``): ``input``, ``label`` (the pseudo-label, "" when none), ``id``, ``gold`` when
   known, and ``distill_label``: what the RL reward function reads (see :func:`encode_reward_label`).
+
+Vocabulary: ``pseudo_label`` is a question's vote answer; a sample's ``label`` is 1 when it agrees with it, 0
+when not. The RL prompt's ``label`` column keeps OpenRLHF's name for the answer column (``--data.label_key``).
 """
 
 from __future__ import annotations
@@ -357,3 +369,32 @@ def decode_reward_label(value) -> RewardLabel:
         return RewardLabel(label=_plain_answer(value), from_plain_string=True)
     raise ValueError(f"{where}: must be a JSON string of {{id, task, label, gold}}, an object with those keys, or a "
                      f"plain label string; got {type(value).__name__} {value!r}")  # fmt: skip
+
+
+# --- The training sets' rows, as `build` writes them ------------------------------------------------------------
+
+
+def sft_row(prompt, response, *, id: str | int) -> dict:
+    """One SFT example: the prompt and a teacher response that agrees with the vote."""
+    return {"input": prompt, "output": response, "meta": {"id": id}}
+
+
+def rm_pair_row(prompt, chosen, rejected, *, id: str | int, chosen_source: str, rejected_source: str) -> dict:
+    """One preference pair of the same question: ``chosen`` is labelled higher than ``rejected``."""
+    meta = {"id": id, "chosen_source": chosen_source, "rejected_source": rejected_source}
+    return {"prompt": prompt, "chosen": chosen, "rejected": rejected, "meta": meta}
+
+
+def rm_point_row(prompt, response, label: float, *, id: str | int, source: str) -> dict:
+    """One labelled sample, for the pointwise (classification) term of the RM loss."""
+    return {"prompt": prompt, "response": response, "label": label, "meta": {"id": id, "source": source}}
+
+
+def rl_prompt_row(prompt, *, id: str | int, task: str, pseudo_label: str | None, gold=None) -> dict:
+    """One RL prompt. ``label`` holds the pseudo-label ("" when none) and ``gold`` (metrics only) the gold answer
+    where known; ``distill_label`` is what the reward function reads (:func:`encode_reward_label`)."""
+    row = {"input": prompt, "label": pseudo_label or "", "id": id}
+    if gold is not None:
+        row["gold"] = gold
+    row[REWARD_LABEL_FIELD] = encode_reward_label(id=id, task=task, label=pseudo_label, gold=gold)
+    return row
