@@ -4,8 +4,8 @@ the scheme needs:
 
 - ``rm`` / ``judge``: OpenRLHF's learned-RM path, with ``--reward.normalize_enable`` so the RM's stored mean/std
   (from its training) normalise the reward;
-- ``vote`` / ``gold``: a generated reward-function file as ``--reward.remote_url``, reading the ``distill_label``
-  column the ``build`` stage writes (``--data.label_key``);
+- ``vote`` / ``gold`` and the controls ``random`` / ``style``: a generated reward-function file as
+  ``--reward.remote_url``, reading the ``distill_label`` column the ``build`` stage writes (``--data.label_key``);
 - ``hybrid``: the same file, calling a batching RM server we start on 127.0.0.1 for the run (or one given by
   ``--distill.rm_server.url``), since OpenRLHF takes a learned RM or a reward function, not both.
 
@@ -29,11 +29,10 @@ from dataclasses import dataclass, field
 
 from .compat import launch, ray_driver
 from .compat.flags import TRAIN_PPO_RAY, flag_value, has_flag, parsed_value, with_flag_value
-from .records import write_json_atomic
+from .records import REWARD_LABEL_FIELD, write_json_atomic
 from .rewards.schemes import RM_SCHEMES, SCHEMES, RewardConfig
 from .rewards.server import advertised_address
 
-LABEL_COLUMN = "distill_label"  # written by `openrlhf-distill build` into rl_prompts.jsonl
 RUN_SUBDIR = "distill_ppo"
 _STEP_LINE = re.compile(r"Global step (\d+): (\{.*\})\s*$")
 
@@ -123,7 +122,7 @@ def _scheme_argv(argv: list[str], options: PPOOptions, run_dir: str) -> tuple[li
     reward_file = os.path.join(run_dir, f"reward_func_{options.scheme}.py")
     argv = argv + [cli["remote_reward"], reward_file]
     if not has_flag(argv, cli["label_key"]):
-        argv += [cli["label_key"], LABEL_COLUMN]
+        argv += [cli["label_key"], REWARD_LABEL_FIELD]
     extra.update(reward_config=config, reward_file=reward_file)
     return argv, extra
 

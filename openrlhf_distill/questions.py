@@ -2,7 +2,8 @@
 question key, each with its task (the one reader of its answers) and, for metrics only, its gold answer; sample
 records checked against those questions, their answers re-read by the task layer.
 
-Sampling, voting and labelling, judging, building the training sets and evaluating all start here.
+Sampling, voting and labelling, judging and building the training sets start here (evaluation reaches it
+through sampling).
 """
 
 from __future__ import annotations
@@ -10,10 +11,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .records import PROMPT, SAMPLE, RecordError, jsonl_files, read_records
 from .tasks import Task, get_task
-from .voting import Vote
+
+if TYPE_CHECKING:  # the vote is the next stage's: a question only carries it once labelled
+    from .voting import Vote
 
 
 @dataclass

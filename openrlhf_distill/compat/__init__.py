@@ -2,9 +2,12 @@
 
 - :mod:`.version`: supported versions and the error for a missing or unsupported OpenRLHF.
 - :mod:`.flags`: OpenRLHF's dotted flag names.
-- :mod:`.patches` (+ :mod:`.cpu_patches`, :mod:`.fixes`, :mod:`.flash_attn_stub`): runtime patches that reach
-  every process of a run through ``boot/sitecustomize.py``.
-- :mod:`.launch`: runs OpenRLHF's train_sft / train_rm on GPUs (deepspeed) or on the CPU.
+- :mod:`.patches` (+ :mod:`.cpu_patches`, :mod:`.rl_cpu_patches`, :mod:`.fixes`, :mod:`.flash_attn_stub`):
+  runtime patches that reach every process of a run through ``boot/sitecustomize.py``.
+- :mod:`.launch`: runs OpenRLHF's train_sft / train_rm on GPUs (deepspeed) or on the CPU, and plans
+  train_ppo_ray's command (:func:`.launch.plan_ppo`); :mod:`.ray_driver` starts or joins Ray and runs it.
+- :mod:`.gpu_plan`: the GPUs a PPO command asks for, per actor group, checked against the cluster.
+- :mod:`.formats`: the text OpenRLHF's reward model scores, which our scorers must reproduce.
 - :mod:`.quiet`: the known harmless third-party warnings, filtered with their reasons.
 """
 

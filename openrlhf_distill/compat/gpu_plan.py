@@ -14,7 +14,7 @@ How train_ppo_ray places its groups (0.11.2), which :func:`plan` follows step by
   reference model (only when ``--algo.kl.init_coef`` > 0) each ``num_nodes x num_gpus_per_node``;
 - a critic exists only with the ``gae`` estimator; ``--train.colocate_critic_reward`` puts critic and reward
   model in one placement group of critic GPUs; with ``colocate_all`` and no such group they join the actor's;
-- the reward model group exists only without ``--reward.remote_url`` (the vote, gold and hybrid schemes pass a
+- the reward model group exists only without ``--reward.remote_url`` (every scheme but rm and judge passes a
   reward function instead).
 """
 

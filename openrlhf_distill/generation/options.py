@@ -1,4 +1,4 @@
-"""The command-line flags that choose and tune a sampling backend, shared by `generate` and `judge`."""
+"""The command-line flags that choose and tune a sampling backend, shared by `generate`, `judge` and `eval`."""
 
 from __future__ import annotations
 

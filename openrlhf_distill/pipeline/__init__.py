@@ -1,4 +1,4 @@
-"""`openrlhf-distill run`: every stage of DESIGN.md in order, resumably, ending in the results table.
+"""`openrlhf-distill run`: every stage of the method in order, resumably, ending in the results table.
 
 :mod:`.config` reads the YAML config and overrides, :mod:`.stages` turns it into ``openrlhf-distill``
 commands, :mod:`.runner` runs those not already done.

@@ -1,4 +1,4 @@
-"""The stages of DESIGN.md as commands: each stage is one ``openrlhf-distill`` subcommand with its inputs and the
+"""The stages of the method as commands: each stage is one ``openrlhf-distill`` subcommand with its inputs and the
 output it makes, so ``run --dry-run`` can print exactly what runs, and every stage can also be run by hand.
 
 Run directory (``run_dir``):

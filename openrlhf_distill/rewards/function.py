@@ -1,4 +1,5 @@
-"""The reward function of the ``vote``, ``gold`` and ``hybrid`` schemes, and the file OpenRLHF loads it from.
+"""The reward function of the function schemes (``vote``, ``gold``, ``hybrid`` and the controls ``random`` and
+``style``), and the file OpenRLHF loads it from.
 
 OpenRLHF (``--reward.remote_url FILE.py``) imports FILE.py by path in every rollout actor and calls its
 ``reward_func(queries, prompts, labels)`` once per sample, in a thread:
@@ -222,7 +223,7 @@ def _report_loudly(config: RewardConfig, error: Exception, queries, prompts, lab
 
 
 def make_reward_func(config: RewardConfig):
-    """OpenRLHF's ``reward_func(queries, prompts, labels)`` for a ``vote``, ``gold`` or ``hybrid`` config."""
+    """OpenRLHF's ``reward_func(queries, prompts, labels)`` for the config of any function scheme."""
     rewarder = _Rewarder(config)
 
     def reward_func(queries, prompts, labels):
