@@ -30,6 +30,7 @@ import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
+from .argtypes import positive_int, unit_interval
 from .questions import Question, load_questions, question_key
 from .records import (
     LABELLED_SAMPLE,
@@ -251,3 +252,41 @@ def build_datasets(
             write_jsonl_atomic(os.path.join(partial, f"{name}.jsonl"), rows)
         write_json_atomic(os.path.join(partial, "build_metrics.json"), summary)
     return summary
+
+
+# --- `openrlhf-distill build` ------------------------------------------------------------------------------------
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--prompts", required=True, help="the prompt records the labels were made from")
+    p.add_argument("--labels", required=True, help="the folder `openrlhf-distill label` wrote")
+    p.add_argument("--out", required=True)
+    p.add_argument("--task", default=None, help="task of prompts that have no `task` field")
+    p.add_argument("--sft.max_per_question", type=positive_int, default=None, help="cap on SFT rows per question")
+    p.add_argument("--sft.min_label", type=unit_interval, default=1.0,
+                   help="least label of SFT responses (1: agree with the vote; judge: score/10)")  # fmt: skip
+    p.add_argument("--rm.pairs_per_question", type=positive_int, default=16, help="cap on RM pairs per question")
+    p.add_argument("--rm.pair_margin", type=unit_interval, default=0.3,
+                   help="least label gap in a pair (judge: 0.3 = 3 points; vote pairs always pass)")  # fmt: skip
+    p.add_argument("--rm.sources", default="teacher,student", help="samples RM data is built from")
+    p.add_argument("--rm.no_balance_sources", action="store_true",
+                   help="draw pairs from all source mixes pooled, not in turns")  # fmt: skip
+    p.add_argument("--data.format", choices=["chat", "plain"], default="chat",
+                   help="chat: messages for --data.apply_chat_template; plain: strings")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0)
+
+
+def run(args) -> int:
+    config = BuildConfig(
+        sft_max_per_question=getattr(args, "sft.max_per_question"),
+        sft_min_label=getattr(args, "sft.min_label"),
+        pairs_max_per_question=getattr(args, "rm.pairs_per_question"),
+        pair_margin=getattr(args, "rm.pair_margin"),
+        balance_sources=not getattr(args, "rm.no_balance_sources"),
+        rm_sources=tuple(s for s in getattr(args, "rm.sources").split(",") if s),
+        chat_format=getattr(args, "data.format") == "chat",
+        seed=args.seed,
+    )
+    summary = build_datasets(args.prompts, args.labels, args.out, config, default_task=args.task)
+    print(" ".join(f"{name}: {count} rows" for name, count in summary["rows"].items()) + f" -> {args.out}")
+    return 0

@@ -85,3 +85,11 @@ def main(as_json: bool = False) -> int:
     else:
         print_report(report)
     return 1 if report["problems"] else 0
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def run(args) -> int:
+    return main(as_json=args.json)

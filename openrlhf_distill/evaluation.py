@@ -451,7 +451,7 @@ def evaluate(
 # --- `openrlhf-distill eval` --------------------------------------------------------------------------------
 
 
-def add_eval_arguments(p) -> None:
+def add_arguments(p) -> None:
     from .generation.options import add_backend_arguments
     from .task_data import DEFAULT_TRAIN_FRACTION, SPLIT_FILE
 
@@ -500,7 +500,7 @@ def _style_summary(name: str, entry: dict) -> str:
     return f"{name} {100 * entry['share']:.1f}% (accuracy {accuracy})"
 
 
-def run_eval(args) -> int:
+def run(args) -> int:
     """Runs the evaluation and prints one summary; errors (ValueError, RecordError, BackendError) go to the
     caller, which prints them."""
     from .generation.options import backend_from_args

@@ -416,7 +416,7 @@ def judge_samples(
 # `openrlhf-distill judge`
 
 
-def add_judge_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompts", required=True, help="prompt records (JSON Lines)")
     p.add_argument("--teacher-samples", default=None, help="teacher sample records: a .jsonl file or a folder")
     p.add_argument("--student-samples", default=None, help="student sample records: a .jsonl file or a folder")
@@ -433,10 +433,9 @@ def add_judge_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--judge.batch_size", type=int, default=256, help="judgements per backend call")
     p.add_argument("--seed", type=int, default=0)
     add_backend_arguments(p)  # --backend, --hf.*, --vllm.*, --openai.*: the same as `generate`
-    return p
 
 
-def run_judge(args) -> int:
+def run(args) -> int:
     rubric = JUDGE_RUBRIC
     if rubric_file := getattr(args, "judge.rubric_file"):
         if not os.path.isfile(rubric_file):

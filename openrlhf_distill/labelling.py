@@ -31,7 +31,7 @@ from .records import (
     write_json_atomic,
     write_jsonl_atomic,
 )
-from .voting import DEFAULT_RULE, VoteRule, vote_from_counts
+from .voting import DEFAULT_RULE, VoteRule, add_vote_arguments, vote_from_counts, vote_rule_from_args
 
 
 @dataclass(frozen=True)
@@ -171,3 +171,25 @@ def label_samples(
         summary = metrics.summary(questions, config)
         write_json_atomic(os.path.join(partial, "metrics.json"), summary)
     return summary
+
+
+# --- `openrlhf-distill label` ------------------------------------------------------------------------------------
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--prompts", required=True, help="prompt records (JSON Lines)")
+    p.add_argument("--teacher-samples", required=True, help="teacher sample records: a .jsonl file or a folder")
+    p.add_argument("--student-samples", default=None, help="student sample records: a .jsonl file or a folder")
+    p.add_argument("--out", required=True, help="folder for votes.jsonl, teacher/student.jsonl, metrics.json")
+    p.add_argument("--task", default=None, help="task of prompts that have no `task` field")
+    add_vote_arguments(p)
+
+
+def run(args) -> int:
+    from .reports import print_label_metrics
+
+    config = VoteConfig(rule=vote_rule_from_args(args), max_temperature=getattr(args, "vote.max_temperature"))
+    metrics = label_samples(args.prompts, args.teacher_samples, args.out, student=args.student_samples,
+                            config=config, default_task=args.task)  # fmt: skip
+    print_label_metrics(metrics)
+    return 0

@@ -27,6 +27,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from .argtypes import positive_int
 from .compat import launch, ray_driver
 from .compat.flags import TRAIN_PPO_RAY, flag_value, has_flag, parsed_value, with_flag_value
 from .records import REWARD_LABEL_FIELD, write_json_atomic
@@ -298,7 +299,7 @@ def _stream(ppo_plan: PPOPlan, log_path: str | None) -> tuple[int, list[dict], l
         return proc.wait(), steps or earlier, tail
 
 
-def run(ppo_plan: PPOPlan, *, log_path: str | None = None) -> dict:
+def run_plan(ppo_plan: PPOPlan, *, log_path: str | None = None) -> dict:
     """Runs the PPO loop to completion (with the RM server of a hybrid run around it); returns the summary."""
     _write_files(ppo_plan)
     started = time.time()
@@ -363,3 +364,93 @@ def sync_check(probe_path: str, actor_dir: str) -> dict:
     diffs = [abs(a - b) for a, b in zip(actor, engine, strict=True)]
     return {"tokens": len(diffs), "max_abs_diff_vs_saved_actor": max(diffs),
             "mean_abs_diff_vs_saved_actor": math.fsum(diffs) / len(diffs)}  # fmt: skip
+
+
+# --- `openrlhf-distill ppo` --------------------------------------------------------------------------------------
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--reward.scheme", choices=SCHEMES, default="rm",
+                   help="rm: the distilled RM (the paper); vote / gold: 1 if the answer equals the pseudo-label / "
+                   "gold answer; hybrid: alpha * RM + beta * vote; judge: an RM trained on judge labels; "
+                   "random / style: controls, 1 by a coin flip / for the style --distill.reward.style")  # fmt: skip
+    p.add_argument("--task", default=None, help="task of rows whose label does not name one (vote, gold, hybrid)")
+    p.add_argument("--distill.reward.alpha", type=float, default=1.0, help="hybrid: weight of the normalised RM")
+    p.add_argument("--distill.reward.beta", type=float, default=1.0, help="hybrid: weight of the vote reward")
+    p.add_argument("--distill.reward.random_p", type=float, default=0.5, help="random: chance of reward 1")
+    p.add_argument("--distill.reward.style", default="worked", help="style: the rewarded style (arithmetic: "
+                   "worked or direct)")  # fmt: skip
+    p.add_argument(
+        "--distill.rm_server.url",
+        default=None,
+        help="hybrid: a running `openrlhf-distill serve-rm` (default: serve the RM for the run)",
+    )
+    p.add_argument(
+        "--distill.rm_server.host",
+        default=None,
+        help="hybrid: address the run's RM server listens on (default: 127.0.0.1, or every interface when the "
+        "run joins a Ray cluster, the reward function then calling this node's routable address)",
+    )
+    p.add_argument("--distill.rm_server.port", type=int, default=0, help="hybrid: its port (0: a free one)")
+    p.add_argument("--distill.rm_server.max_batch_size", type=int, default=64)
+    p.add_argument("--distill.rm_server.max_wait_ms", type=float, default=5.0)
+    p.add_argument(
+        "--distill.sync_check",
+        action="store_true",
+        help="CPU engine: after training, compare the rollout engine's log-probs with the saved actor",
+    )
+    p.add_argument("--distill.cluster.nodes", type=positive_int, default=None,
+                   help="the GPU cluster the run is for: with --distill.cluster.gpus_per_node, a GPU plan "
+                   "that does not fit is refused before Ray starts (OpenRLHF would wait for ever)")  # fmt: skip
+    p.add_argument("--distill.cluster.gpus_per_node", type=positive_int, default=None)
+    p.add_argument("--ray.address", default=None, help="join this Ray cluster (default: $RAY_ADDRESS, else local)")
+    p.add_argument("--ray.submit", action="store_true",
+                   help="submit as a Ray job to --ray.address (the dashboard, http://HEAD:8265)")  # fmt: skip
+    p.add_argument("--engine", choices=["auto", "gpu", "cpu"], default="auto", help="auto: gpu when CUDA is found")
+    p.add_argument("--log", default=None, help="also write the run's output to this file")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the command and check it with OpenRLHF's own parser; start nothing")  # fmt: skip
+
+
+def run(args, openrlhf_argv: list[str]) -> int:
+    """`openrlhf-distill ppo`: plans, checks (OpenRLHF's parser, the inputs, the GPU plan), then runs."""
+    from .compat import gpu_plan
+
+    options = PPOOptions(
+        scheme=getattr(args, "reward.scheme"),
+        task=args.task,
+        alpha=getattr(args, "distill.reward.alpha"),
+        beta=getattr(args, "distill.reward.beta"),
+        random_p=getattr(args, "distill.reward.random_p"),
+        style=getattr(args, "distill.reward.style"),
+        engine=args.engine,
+        ray_address=getattr(args, "ray.address"),
+        submit=getattr(args, "ray.submit"),
+        rm_server_url=getattr(args, "distill.rm_server.url"),
+        rm_server_host=getattr(args, "distill.rm_server.host"),
+        rm_server_port=getattr(args, "distill.rm_server.port"),
+        rm_server_max_batch_size=getattr(args, "distill.rm_server.max_batch_size"),
+        rm_server_max_wait_ms=getattr(args, "distill.rm_server.max_wait_ms"),
+        sync_check=getattr(args, "distill.sync_check"),
+    )
+    ppo_plan = plan(openrlhf_argv, options)
+    # OpenRLHF's own parser and checks, then ours of what it reads and of the GPUs it asks for, before any
+    # resources are asked for
+    namespace = validate(ppo_plan)
+    check_inputs(ppo_plan, namespace)
+    placements = gpu_plan.plan(namespace)
+    nodes, per_node = getattr(args, "distill.cluster.nodes"), getattr(args, "distill.cluster.gpus_per_node")
+    if (nodes is None) != (per_node is None):
+        raise ValueError("--distill.cluster.nodes and --distill.cluster.gpus_per_node go together")
+    if nodes and ppo_plan.launch.engine == "gpu":  # the CPU engine declares as many logical GPUs as it needs
+        gpu_plan.check_fits(placements, nodes, per_node)
+    if args.dry_run:
+        print(describe(ppo_plan))
+        print(gpu_plan.describe(placements), file=sys.stderr)
+        print(f"# accepted by {TRAIN_PPO_RAY.module}'s argument parser and checks", file=sys.stderr)
+        return 0
+    summary = run_plan(ppo_plan, log_path=args.log)
+    print(f"{summary['steps']} PPO steps ({summary['scheme']}, {summary['engine']}), reward mean "
+          f"{summary['reward_mean_first']} -> {summary['reward_mean_last']} in {summary['wall_seconds']} s; "
+          f"files in {ppo_plan.run_dir}")  # fmt: skip
+    return 0

@@ -425,7 +425,7 @@ def load_split(
 # --- `openrlhf-distill prepare-data` ------------------------------------------------------------------------
 
 
-def add_prepare_arguments(p) -> None:
+def add_arguments(p) -> None:
     p.add_argument("--task", required=True, help=f"benchmark: {', '.join(DATASETS)}")
     p.add_argument("--split", required=True,
                    help="gsm8k: train, test; mmlu_pro: test, validation, train / heldout (cut from test)")  # fmt: skip
@@ -442,7 +442,7 @@ def add_prepare_arguments(p) -> None:
                    help=f"mmlu_pro: keep the split in RUN_DIR/{SPLIT_FILE} and reuse it when it is there")  # fmt: skip
 
 
-def run_prepare(args) -> int:
+def run(args) -> int:
     """Writes the records; DataError / RecordError (ValueErrors) go to the caller, which prints them."""
     records = load_split(args.task, args.split, source=args.source, cache_dir=args.cache_dir, seed=args.seed,
                          run_dir=args.run_dir, train_fraction=args.train_fraction, limit=args.limit)  # fmt: skip

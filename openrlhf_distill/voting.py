@@ -18,9 +18,12 @@ can win.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+
+from .argtypes import non_negative_float, positive_int, unit_interval
 
 # Why a question got no pseudo-label; counted in metrics.json.
 NO_VALID_ANSWER = "no_valid_answer"
@@ -163,3 +166,43 @@ def vote_from_counts(
     reason = rule.refusal(top, rival, valid, total)
     accepted = reason is None
     return Vote(winner if accepted else None, counts, valid, total, top / valid, accepted, reason)
+
+
+# --- The vote's flags, for every command that votes (`label`) or stops on the vote (`generate --adaptive.rule`)
+
+
+def add_vote_arguments(p) -> None:
+    """The vote's flags (`label`, and `generate --adaptive.rule exact`, which must stop on the same rule)."""
+    vote = VoteRule()  # the defaults, in one place
+    p.add_argument(
+        "--vote.min_ratio",
+        type=unit_interval,
+        default=vote.min_ratio,
+        help="winner's share of valid answers needed (of all answers with --vote.ratio_of all)",
+    )
+    p.add_argument(
+        "--vote.min_valid", type=positive_int, default=vote.min_valid, help="readable answers a question needs to vote"
+    )
+    p.add_argument(
+        "--vote.min_valid_share",
+        type=unit_interval,
+        default=vote.min_valid_share,
+        help="... and as a share of its voting samples (0.5: one readable answer in ten is no label)",
+    )
+    p.add_argument(
+        "--vote.ratio_of",
+        choices=RATIO_OF,
+        default=vote.ratio_of,
+        help="divide the winner's count by the valid answers (default) or by every sample",
+    )
+    p.add_argument(
+        "--vote.max_temperature",
+        type=non_negative_float,
+        default=None,
+        help="only teacher samples at or below this temperature vote (default: all)",
+    )
+
+
+def vote_rule_from_args(args) -> VoteRule:
+    """The VoteRule of parsed `--vote.*` flags."""
+    return VoteRule(**{f.name: getattr(args, f"vote.{f.name}") for f in dataclasses.fields(VoteRule)})

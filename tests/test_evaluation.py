@@ -14,9 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from openrlhf_distill.evaluation import (
-    add_eval_arguments,
+    add_arguments,
     evaluate,
-    run_eval,
+    run,
     samples_dir_for,
     score_sample_files,
     score_samples,
@@ -322,13 +322,13 @@ def test_eval_command_on_mmlu_pro_heldout_from_a_local_copy(tmp_path, tiny_model
              "answer_index": 0, "category": "law" if i < 4 else "math", "src": "x"} for i in range(6)]  # fmt: skip
     source = _prompts_file(tmp_path / "mmlu_pro_test.jsonl", rows)  # MMLU-Pro's own columns
     parser = argparse.ArgumentParser()
-    add_eval_arguments(parser)
+    add_arguments(parser)
     out = tmp_path / "eval" / "base.json"
     args = parser.parse_args(["--model", tiny_model, "--task", "mmlu_pro", "--split", "heldout", "--source", source,
                               "--run-dir", str(tmp_path / "run"), "--out", str(out), "--k", "1",
                               "--max-new-tokens", "4", "--backend", "hf", "--hf.dtype", "float32",
                               "--no-progress", "--name", "student base"])  # fmt: skip
-    assert run_eval(args) == 0
+    assert run(args) == 0
     printed = capsys.readouterr().out
     assert printed.startswith("student base: greedy ") and "(n=3)" in printed
     result = json.loads(out.read_text())
@@ -366,12 +366,12 @@ def test_eval_command_on_arithmetic_writes_and_prints_the_answer_styles(tmp_path
     scripted = lambda: ScriptedModel(ARITHMETIC_GREEDY, ARITHMETIC_SAMPLED)
     monkeypatch.setattr(options, "backend_from_args", lambda args: ("scripted", scripted))
     parser = argparse.ArgumentParser()
-    add_eval_arguments(parser)
+    add_arguments(parser)
     out = tmp_path / "eval" / "sft_seed0.json"
     args = parser.parse_args(["--model", "m", "--task", "arithmetic", "--prompts",
                               _prompts_file(tmp_path / "p.jsonl", ARITHMETIC_PROMPTS), "--out", str(out), "--k", "2",
                               "--no-progress"])  # fmt: skip
-    assert run_eval(args) == 0
+    assert run(args) == 0
     result = json.loads(out.read_text())
     assert set(result) == RESULT_KEYS | {"styles"}
     expected = score_samples(ARITHMETIC_PROMPTS, ARITHMETIC_GREEDY, ARITHMETIC_SAMPLED, task="arithmetic", k=2)
@@ -411,9 +411,9 @@ def test_evaluate_refuses_bad_input_before_loading_a_model(tmp_path):
 
 def test_eval_command_refuses_k_below_one_and_an_unknown_task(tmp_path):
     parser = argparse.ArgumentParser()
-    add_eval_arguments(parser)
+    add_arguments(parser)
     base = ["--model", str(tmp_path), "--out", str(tmp_path / "r.json"), "--prompts", "p.jsonl"]
     with pytest.raises(ValueError, match="--k must be >= 1"):
-        run_eval(parser.parse_args([*base, "--task", "gsm8k", "--k", "0"]))
+        run(parser.parse_args([*base, "--task", "gsm8k", "--k", "0"]))
     with pytest.raises(ValueError, match="unknown task"):
-        run_eval(parser.parse_args([*base, "--task", "nope"]))
+        run(parser.parse_args([*base, "--task", "nope"]))

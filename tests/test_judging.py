@@ -18,12 +18,12 @@ from openrlhf_distill.builders import build_datasets
 from openrlhf_distill.generation.backend import Backend, BackendError, BackendInfo, Completion
 from openrlhf_distill.judging import (
     JUDGE_RUBRIC,
-    add_judge_arguments,
+    add_arguments,
     build_judge_prompt,
     judge_samples,
     new_nonce,
     parse_judge_score,
-    run_judge,
+    run,
 )
 from openrlhf_distill.records import LABELLED_SAMPLE, OUTPUT_MARKER, RecordError, read_records
 
@@ -460,7 +460,8 @@ def test_the_judge_subcommand_reads_dotted_flags_and_writes_the_labels(inputs, t
 
     monkeypatch.setattr("openrlhf_distill.generation.make_backend", make_backend)
     monkeypatch.setenv("JUDGE_KEY", "secret")
-    parser = add_judge_arguments(argparse.ArgumentParser())
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
     args = parser.parse_args([
         "--prompts", inputs["prompts"], "--teacher-samples", inputs["samples"]["teacher"],
         "--student-samples", inputs["samples"]["student"], "--out", inputs["out"], "--model", "teacher-70b",
@@ -468,7 +469,7 @@ def test_the_judge_subcommand_reads_dotted_flags_and_writes_the_labels(inputs, t
         "--judge.rubric_file", str(rubric), "--judge.temperature", "0.2", "--judge.max_new_tokens", "64",
         "--judge.retries", "0", "--seed", "3",
     ])  # fmt: skip
-    assert run_judge(args) == 0
+    assert run(args) == 0
     assert started == [("openai", "teacher-70b", "http://127.0.0.1:8000/v1", "secret")]
     assert all(r.temperature == 0.2 and r.max_new_tokens == 64 for r in judge.requests)
     assert "Only correctness matters." in judge.requests[0].prompt[0]["content"]
@@ -478,13 +479,14 @@ def test_the_judge_subcommand_reads_dotted_flags_and_writes_the_labels(inputs, t
 
 
 def test_the_judge_subcommand_needs_samples_and_a_readable_rubric(inputs, tmp_path):
-    parser = add_judge_arguments(argparse.ArgumentParser())
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
     base = ["--prompts", inputs["prompts"], "--out", inputs["out"], "--model", "m"]
     with pytest.raises(ValueError, match="--teacher-samples and/or --student-samples"):
-        run_judge(parser.parse_args(base))
+        run(parser.parse_args(base))
     missing = base + ["--student-samples", inputs["samples"]["student"], "--judge.rubric_file", "nope.txt"]
     with pytest.raises(ValueError, match="no such file"):
-        run_judge(parser.parse_args(missing))
+        run(parser.parse_args(missing))
 
 
 def test_the_build_stage_reads_the_judged_labels_folder(inputs, tmp_path):

@@ -359,6 +359,7 @@ def test_a_stale_evaluation_starts_without_the_samples_of_the_model_it_evaluated
 
 def test_adaptive_teacher_sampling_gets_the_vote_rule_the_label_stages_use(tmp_path):
     from openrlhf_distill import cli
+    from openrlhf_distill.voting import vote_rule_from_args
 
     config = cfg.load_config(None, ["--data.source", "toy", "--seeds", "0", "--run_dir", str(tmp_path),
                                     "--teacher.adaptive.rule", "exact", "--vote.min_ratio", "0.6",
@@ -367,9 +368,9 @@ def test_adaptive_teacher_sampling_gets_the_vote_rule_the_label_stages_use(tmp_p
     argv = planned["teacher_samples"].argv
     args = cli.build_parser().parse_args(argv)
     assert getattr(args, "adaptive.rule") == "exact" and getattr(args, "adaptive.round_size") == 1
-    rule = cli.vote_rule_from_args(args)
+    rule = vote_rule_from_args(args)
     label_args = cli.build_parser().parse_args(planned["labels@seed0"].argv)
-    assert rule == cli.vote_rule_from_args(label_args) and rule.min_ratio == 0.6
+    assert rule == vote_rule_from_args(label_args) and rule.min_ratio == 0.6
     assert getattr(args, "vote.max_temperature") == getattr(label_args, "vote.max_temperature") == 0.7
     assert "--adaptive.rule" not in planned["student_samples@seed0"].argv  # the student has no vote to settle
     off = cfg.load_config(None, ["--data.source", "toy", "--seeds", "0", "--run_dir", str(tmp_path)])

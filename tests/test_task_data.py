@@ -14,9 +14,9 @@ from openrlhf_distill.records import PROMPT, RecordError, read_records
 from openrlhf_distill.task_data import (
     SPLIT_FILE,
     DataError,
-    add_prepare_arguments,
+    add_arguments,
     load_split,
-    run_prepare,
+    run,
     stratified_split,
 )
 from openrlhf_distill.tasks import get_task
@@ -272,12 +272,12 @@ def test_mmlu_pro_split_is_persisted_and_read_back(tmp_path, monkeypatch):
 
 def test_prepare_data_command(tmp_path, capsys):
     parser = argparse.ArgumentParser()
-    add_prepare_arguments(parser)
+    add_arguments(parser)
     source = write_jsonl(tmp_path / "test.jsonl", mmlu_pro_rows())
     out = tmp_path / "data" / "prompts.jsonl"
     args = parser.parse_args(["--task", "mmlu_pro", "--split", "heldout", "--out", str(out), "--source", source,
                               "--run-dir", str(tmp_path / "run"), "--seed", "5", "--limit", "4"])  # fmt: skip
-    assert run_prepare(args) == 0
+    assert run(args) == 0
     assert "4 mmlu_pro prompt records (heldout)" in capsys.readouterr().out
     records = [r for _, r in read_records(str(out), PROMPT)]
     assert len(records) == 4 and (tmp_path / "run" / SPLIT_FILE).exists()

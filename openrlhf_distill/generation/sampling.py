@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..argtypes import positive_int
 from ..questions import load_questions
 from ..records import (
     SAMPLE,
@@ -34,8 +35,10 @@ from ..records import (
     write_json_atomic,
     write_jsonl_atomic,
 )
+from ..voting import add_vote_arguments, vote_rule_from_args
 from .backend import TEMPERATURE_RANGE, Backend, Request, derived_seed
-from .rounds import AdaptiveConfig, sample_shard
+from .options import add_backend_arguments, backend_from_args
+from .rounds import RULES, AdaptiveConfig, sample_shard
 
 MANIFEST = "manifest.json"
 SUMMARY = "summary.json"
@@ -307,3 +310,94 @@ def summarise(out: str, expected: int, *, adaptive: bool = False) -> dict:
         raise RuntimeError(f"{out} holds {samples} samples, {expected} were asked for")
     summary = {"samples": samples, "tokens": tokens, "extraction_rules": dict(rules), "finish_reasons": dict(finish)}
     return summary | ({"adaptive": adaptive_summary} if adaptive_summary else {})
+
+
+# --- `openrlhf-distill generate` ---------------------------------------------------------------------------------
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--model", required=True, help="model folder (hf, vllm) or served model name (openai)")
+    p.add_argument("--role", choices=["teacher", "student"], required=True, help="the `source` of the samples")
+    p.add_argument("--prompts", required=True, help="prompt records (JSON Lines)")
+    p.add_argument("--out", required=True, help="folder for shard-*.jsonl, manifest.json, summary.json")
+    p.add_argument("--task", default=None, help="task of prompts that have no `task` field")
+    p.add_argument("--temperatures", default="0.3,0.7,1.0", help="comma-separated, in [0, 2]; 0 is greedy")
+    p.add_argument(
+        "--n-per-temperature", "--n_per_temperature", dest="n_per_temperature", type=positive_int, default=4
+    )
+    p.add_argument("--max-new-tokens", "--max_new_tokens", dest="max_new_tokens", type=positive_int, default=512)
+    p.add_argument("--top-p", "--top_p", dest="top_p", type=float, default=1.0)
+    p.add_argument("--stop", action="append", default=[], help="a string that ends a sample (repeatable)")
+    p.add_argument("--prompt-style", "--prompt_style", dest="prompt_style", default="zero_shot_cot")
+    p.add_argument("--shard-size", "--shard_size", dest="shard_size", type=int, default=64,
+                   help="prompts per shard; a killed run loses at most one shard")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="discard samples made with other arguments")
+    p.add_argument("--no-progress", action="store_true")
+    adaptive = AdaptiveConfig()
+    p.add_argument(
+        "--adaptive.rule",
+        choices=RULES,
+        default=None,
+        help="teacher: sample in rounds and stop a question once its vote is settled (exact: the labels of the "
+        "full budget) or its leader likely to stay ahead (beta; see --adaptive.confidence). Default: off",
+    )
+    p.add_argument(
+        "--adaptive.confidence",
+        type=float,
+        default=adaptive.confidence,
+        help="beta: stop when P(leader stays ahead) reaches it",
+    )
+    p.add_argument(
+        "--adaptive.round_size",
+        type=positive_int,
+        default=adaptive.round_size,
+        help="samples per question a round, cycling through the temperatures (1: stop at the first that settles)",
+    )
+    add_vote_arguments(p)  # the exact rule stops on the vote the label stage will take
+    add_backend_arguments(p)
+
+
+def run(args) -> int:
+    try:
+        temperatures = tuple(float(t) for t in args.temperatures.split(",") if t.strip())
+    except ValueError:
+        raise ValueError(f"--temperatures: expected comma-separated numbers, got {args.temperatures!r}") from None
+    config = SamplingConfig(
+        role=args.role,
+        temperatures=temperatures,
+        n_per_temperature=args.n_per_temperature,
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed,
+        shard_size=args.shard_size,
+        prompt_style=args.prompt_style,
+        stop=tuple(args.stop),
+        top_p=args.top_p,
+        adaptive=_adaptive_from_args(args),
+    )
+    config.check()
+    name, start = backend_from_args(args)
+    summary = generate_samples(args.prompts, args.out, model=args.model, backend=name, config=config,
+                               make_backend=start, default_task=args.task, overwrite=args.overwrite,
+                               progress=not args.no_progress)  # fmt: skip
+    rules = ", ".join(f"{k} {v}" for k, v in sorted(summary["extraction_rules"].items()))
+    print(f"{summary['samples']} samples, {summary['tokens']} tokens, {summary['seconds_this_run']:.1f} s this run "
+          f"-> {args.out}\nextraction rules: {rules}")  # fmt: skip
+    if "adaptive" in summary:
+        a = summary["adaptive"]
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(a["stop_reasons"].items()))
+        print(f"adaptive ({config.adaptive.rule}): {a['samples_drawn']} of {a['samples_budget']} samples "
+              f"({100 * a['share_of_budget']:.1f}% of the budget); stops: {reasons}")  # fmt: skip
+    return 0
+
+
+def _adaptive_from_args(args):
+    if getattr(args, "adaptive.rule") is None:
+        return None
+    return AdaptiveConfig(
+        rule=getattr(args, "adaptive.rule"),
+        confidence=getattr(args, "adaptive.confidence"),
+        round_size=getattr(args, "adaptive.round_size"),
+        vote=vote_rule_from_args(args),
+        max_temperature=getattr(args, "vote.max_temperature"),
+    )

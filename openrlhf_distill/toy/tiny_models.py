@@ -146,3 +146,22 @@ def build_tiny_reward_model(out_dir: str, base_dir: str | None = None, *, head_s
     tokenizer.padding_side = "right"
     tokenizer.save_pretrained(out_dir)
     return out_dir
+
+
+# --- `openrlhf-distill tiny-model` ------------------------------------------------------------------------------
+
+
+def add_arguments(p) -> None:
+    p.add_argument("out_dir")
+    p.add_argument("--arch", choices=["qwen2", "llama"], default="qwen2")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def run(args) -> int:
+    from ..records import atomic_output_dir
+
+    # a folder that holds anything but an earlier tiny-model is refused, not overwritten
+    with atomic_output_dir(args.out_dir, "tiny-model") as partial:
+        build_tiny_causal_lm(partial, TinyModelSpec(arch=args.arch, seed=args.seed))
+    print(args.out_dir)
+    return 0

@@ -1,0 +1,39 @@
+"""`openrlhf-distill sft` and `train-rm`: OpenRLHF's train_sft and our train_rm (OpenRLHF's, with the distilled
+trainer), launched through the adapter with deepspeed on GPUs or in one patched process on the CPU. Every flag
+these commands do not own goes to OpenRLHF unchanged."""
+
+from __future__ import annotations
+
+from .compat.flags import TRAIN_DISTILL_RM, TRAIN_SFT
+
+# subcommand -> (OpenRLHF CLI it runs, help)
+TRAINER_COMMANDS = {
+    "sft": (TRAIN_SFT, "SFT warm-up: OpenRLHF's train_sft"),
+    "train-rm": (TRAIN_DISTILL_RM, "reward model: OpenRLHF's train_rm with the pairwise + pointwise loss"),
+}
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--engine", choices=["auto", "gpu", "cpu"], default="auto", help="auto: gpu when CUDA is found")
+    p.add_argument("--log", default=None, help="also write the trainer's output to this file")
+    p.add_argument("--dry-run", action="store_true", help="print the command instead of running it")
+    p.add_argument("--launcher", action="append", default=[], metavar="FLAG[=VALUE]",
+                   help="GPU engine: a flag for the deepspeed launcher, before --module (repeatable), e.g. "
+                   "--launcher hostfile=/job/hostfile --launcher num_nodes=2 for a multi-node run")  # fmt: skip
+
+
+def run(args, openrlhf_argv: list[str]) -> int:
+    from .compat import launch
+    from .compat.flags import flag_value
+    from .model_folders import check_model_folder
+
+    cli = TRAINER_COMMANDS[args.command][0]
+    model = flag_value(openrlhf_argv, cli["model"])
+    if model:  # at once, not after the trainer's imports
+        check_model_folder(model, cli["model"])
+    launcher = launch.launcher_argv(args.launcher)
+    if args.dry_run:
+        print(" ".join(launch.plan(cli, openrlhf_argv, engine=args.engine, launcher=launcher).command))
+        return 0
+    launch.run(cli, openrlhf_argv, engine=args.engine, log_path=args.log, launcher=launcher)
+    return 0
