@@ -112,9 +112,16 @@ def replay(streams: dict, round_size: int, orders: int, seed: int) -> dict[str, 
                 t["identical"] += label == full_label
                 t["sft_rows"] += len(agreeing)
     full = totals["full"]
-    return {name: {"samples": t["samples"] / full["samples"], "tokens": t["tokens"] / full["tokens"],
-                   "identical": t["identical"] / t["questions"], "sft_rows": t["sft_rows"] / max(1, full["sft_rows"]),
-                   "questions": t["questions"]} for name, t in totals.items()}  # fmt: skip
+    return {
+        name: {
+            "samples": t["samples"] / full["samples"],
+            "tokens": t["tokens"] / full["tokens"],
+            "identical": t["identical"] / t["questions"],
+            "sft_rows": t["sft_rows"] / max(1, full["sft_rows"]),
+            "questions": t["questions"],
+        }
+        for name, t in totals.items()
+    }
 
 
 def main(argv=None) -> int:
@@ -144,7 +151,7 @@ def main(argv=None) -> int:
                     f"{r['identical']:.2%}",
                     f"{r['sft_rows']:.1%}",
                 ]
-                print("| " + " | ".join(map(str, cells)) + " |")  # fmt: skip
+                print("| " + " | ".join(map(str, cells)) + " |")
     return 0
 
 

@@ -79,9 +79,16 @@ def test_table_cases() -> list[Case]:
         print("pytest is not installed: the test tables are left out; the corpus alone is measured.\n")
         return []
     tests = ROOT / "tests"
-    gsm8k_kinds = ["FRACTION_BEFORE_PUNCTUATION", "ANSWER_LINE_WITH_WORDS", "ANSWER_IS_ARITHMETIC",
-                   "SELF_CORRECTION_AFTER_HASHES", "MADE_UP_CONTINUATIONS", "NUMBER_WORDS", "MIXED_NUMBERS",
-                   "SCALED_NUMBERS"]  # fmt: skip
+    gsm8k_kinds = [
+        "FRACTION_BEFORE_PUNCTUATION",
+        "ANSWER_LINE_WITH_WORDS",
+        "ANSWER_IS_ARITHMETIC",
+        "SELF_CORRECTION_AFTER_HASHES",
+        "MADE_UP_CONTINUATIONS",
+        "NUMBER_WORDS",
+        "MIXED_NUMBERS",
+        "SCALED_NUMBERS",
+    ]
     mmlu_kinds = ["WRAPPED_LETTERS", "LETTER_CALLED_CORRECT", "FINAL_LINE_OPTION", "ANSWER_WITH_LEAD_IN", "HEDGES"]
     cases = _table_cases(
         "gsm8k",
@@ -101,8 +108,9 @@ def test_table_cases() -> list[Case]:
     cases += _table_cases(
         "mmlu_pro", _load_module(tests / "test_extraction_mmlu_pro_kinds.py"), dict.fromkeys(mmlu_kinds, "pair")
     )
-    cases += _table_cases("math", _load_module(tests / "test_tasks_math.py"),
-                          {"EXTRACTIONS": "answer_rule", "NO_ANSWERS": "none"})  # fmt: skip
+    cases += _table_cases(
+        "math", _load_module(tests / "test_tasks_math.py"), {"EXTRACTIONS": "answer_rule", "NO_ANSWERS": "none"}
+    )
     return cases
 
 
@@ -201,16 +209,24 @@ def extractors_for(task: str, mv) -> list[Extractor]:
     ]
     if task == "gsm8k":
         found += [
-            Extractor("lm-eval strict-match (gsm8k, `#### N`)", lambda c: harness_strict(c.text),
-                      lambda c, r: same_number(r, c.want)),
-            Extractor("lm-eval strict-match (gsm8k-cot, `The answer is N.`)", lambda c: harness_strict_cot(c.text),
-                      lambda c, r: same_number(r, c.want)),
-            Extractor("lm-eval flexible-extract", lambda c: harness_flexible(c.text),
-                      lambda c, r: same_number(r, c.want)),
-        ]  # fmt: skip
+            Extractor(
+                "lm-eval strict-match (gsm8k, `#### N`)",
+                lambda c: harness_strict(c.text),
+                lambda c, r: same_number(r, c.want),
+            ),
+            Extractor(
+                "lm-eval strict-match (gsm8k-cot, `The answer is N.`)",
+                lambda c: harness_strict_cot(c.text),
+                lambda c, r: same_number(r, c.want),
+            ),
+            Extractor(
+                "lm-eval flexible-extract", lambda c: harness_flexible(c.text), lambda c, r: same_number(r, c.want)
+            ),
+        ]
     if task == "mmlu_pro":
-        found.append(Extractor("MMLU-Pro official chain", lambda c: mmlu_pro_official(c.text),
-                               lambda c, r: r == c.want))  # fmt: skip
+        found.append(
+            Extractor("MMLU-Pro official chain", lambda c: mmlu_pro_official(c.text), lambda c, r: r == c.want)
+        )
     if mv is not None:
         if task == "mmlu_pro":
             found.append(Extractor("math-verify (letters)", lambda c: mv["letter"](c.text), lambda c, r: r == c.want))
@@ -275,8 +291,10 @@ def run(repeats: int, show_misses: str | None) -> None:
                 s: [a for c, a in zip(task_cases, agree, strict=True) if c.source == s] for s in ("tests", "corpus")
             }
             ratio = "-" if extractor.name.startswith("ours") else speed_ratio(seconds / our_time)
-            print(f"| {task} | {extractor.name} | **{rate(agree)}** | {rate(by_source['tests'])} | "
-                  f"{rate(by_source['corpus'])} | {len(task_cases)} | {1000 * seconds:.1f} | {ratio} |")  # fmt: skip
+            print(
+                f"| {task} | {extractor.name} | **{rate(agree)}** | {rate(by_source['tests'])} | "
+                f"{rate(by_source['corpus'])} | {len(task_cases)} | {1000 * seconds:.1f} | {ratio} |"
+            )
             if show_misses and extractor.name.startswith(show_misses):
                 for case, reading, ok in zip(task_cases, readings, agree, strict=True):
                     if not ok:
@@ -286,8 +304,12 @@ def run(repeats: int, show_misses: str | None) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3, help="passes over the cases; the best time counts")
-    parser.add_argument("--show-misses", metavar="NAME", help="print to stderr the misses of extractors whose "
-                        "name starts with NAME (e.g. ours, lm-eval, MMLU-Pro, math-verify)")  # fmt: skip
+    parser.add_argument(
+        "--show-misses",
+        metavar="NAME",
+        help="print to stderr the misses of extractors whose "
+        "name starts with NAME (e.g. ours, lm-eval, MMLU-Pro, math-verify)",
+    )
     args = parser.parse_args()
     run(args.repeats, args.show_misses)
 

@@ -43,8 +43,15 @@ def write_inputs(folder: str, questions: int, per_question: int, seed: int = 0) 
             p.write("\n")
             for i in range(per_question):
                 text = rng.choice(RESPONSES).format(a=a, b=b, c=a + b, w=a + b + rng.choice([1, 10]))
-                sample = {"id": q, "source": "teacher", "model": "bench", "temperature": 1.0, "sample_index": i,
-                          "response": text, "finish_reason": "stop"}  # fmt: skip
+                sample = {
+                    "id": q,
+                    "source": "teacher",
+                    "model": "bench",
+                    "temperature": 1.0,
+                    "sample_index": i,
+                    "response": text,
+                    "finish_reason": "stop",
+                }
                 s.write(json.dumps(sample) + "\n")
     return prompts, samples
 

@@ -163,9 +163,13 @@ def fairness(model: str, args) -> dict:
             large_seconds = large.result()
     finally:
         server.stop()
-    return {"big": args.big, "idle_p50_ms": 1000 * statistics.median(idle),
-            "loaded_p50_ms": 1000 * statistics.median(loaded), "loaded_max_ms": 1000 * max(loaded),
-            "large_request_s": large_seconds}  # fmt: skip
+    return {
+        "big": args.big,
+        "idle_p50_ms": 1000 * statistics.median(idle),
+        "loaded_p50_ms": 1000 * statistics.median(loaded),
+        "loaded_max_ms": 1000 * max(loaded),
+        "large_request_s": large_seconds,
+    }
 
 
 def main() -> None:

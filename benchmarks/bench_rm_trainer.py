@@ -59,10 +59,30 @@ runpy.run_module(module, run_name="__main__", alter_sys=True)
 def run(cli, model: str, pairs: str, epochs: int, out: str, extra: list[str]) -> float:
     from openrlhf_distill.compat import launch
 
-    argv = ["--model.model_name_or_path", model, "--data.dataset", pairs, "--data.prompt_key", "prompt",
-            "--data.apply_chat_template", "--data.max_len", "96", "--train.batch_size", "16",
-            "--train.micro_batch_size", "8", "--train.max_epochs", str(epochs), "--ds.param_dtype", "bf16",
-            "--ckpt.output_dir", out, "--eval.dataset", pairs, *extra]  # fmt: skip
+    argv = [
+        "--model.model_name_or_path",
+        model,
+        "--data.dataset",
+        pairs,
+        "--data.prompt_key",
+        "prompt",
+        "--data.apply_chat_template",
+        "--data.max_len",
+        "96",
+        "--train.batch_size",
+        "16",
+        "--train.micro_batch_size",
+        "8",
+        "--train.max_epochs",
+        str(epochs),
+        "--ds.param_dtype",
+        "bf16",
+        "--ckpt.output_dir",
+        out,
+        "--eval.dataset",
+        pairs,
+        *extra,
+    ]
     plan = launch.plan(cli, argv, engine="cpu")
     module_at = plan.command.index("-m")
     command = [plan.command[0], "-c", TIMED, plan.command[module_at + 1], *plan.command[module_at + 2 :]]
@@ -82,8 +102,9 @@ def main() -> None:
     from openrlhf_distill.toy.tiny_models import TinyModelSpec, build_tiny_causal_lm
 
     with tempfile.TemporaryDirectory() as folder:
-        spec = TinyModelSpec(hidden_size=128, intermediate_size=256, num_hidden_layers=4, num_attention_heads=4,
-                             num_key_value_heads=2)  # fmt: skip
+        spec = TinyModelSpec(
+            hidden_size=128, intermediate_size=256, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2
+        )
         model = build_tiny_causal_lm(os.path.join(folder, "model"), spec)
         pairs, points = write_data(folder, args.pairs)
         sides = {

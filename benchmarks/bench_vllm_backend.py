@@ -89,8 +89,9 @@ def main() -> None:
         plain_inputs = [{"prompt_token_ids": tok.encode(t, add_special_tokens=False)} for t in templated]
     else:
         plain_inputs = texts
-    plain_params = [SamplingParams(n=r.n, temperature=r.temperature, max_tokens=r.max_new_tokens, seed=r.seed)
-                    for r in requests]  # fmt: skip
+    plain_params = [
+        SamplingParams(n=r.n, temperature=r.temperature, max_tokens=r.max_new_tokens, seed=r.seed) for r in requests
+    ]
 
     def run_plain() -> tuple[float, int]:
         start = time.perf_counter()
@@ -135,13 +136,19 @@ def main() -> None:
         "layer_seconds": layer,
         "layer_share_of_backend_time": statistics.median(x / s for x, (s, _) in zip(layer, ours, strict=True)),
     }
-    print(f"{args.prompts} prompts x n={args.n}, {args.max_new_tokens} new tokens max, chat={args.chat}, "
-          f"{result['device']}; generated tokens per round: {sorted(tokens)}")  # fmt: skip
-    print(f"plain LLM.generate {plain_tps:>10,.0f} tokens/s | VLLMBackend {ours_tps:>10,.0f} tokens/s | "
-          f"backend/plain {result['backend_over_plain']:.3f} (target >= 0.90)")  # fmt: skip
+    print(
+        f"{args.prompts} prompts x n={args.n}, {args.max_new_tokens} new tokens max, chat={args.chat}, "
+        f"{result['device']}; generated tokens per round: {sorted(tokens)}"
+    )
+    print(
+        f"plain LLM.generate {plain_tps:>10,.0f} tokens/s | VLLMBackend {ours_tps:>10,.0f} tokens/s | "
+        f"backend/plain {result['backend_over_plain']:.3f} (target >= 0.90)"
+    )
     share = result["layer_share_of_backend_time"]
-    print(f"time in our layer alone (backend round minus its LLM.generate): median "
-          f"{statistics.median(layer) * 1000:.1f} ms per round, {share:.1%} of the round")  # fmt: skip
+    print(
+        f"time in our layer alone (backend round minus its LLM.generate): median "
+        f"{statistics.median(layer) * 1000:.1f} ms per round, {share:.1%} of the round"
+    )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

@@ -92,8 +92,13 @@ def _load_labelled(labels_dir: str, pseudo_labels: dict[str, str]) -> dict[str, 
         for line, sample in read_records(path, LABELLED_SAMPLE):
             key = question_key(sample["id"])
             if key not in pseudo_labels:
-                raise RecordError(path, line, "id", f"labelled sample of question {sample['id']!r}, which has no "
-                                  "accepted vote in votes.jsonl: the labels folder is inconsistent")  # fmt: skip
+                raise RecordError(
+                    path,
+                    line,
+                    "id",
+                    f"labelled sample of question {sample['id']!r}, which has no "
+                    "accepted vote in votes.jsonl: the labels folder is inconsistent",
+                )
             if sample["source"] != source:
                 raise RecordError(path, line, "source", f"{sample['source']!r} sample in {source}.jsonl")
             by_question[key].append(Labelled(source, sample["sample_index"], sample["response"], sample["label"]))
@@ -263,16 +268,29 @@ def add_arguments(p) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--task", default=None, help="task of prompts that have no `task` field")
     p.add_argument("--sft.max_per_question", type=positive_int, default=None, help="cap on SFT rows per question")
-    p.add_argument("--sft.min_label", type=unit_interval, default=1.0,
-                   help="least label of SFT responses (1: agree with the vote; judge: score/10)")  # fmt: skip
+    p.add_argument(
+        "--sft.min_label",
+        type=unit_interval,
+        default=1.0,
+        help="least label of SFT responses (1: agree with the vote; judge: score/10)",
+    )
     p.add_argument("--rm.pairs_per_question", type=positive_int, default=16, help="cap on RM pairs per question")
-    p.add_argument("--rm.pair_margin", type=unit_interval, default=0.3,
-                   help="least label gap in a pair (judge: 0.3 = 3 points; vote pairs always pass)")  # fmt: skip
+    p.add_argument(
+        "--rm.pair_margin",
+        type=unit_interval,
+        default=0.3,
+        help="least label gap in a pair (judge: 0.3 = 3 points; vote pairs always pass)",
+    )
     p.add_argument("--rm.sources", default="teacher,student", help="samples RM data is built from")
-    p.add_argument("--rm.no_balance_sources", action="store_true",
-                   help="draw pairs from all source mixes pooled, not in turns")  # fmt: skip
-    p.add_argument("--data.format", choices=["chat", "plain"], default="chat",
-                   help="chat: messages for --data.apply_chat_template; plain: strings")  # fmt: skip
+    p.add_argument(
+        "--rm.no_balance_sources", action="store_true", help="draw pairs from all source mixes pooled, not in turns"
+    )
+    p.add_argument(
+        "--data.format",
+        choices=["chat", "plain"],
+        default="chat",
+        help="chat: messages for --data.apply_chat_template; plain: strings",
+    )
     p.add_argument("--seed", type=int, default=0)
 
 

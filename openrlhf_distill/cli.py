@@ -85,8 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, command in COMMANDS.items():
         # a command that passes flags on must not take `--data` for OpenRLHF's `--data.dataset` (abbreviation)
-        p = sub.add_parser(name, help=command.help, description=command.description,
-                           allow_abbrev=not command.openrlhf_flags)  # fmt: skip
+        p = sub.add_parser(
+            name, help=command.help, description=command.description, allow_abbrev=not command.openrlhf_flags
+        )
         _module(command).add_arguments(p)
     return parser
 
@@ -114,8 +115,15 @@ def main(argv: list[str] | None = None) -> int:
     run = _module(command).run
     try:
         return run(args, rest) if command.openrlhf_flags else run(args)
-    except (OpenRLHFNotSupported, OpenRLHFRunError, RecordError, BackendError, RewardServerError, StageFailed,
-            ValueError) as error:  # fmt: skip
+    except (
+        OpenRLHFNotSupported,
+        OpenRLHFRunError,
+        RecordError,
+        BackendError,
+        RewardServerError,
+        StageFailed,
+        ValueError,
+    ) as error:
         print(f"openrlhf-distill {args.command}: error: {error}", file=sys.stderr)
         return 2
 

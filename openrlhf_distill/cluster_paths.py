@@ -34,8 +34,9 @@ def remote_cluster(ray_address: str | None = None) -> str | None:
     return None
 
 
-def absolute(paths: dict[str, str | None], models: dict[str, str | None] | None = None,
-             ray_address: str | None = None) -> dict[str, str | None]:  # fmt: skip
+def absolute(
+    paths: dict[str, str | None], models: dict[str, str | None] | None = None, ray_address: str | None = None
+) -> dict[str, str | None]:
     """Setting name -> absolute path, for ``paths`` (files and folders: always local) and ``models`` (local
     folders or Hub ids: only those that look local are paths); None stays None. A relative path is refused
     (ValueError naming the setting) where `remote_cluster` says relative paths cannot be trusted."""
@@ -45,8 +46,9 @@ def absolute(paths: dict[str, str | None], models: dict[str, str | None] | None 
         is_path = path and (name in paths or looks_local(path))
         if is_path:
             if reason and not os.path.isabs(os.path.expanduser(path)):
-                raise ValueError(f"{name}: relative path {path!r}, but {reason}; give an absolute path on "
-                                 "storage every node sees")  # fmt: skip
+                raise ValueError(
+                    f"{name}: relative path {path!r}, but {reason}; give an absolute path on storage every node sees"
+                )
             path = os.path.abspath(os.path.expanduser(path))
         out[name] = path
     return out

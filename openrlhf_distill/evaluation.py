@@ -116,8 +116,10 @@ def style_shares(styles: Iterable[str], graded: Iterable[tuple[str, bool]]) -> d
     if not total:
         raise ValueError("style shares of no samples")
     counts.update(sorted(extra.items()))
-    return {style: {"n": n, "share": n / total, "accuracy": right / n if n else None}
-            for style, (n, right) in counts.items()}  # fmt: skip
+    return {
+        style: {"n": n, "share": n / total, "accuracy": right / n if n else None}
+        for style, (n, right) in counts.items()
+    }
 
 
 # --- prompt records with gold ---------------------------------------------------------------------------------
@@ -191,8 +193,12 @@ def score_samples(
         for sample in samples:
             key = question_key(sample["id"])
             if key not in golds:
-                raise RecordError(where, None, "id", f"{what} sample of question {sample['id']!r}, which is not "
-                                  "among the prompts evaluated")  # fmt: skip
+                raise RecordError(
+                    where,
+                    None,
+                    "id",
+                    f"{what} sample of question {sample['id']!r}, which is not among the prompts evaluated",
+                )
             style = task.response_style(sample["response"]) if styles else None
             answer = task.extract(sample["response"], finish_reason=sample.get("finish_reason")).answer
             answers[key].append((sample["sample_index"], answer, style))
@@ -203,8 +209,9 @@ def score_samples(
             found.sort(key=lambda item: item[0])
         missing = [key for key in golds if key not in answers]
         if missing:
-            raise RecordError(where, None, "id", f"{len(missing)} questions have no {what} sample, e.g. "
-                              f"{missing[0]!r}")  # fmt: skip
+            raise RecordError(
+                where, None, "id", f"{len(missing)} questions have no {what} sample, e.g. {missing[0]!r}"
+            )
         return answers
 
     greedy_answers = read(greedy, "greedy")
@@ -238,8 +245,13 @@ def score_samples(
         sampled_answers = read(sampled, "sampled")
         counts = {len(found) for found in sampled_answers.values()}
         if len(counts) != 1:
-            raise RecordError(where, None, "sample_index", f"questions have different numbers of sampled answers "
-                              f"({sorted(counts)}); every question needs the same n")  # fmt: skip
+            raise RecordError(
+                where,
+                None,
+                "sample_index",
+                f"questions have different numbers of sampled answers "
+                f"({sorted(counts)}); every question needs the same n",
+            )
         per_question = counts.pop()
         if per_question < k:
             raise ValueError(f"{where}: {per_question} sampled answers per question, fewer than k={k}")
@@ -257,8 +269,14 @@ def score_samples(
         else:
             interval = bootstrap_mean_interval(pass_values, resamples=bootstrap_resamples, seed=seed)
             pass_ci, method = [round(x, 6) for x in interval], BOOTSTRAP
-        result["pass_at_k"] = {"k": k, "n": n, "accuracy": sum(pass_values) / n, "ci95": pass_ci,
-                               "ci_method": method, "samples_per_question": per_question}  # fmt: skip
+        result["pass_at_k"] = {
+            "k": k,
+            "n": n,
+            "accuracy": sum(pass_values) / n,
+            "ci95": pass_ci,
+            "ci_method": method,
+            "samples_per_question": per_question,
+        }
         if styles:
             result["styles"]["sampled"] = style_shares(styles, graded)
     return result
@@ -395,18 +413,31 @@ def evaluate(
         name_, options_ = backend, options
         make_backend = lambda: start_backend(name_, model, **options_)
     shared = _SharedBackend(make_backend)
-    common = dict(max_new_tokens=max_new_tokens, seed=seed, shard_size=shard_size, prompt_style=prompt_style,
-                  stop=tuple(stop))  # fmt: skip
+    common = dict(
+        max_new_tokens=max_new_tokens, seed=seed, shard_size=shard_size, prompt_style=prompt_style, stop=tuple(stop)
+    )
     runs = [(GREEDY_DIR, SamplingConfig(role=role, temperatures=(0.0,), n_per_temperature=1, **common))]
     if k > 1:
-        runs.append((SAMPLED_DIR, SamplingConfig(role=role, temperatures=(temperature,), n_per_temperature=n_samples,
-                                                 **common)))  # fmt: skip
+        runs.append(
+            (
+                SAMPLED_DIR,
+                SamplingConfig(role=role, temperatures=(temperature,), n_per_temperature=n_samples, **common),
+            )
+        )
     tokens = 0
     try:
         for folder, config in runs:
-            summary = generate_samples(prompts_file, os.path.join(samples_dir, folder), model=model, backend=backend,
-                                       config=config, make_backend=lambda: shared, default_task=task,
-                                       overwrite=overwrite, progress=progress)  # fmt: skip
+            summary = generate_samples(
+                prompts_file,
+                os.path.join(samples_dir, folder),
+                model=model,
+                backend=backend,
+                config=config,
+                make_backend=lambda: shared,
+                default_task=task,
+                overwrite=overwrite,
+                progress=progress,
+            )
             tokens += summary["tokens"]
     finally:
         shared.shutdown()
@@ -457,34 +488,71 @@ def add_arguments(p) -> None:
 
     p.add_argument("--model", required=True, help="model folder (hf, vllm) or served model name (openai)")
     p.add_argument("--task", required=True, help="gsm8k, mmlu_pro, math, arithmetic, ...")
-    p.add_argument("--split", default="test",
-                   help="benchmark split to load (prepare-data's splits); with --prompts only a label")  # fmt: skip
+    p.add_argument(
+        "--split", default="test", help="benchmark split to load (prepare-data's splits); with --prompts only a label"
+    )
     data = p.add_mutually_exclusive_group()
     data.add_argument("--prompts", default=None, help="prompt records with gold (JSON Lines) to evaluate on")
-    data.add_argument("--source", default=None,
-                      help="local copy of the benchmark, as for prepare-data (default: load_dataset)")  # fmt: skip
+    data.add_argument(
+        "--source", default=None, help="local copy of the benchmark, as for prepare-data (default: load_dataset)"
+    )
     p.add_argument("--out", required=True, help="result JSON; samples go to RESULT_samples/ beside it")
     p.add_argument("--name", default=None, help="row name in the report (default: the result file's name)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed, and the bootstrap's")
     p.add_argument("--k", type=int, default=8, help="maj@k and pass@k (1: greedy accuracy only)")
-    p.add_argument("--n-samples", "--n_samples", dest="n_samples", type=int, default=None,
-                   help="samples per question for pass@k (>= k; default k); maj@k votes over the first k")  # fmt: skip
+    p.add_argument(
+        "--n-samples",
+        "--n_samples",
+        dest="n_samples",
+        type=int,
+        default=None,
+        help="samples per question for pass@k (>= k; default k); maj@k votes over the first k",
+    )
     p.add_argument("--temperature", type=float, default=0.7, help="temperature of the k samples")
     p.add_argument("--limit", type=int, default=None, help="evaluate the first N questions")
     p.add_argument("--max-new-tokens", "--max_new_tokens", dest="max_new_tokens", type=int, default=512)
     p.add_argument("--prompt-style", "--prompt_style", dest="prompt_style", default="zero_shot_cot")
     p.add_argument("--stop", action="append", default=[], help="a string that ends a sample (repeatable)")
-    p.add_argument("--shard-size", "--shard_size", dest="shard_size", type=int, default=64,
-                   help="prompts per shard; a killed run loses at most one shard")  # fmt: skip
+    p.add_argument(
+        "--shard-size",
+        "--shard_size",
+        dest="shard_size",
+        type=int,
+        default=64,
+        help="prompts per shard; a killed run loses at most one shard",
+    )
     p.add_argument("--role", choices=["teacher", "student"], default="student", help="the `source` of the samples")
-    p.add_argument("--bootstrap-resamples", "--bootstrap_resamples", dest="bootstrap_resamples", type=int,
-                   default=DEFAULT_BOOTSTRAP_RESAMPLES, help="pass@k with n > k: bootstrap resamples")  # fmt: skip
-    p.add_argument("--run-dir", "--run_dir", dest="run_dir", default=None,
-                   help=f"mmlu_pro train/heldout: the run whose {SPLIT_FILE} to use (or create)")  # fmt: skip
-    p.add_argument("--split-seed", "--split_seed", dest="split_seed", type=int, default=0,
-                   help="mmlu_pro train/heldout: the split's seed")  # fmt: skip
-    p.add_argument("--train-fraction", "--train_fraction", dest="train_fraction", type=float,
-                   default=DEFAULT_TRAIN_FRACTION, help="mmlu_pro train/heldout: the split's train share")  # fmt: skip
+    p.add_argument(
+        "--bootstrap-resamples",
+        "--bootstrap_resamples",
+        dest="bootstrap_resamples",
+        type=int,
+        default=DEFAULT_BOOTSTRAP_RESAMPLES,
+        help="pass@k with n > k: bootstrap resamples",
+    )
+    p.add_argument(
+        "--run-dir",
+        "--run_dir",
+        dest="run_dir",
+        default=None,
+        help=f"mmlu_pro train/heldout: the run whose {SPLIT_FILE} to use (or create)",
+    )
+    p.add_argument(
+        "--split-seed",
+        "--split_seed",
+        dest="split_seed",
+        type=int,
+        default=0,
+        help="mmlu_pro train/heldout: the split's seed",
+    )
+    p.add_argument(
+        "--train-fraction",
+        "--train_fraction",
+        dest="train_fraction",
+        type=float,
+        default=DEFAULT_TRAIN_FRACTION,
+        help="mmlu_pro train/heldout: the split's train share",
+    )
     p.add_argument("--cache-dir", "--cache_dir", dest="cache_dir", default=None, help="datasets' cache folder")
     p.add_argument("--overwrite", action="store_true", help="discard samples made with other arguments")
     p.add_argument("--no-progress", action="store_true")
@@ -512,22 +580,48 @@ def run(args) -> int:
     if args.prompts is not None:
         prompts = args.prompts
     else:
-        prompts = load_split(args.task, args.split, source=args.source, cache_dir=args.cache_dir, seed=args.split_seed,
-                             run_dir=args.run_dir, train_fraction=args.train_fraction)  # fmt: skip
+        prompts = load_split(
+            args.task,
+            args.split,
+            source=args.source,
+            cache_dir=args.cache_dir,
+            seed=args.split_seed,
+            run_dir=args.run_dir,
+            train_fraction=args.train_fraction,
+        )
     name, start = backend_from_args(args)
-    result = evaluate(args.model, prompts, args.task, args.out, name=args.name, split=args.split, seed=args.seed,
-                      k=args.k, n_samples=args.n_samples, temperature=args.temperature, backend=name,
-                      make_backend=start, max_new_tokens=args.max_new_tokens, prompt_style=args.prompt_style,
-                      stop=tuple(args.stop), shard_size=args.shard_size, limit=args.limit, role=args.role,
-                      overwrite=args.overwrite, progress=not args.no_progress,
-                      bootstrap_resamples=args.bootstrap_resamples)  # fmt: skip
+    result = evaluate(
+        args.model,
+        prompts,
+        args.task,
+        args.out,
+        name=args.name,
+        split=args.split,
+        seed=args.seed,
+        k=args.k,
+        n_samples=args.n_samples,
+        temperature=args.temperature,
+        backend=name,
+        make_backend=start,
+        max_new_tokens=args.max_new_tokens,
+        prompt_style=args.prompt_style,
+        stop=tuple(args.stop),
+        shard_size=args.shard_size,
+        limit=args.limit,
+        role=args.role,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+        bootstrap_resamples=args.bootstrap_resamples,
+    )
     parts = [f"{result['name']}: greedy {_percent(result['accuracy'], result['ci95'])} (n={result['n']})"]
     for key, label in (("maj_at_k", "maj"), ("pass_at_k", "pass")):
         if result[key] is not None:
             parts.append(f"{label}@{result[key]['k']} {_percent(result[key]['accuracy'], result[key]['ci95'])}")
     parts.append(f"no answer {100 * result['no_answer_rate']:.1f}%")
     if result.get("styles"):
-        parts.append("greedy styles " + ", ".join(_style_summary(name, entry)
-                                                  for name, entry in result["styles"]["greedy"].items()))  # fmt: skip
+        parts.append(
+            "greedy styles "
+            + ", ".join(_style_summary(name, entry) for name, entry in result["styles"]["greedy"].items())
+        )
     print(", ".join(parts) + f" -> {args.out}")
     return 0

@@ -133,8 +133,13 @@ def label_samples(
     if read == 0:
         raise RecordError(teacher, None, None, "no teacher samples in it (sample records, JSON Lines)")
     if voting == 0:
-        raise RecordError(teacher, None, None, f"none of its {read} teacher samples votes: every temperature is "
-                          f"above --vote.max_temperature {config.max_temperature}")  # fmt: skip
+        raise RecordError(
+            teacher,
+            None,
+            None,
+            f"none of its {read} teacher samples votes: every temperature is "
+            f"above --vote.max_temperature {config.max_temperature}",
+        )
     if student is not None and next(read_samples(student, "student", questions, None), None) is None:
         raise RecordError(student, None, None, "no student samples in it (sample records, JSON Lines)")
     for question in questions.values():
@@ -189,7 +194,13 @@ def run(args) -> int:
     from .reports import print_label_metrics
 
     config = VoteConfig(rule=vote_rule_from_args(args), max_temperature=getattr(args, "vote.max_temperature"))
-    metrics = label_samples(args.prompts, args.teacher_samples, args.out, student=args.student_samples,
-                            config=config, default_task=args.task)  # fmt: skip
+    metrics = label_samples(
+        args.prompts,
+        args.teacher_samples,
+        args.out,
+        student=args.student_samples,
+        config=config,
+        default_task=args.task,
+    )
     print_label_metrics(metrics)
     return 0

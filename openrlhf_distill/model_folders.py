@@ -31,8 +31,12 @@ def check_reward_model(model_dir: str) -> None:
     """Refuses, before anything is loaded, a folder that is not a reward model saved by OpenRLHF (`train-rm`)."""
     config_path = os.path.join(model_dir, "config.json")
     if not os.path.isfile(config_path):
-        raise RecordError(model_dir, None, None, "no model folder here (a reward model saved by `train-rm` holds "
-                          "config.json and its weights)")  # fmt: skip
+        raise RecordError(
+            model_dir,
+            None,
+            None,
+            "no model folder here (a reward model saved by `train-rm` holds config.json and its weights)",
+        )
     with open(config_path, encoding="utf-8") as f:
         prefix = json.load(f).get("value_head_prefix", "score")
     weights = sorted(glob.glob(os.path.join(model_dir, "*.safetensors")))
@@ -44,5 +48,10 @@ def check_reward_model(model_dir: str) -> None:
         with safe_open(path, "pt") as f:
             if f"{prefix}.weight" in f.keys():
                 return
-    raise RecordError(model_dir, None, None, f"not a reward model: its weights have no value head `{prefix}` (a "
-                      "causal LM? train a reward model from it with `openrlhf-distill train-rm`)")  # fmt: skip
+    raise RecordError(
+        model_dir,
+        None,
+        None,
+        f"not a reward model: its weights have no value head `{prefix}` (a "
+        "causal LM? train a reward model from it with `openrlhf-distill train-rm`)",
+    )

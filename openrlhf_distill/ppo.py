@@ -115,11 +115,20 @@ def _scheme_argv(argv: list[str], options: PPOOptions, run_dir: str) -> tuple[li
             raise ValueError(f"--reward.scheme hybrid needs the RM: {cli['reward_model']} or --distill.rm_server.url")
         argv = _without_flag(argv, cli["reward_model"])  # OpenRLHF would otherwise ignore it silently
     elif rm_path:
-        raise ValueError(f"--reward.scheme {options.scheme} uses no learned RM; drop {cli['reward_model']} "
-                         "(or use --reward.scheme hybrid)")  # fmt: skip
-    config = RewardConfig(scheme=options.scheme, task=options.task, alpha=options.alpha, beta=options.beta,
-                          rm_url=rm_url, random_p=options.random_p, style=options.style,
-                          seed=int(flag_value(argv, cli["seed"]) or 0)).check()  # fmt: skip
+        raise ValueError(
+            f"--reward.scheme {options.scheme} uses no learned RM; drop {cli['reward_model']} "
+            "(or use --reward.scheme hybrid)"
+        )
+    config = RewardConfig(
+        scheme=options.scheme,
+        task=options.task,
+        alpha=options.alpha,
+        beta=options.beta,
+        rm_url=rm_url,
+        random_p=options.random_p,
+        style=options.style,
+        seed=int(flag_value(argv, cli["seed"]) or 0),
+    ).check()
     reward_file = os.path.join(run_dir, f"reward_func_{options.scheme}.py")
     argv = argv + [cli["remote_reward"], reward_file]
     if not has_flag(argv, cli["label_key"]):
@@ -163,17 +172,24 @@ def plan(argv: list[str], options: PPOOptions) -> PPOPlan:
     output_dir = os.path.abspath(flag_value(argv, TRAIN_PPO_RAY["output_dir"]) or "./ckpt")  # OpenRLHF's default
     run_dir = os.path.join(output_dir, RUN_SUBDIR)
     openrlhf_argv, extra = _scheme_argv(list(argv), options, run_dir)
-    planned = launch.plan_ppo(openrlhf_argv, engine=options.engine, ray_address=options.ray_address,
-                              submit=options.submit)  # fmt: skip
+    planned = launch.plan_ppo(
+        openrlhf_argv, engine=options.engine, ray_address=options.ray_address, submit=options.submit
+    )
     if options.sync_check:
         if planned.engine != "cpu":
             raise ValueError("--distill.sync_check runs on the CPU engine only")
         planned.env[ray_driver.ENV_ENGINE_PROBE] = os.path.join(run_dir, "engine_probe.json")
     rm_server = extra.get("rm_server")
-    return PPOPlan(options=options, launch=planned, openrlhf_argv=openrlhf_argv, run_dir=run_dir,
-                   reward_config=extra.get("reward_config"), reward_file=extra.get("reward_file"),
-                   rm_server_model=rm_server[0] if rm_server else None,
-                   rm_server_host=rm_server[1] if rm_server else None)  # fmt: skip
+    return PPOPlan(
+        options=options,
+        launch=planned,
+        openrlhf_argv=openrlhf_argv,
+        run_dir=run_dir,
+        reward_config=extra.get("reward_config"),
+        reward_file=extra.get("reward_file"),
+        rm_server_model=rm_server[0] if rm_server else None,
+        rm_server_host=rm_server[1] if rm_server else None,
+    )
 
 
 def validate(ppo_plan: PPOPlan):
@@ -219,8 +235,13 @@ def check_inputs(ppo_plan: PPOPlan, namespace) -> None:
             rows += 1
             for column in columns:
                 if column not in row:
-                    raise RecordError(name, line, column, f"missing (the run reads it: {cli['input_key']}"
-                                      f"{', ' + cli['label_key'] if len(columns) > 1 else ''})")  # fmt: skip
+                    raise RecordError(
+                        name,
+                        line,
+                        column,
+                        f"missing (the run reads it: {cli['input_key']}"
+                        f"{', ' + cli['label_key'] if len(columns) > 1 else ''})",
+                    )
         if rows == 0:
             raise RecordError(name, None, None, f"{cli['prompt_dataset']}: no prompts in it")
 
@@ -229,8 +250,14 @@ def describe(ppo_plan: PPOPlan) -> str:
     """The command as a shell line, with the environment it needs."""
     import shlex
 
-    keys = ("PYTHONPATH", "RAY_ADDRESS", ray_driver.ENV_LOGICAL_GPUS, ray_driver.ENV_SHIP_PACKAGE,
-            "VLLM_CPU_KVCACHE_SPACE", ray_driver.ENV_ENGINE_PROBE)  # fmt: skip
+    keys = (
+        "PYTHONPATH",
+        "RAY_ADDRESS",
+        ray_driver.ENV_LOGICAL_GPUS,
+        ray_driver.ENV_SHIP_PACKAGE,
+        "VLLM_CPU_KVCACHE_SPACE",
+        ray_driver.ENV_ENGINE_PROBE,
+    )
     env = " ".join(f"{k}={shlex.quote(ppo_plan.launch.env[k])}" for k in keys if ppo_plan.launch.env.get(k))
     return (env + " " if env else "") + shlex.join(ppo_plan.launch.command)
 
@@ -279,8 +306,15 @@ def _stream(ppo_plan: PPOPlan, log_path: str | None) -> tuple[int, list[dict], l
             metrics.write(json.dumps(step) + "\n")
         metrics.flush()
         os.replace(tmp, metrics_path)
-        proc = subprocess.Popen(ppo_plan.launch.command, env=ppo_plan.launch.env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, bufsize=1, errors="replace")  # fmt: skip
+        proc = subprocess.Popen(
+            ppo_plan.launch.command,
+            env=ppo_plan.launch.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+            errors="replace",
+        )
         for line in proc.stdout:
             sys.stdout.write(line)
             log.write(line)
@@ -309,9 +343,13 @@ def run_plan(ppo_plan: PPOPlan, *, log_path: str | None = None) -> dict:
 
         port = int(ppo_plan.reward_config.rm_url.rsplit(":", 1)[1])
         o = ppo_plan.options
-        server = RewardModelServer(ppo_plan.rm_server_model, host=ppo_plan.rm_server_host, port=port,
-                                   max_batch_size=o.rm_server_max_batch_size,
-                                   max_wait_ms=o.rm_server_max_wait_ms).start()  # fmt: skip
+        server = RewardModelServer(
+            ppo_plan.rm_server_model,
+            host=ppo_plan.rm_server_host,
+            port=port,
+            max_batch_size=o.rm_server_max_batch_size,
+            max_wait_ms=o.rm_server_max_wait_ms,
+        ).start()
     try:
         code, steps, tail = _stream(ppo_plan, log_path)
     finally:
@@ -320,8 +358,10 @@ def run_plan(ppo_plan: PPOPlan, *, log_path: str | None = None) -> dict:
             server.stop()
     if code != 0:
         where = f" (full log: {log_path})" if log_path else ""
-        raise launch.OpenRLHFRunError(f"{TRAIN_PPO_RAY.module} exited with code {code}{where}\n"
-                                      f"command: {describe(ppo_plan)}\nlast lines:\n{''.join(tail)}")  # fmt: skip
+        raise launch.OpenRLHFRunError(
+            f"{TRAIN_PPO_RAY.module} exited with code {code}{where}\n"
+            f"command: {describe(ppo_plan)}\nlast lines:\n{''.join(tail)}"
+        )
     summary = {
         "scheme": ppo_plan.options.scheme,
         "engine": ppo_plan.launch.engine,
@@ -362,24 +402,32 @@ def sync_check(probe_path: str, actor_dir: str) -> dict:
     actor = model_logprobs(actor_dir, probe["token_ids"])
     engine = probe["engine_logprobs"]
     diffs = [abs(a - b) for a, b in zip(actor, engine, strict=True)]
-    return {"tokens": len(diffs), "max_abs_diff_vs_saved_actor": max(diffs),
-            "mean_abs_diff_vs_saved_actor": math.fsum(diffs) / len(diffs)}  # fmt: skip
+    return {
+        "tokens": len(diffs),
+        "max_abs_diff_vs_saved_actor": max(diffs),
+        "mean_abs_diff_vs_saved_actor": math.fsum(diffs) / len(diffs),
+    }
 
 
 # --- `openrlhf-distill ppo` --------------------------------------------------------------------------------------
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--reward.scheme", choices=SCHEMES, default="rm",
-                   help="rm: the distilled RM (the paper); vote / gold: 1 if the answer equals the pseudo-label / "
-                   "gold answer; hybrid: alpha * RM + beta * vote; judge: an RM trained on judge labels; "
-                   "random / style: controls, 1 by a coin flip / for the style --distill.reward.style")  # fmt: skip
+    p.add_argument(
+        "--reward.scheme",
+        choices=SCHEMES,
+        default="rm",
+        help="rm: the distilled RM (the paper); vote / gold: 1 if the answer equals the pseudo-label / "
+        "gold answer; hybrid: alpha * RM + beta * vote; judge: an RM trained on judge labels; "
+        "random / style: controls, 1 by a coin flip / for the style --distill.reward.style",
+    )
     p.add_argument("--task", default=None, help="task of rows whose label does not name one (vote, gold, hybrid)")
     p.add_argument("--distill.reward.alpha", type=float, default=1.0, help="hybrid: weight of the normalised RM")
     p.add_argument("--distill.reward.beta", type=float, default=1.0, help="hybrid: weight of the vote reward")
     p.add_argument("--distill.reward.random_p", type=float, default=0.5, help="random: chance of reward 1")
-    p.add_argument("--distill.reward.style", default="worked", help="style: the rewarded style (arithmetic: "
-                   "worked or direct)")  # fmt: skip
+    p.add_argument(
+        "--distill.reward.style", default="worked", help="style: the rewarded style (arithmetic: worked or direct)"
+    )
     p.add_argument(
         "--distill.rm_server.url",
         default=None,
@@ -399,17 +447,27 @@ def add_arguments(p) -> None:
         action="store_true",
         help="CPU engine: after training, compare the rollout engine's log-probs with the saved actor",
     )
-    p.add_argument("--distill.cluster.nodes", type=positive_int, default=None,
-                   help="the GPU cluster the run is for: with --distill.cluster.gpus_per_node, a GPU plan "
-                   "that does not fit is refused before Ray starts (OpenRLHF would wait for ever)")  # fmt: skip
+    p.add_argument(
+        "--distill.cluster.nodes",
+        type=positive_int,
+        default=None,
+        help="the GPU cluster the run is for: with --distill.cluster.gpus_per_node, a GPU plan "
+        "that does not fit is refused before Ray starts (OpenRLHF would wait for ever)",
+    )
     p.add_argument("--distill.cluster.gpus_per_node", type=positive_int, default=None)
     p.add_argument("--ray.address", default=None, help="join this Ray cluster (default: $RAY_ADDRESS, else local)")
-    p.add_argument("--ray.submit", action="store_true",
-                   help="submit as a Ray job to --ray.address (the dashboard, http://HEAD:8265)")  # fmt: skip
+    p.add_argument(
+        "--ray.submit",
+        action="store_true",
+        help="submit as a Ray job to --ray.address (the dashboard, http://HEAD:8265)",
+    )
     p.add_argument("--engine", choices=["auto", "gpu", "cpu"], default="auto", help="auto: gpu when CUDA is found")
     p.add_argument("--log", default=None, help="also write the run's output to this file")
-    p.add_argument("--dry-run", action="store_true",
-                   help="print the command and check it with OpenRLHF's own parser; start nothing")  # fmt: skip
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the command and check it with OpenRLHF's own parser; start nothing",
+    )
 
 
 def run(args, openrlhf_argv: list[str]) -> int:
@@ -450,7 +508,9 @@ def run(args, openrlhf_argv: list[str]) -> int:
         print(f"# accepted by {TRAIN_PPO_RAY.module}'s argument parser and checks", file=sys.stderr)
         return 0
     summary = run_plan(ppo_plan, log_path=args.log)
-    print(f"{summary['steps']} PPO steps ({summary['scheme']}, {summary['engine']}), reward mean "
-          f"{summary['reward_mean_first']} -> {summary['reward_mean_last']} in {summary['wall_seconds']} s; "
-          f"files in {ppo_plan.run_dir}")  # fmt: skip
+    print(
+        f"{summary['steps']} PPO steps ({summary['scheme']}, {summary['engine']}), reward mean "
+        f"{summary['reward_mean_first']} -> {summary['reward_mean_last']} in {summary['wall_seconds']} s; "
+        f"files in {ppo_plan.run_dir}"
+    )
     return 0

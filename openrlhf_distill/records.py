@@ -146,10 +146,12 @@ SAMPLE = Schema(
 )
 LABELLED_SAMPLE = Schema("labelled sample", {**SAMPLE.required, "label": label_problem}, SAMPLE.optional)
 # The reward model's training sets, as `build` writes them (rm_pairs.jsonl, rm_points.jsonl).
-RM_PAIR = Schema("RM pair", {"prompt": text_or_messages, "chosen": text_or_messages,
-                             "rejected": text_or_messages}, {"meta": _dict})  # fmt: skip
-RM_POINT = Schema("RM point", {"prompt": text_or_messages, "response": text_or_messages, "label": label_problem},
-                  {"meta": _dict})  # fmt: skip
+RM_PAIR = Schema(
+    "RM pair", {"prompt": text_or_messages, "chosen": text_or_messages, "rejected": text_or_messages}, {"meta": _dict}
+)
+RM_POINT = Schema(
+    "RM point", {"prompt": text_or_messages, "response": text_or_messages, "label": label_problem}, {"meta": _dict}
+)
 # Checks only that a line is a JSON object, for files whose fields the reader checks itself, by name.
 ANY_OBJECT = Schema("JSON object")
 VOTE = Schema(
@@ -240,8 +242,12 @@ def refuse_inputs_inside(path: str, command: str, inputs: Iterable[str | None]) 
     out = os.path.realpath(path)
     for given in inputs:
         if given and (os.path.realpath(given) + os.sep).startswith(out + os.sep):
-            raise RecordError(path, None, None, f"the output folder is, or holds, an input of `{command}` "
-                              f"({given}); choose another output folder")  # fmt: skip
+            raise RecordError(
+                path,
+                None,
+                None,
+                f"the output folder is, or holds, an input of `{command}` ({given}); choose another output folder",
+            )
 
 
 def check_output_dir(path: str, command: str, inputs: Iterable[str | None] = ()) -> None:
@@ -258,9 +264,14 @@ def check_output_dir(path: str, command: str, inputs: Iterable[str | None] = ())
         return
     written_by = f"written by `{owner}`" if owner else "not written by openrlhf-distill"
     shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
-    raise RecordError(path, None, None, f"`{command}` replaces its output folder whole, and this one holds files "
-                      f"{written_by} ({len(entries)}: {shown}); choose a new or empty folder, or remove it "
-                      "yourself")  # fmt: skip
+    raise RecordError(
+        path,
+        None,
+        None,
+        f"`{command}` replaces its output folder whole, and this one holds files "
+        f"{written_by} ({len(entries)}: {shown}); choose a new or empty folder, or remove it "
+        "yourself",
+    )
 
 
 @contextlib.contextmanager
@@ -347,28 +358,45 @@ def decode_reward_label(value) -> RewardLabel:
         try:
             value = json.loads(value)
         except json.JSONDecodeError as error:
-            raise ValueError(f"{where}: looks like JSON but is malformed ({error.msg} at column {error.colno}); "
-                             f"expected an object with keys id, task, label, gold") from None  # fmt: skip
+            raise ValueError(
+                f"{where}: looks like JSON but is malformed ({error.msg} at column {error.colno}); "
+                f"expected an object with keys id, task, label, gold"
+            ) from None
         if not isinstance(value, dict):
             raise ValueError(f"{where}: expected a JSON object with keys id, task, label, gold")
     if isinstance(value, dict):
         if "label" not in value:
-            raise ValueError(f"{where} field 'label': missing (expected keys id, task, label, gold; got "
-                             f"{sorted(value)})")  # fmt: skip
+            raise ValueError(
+                f"{where} field 'label': missing (expected keys id, task, label, gold; got {sorted(value)})"
+            )
         answer = lambda v: v is None or (isinstance(v, str | int | float) and not isinstance(v, bool))
-        checks = {"id": lambda v: v is None or _id(v) is None, "task": lambda v: v is None or isinstance(v, str),
-                  "label": answer, "gold": answer}  # fmt: skip
-        expected = {"id": "a non-empty string, an integer or null", "task": "a task name or null",
-                    "label": "a string, a number or null", "gold": "a string, a number or null"}  # fmt: skip
+        checks = {
+            "id": lambda v: v is None or _id(v) is None,
+            "task": lambda v: v is None or isinstance(v, str),
+            "label": answer,
+            "gold": answer,
+        }
+        expected = {
+            "id": "a non-empty string, an integer or null",
+            "task": "a task name or null",
+            "label": "a string, a number or null",
+            "gold": "a string, a number or null",
+        }
         for name, ok in checks.items():
             if not ok(value.get(name)):
                 raise ValueError(f"{where} field '{name}': must be {expected[name]}, got {value.get(name)!r}")
-        return RewardLabel(id=value.get("id"), task=value.get("task") or None, label=_plain_answer(value["label"]),
-                           gold=_plain_answer(value.get("gold")))  # fmt: skip
+        return RewardLabel(
+            id=value.get("id"),
+            task=value.get("task") or None,
+            label=_plain_answer(value["label"]),
+            gold=_plain_answer(value.get("gold")),
+        )
     if isinstance(value, str) or (isinstance(value, int | float) and not isinstance(value, bool)):
         return RewardLabel(label=_plain_answer(value), from_plain_string=True)
-    raise ValueError(f"{where}: must be a JSON string of {{id, task, label, gold}}, an object with those keys, or a "
-                     f"plain label string; got {type(value).__name__} {value!r}")  # fmt: skip
+    raise ValueError(
+        f"{where}: must be a JSON string of {{id, task, label, gold}}, an object with those keys, or a "
+        f"plain label string; got {type(value).__name__} {value!r}"
+    )
 
 
 # --- The training sets' rows, as `build` writes them ------------------------------------------------------------

@@ -20,8 +20,12 @@ def print_label_metrics(metrics: dict) -> None:
     ]
     for source, counts in metrics["samples"].items():
         rows.append((f"{source} samples", ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))))
-        rows.append((f"{source} extraction rules", ", ".join(
-            f"{k} {v}" for k, v in sorted(metrics["extraction_rules"][source].items()))))  # fmt: skip
+        rows.append(
+            (
+                f"{source} extraction rules",
+                ", ".join(f"{k} {v}" for k, v in sorted(metrics["extraction_rules"][source].items())),
+            )
+        )
         rows.append((f"{source} accuracy vs gold", _share(metrics["sample_accuracy_vs_gold"].get(source))))
         rows.append((f"{source} reward accuracy", _share(metrics["reward_accuracy"].get(source))))
     histogram = " ".join(f"{n}" for n in metrics["majority_ratio_histogram"].values())

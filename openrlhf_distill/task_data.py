@@ -93,8 +93,10 @@ def _dataset(task: str) -> Dataset:
         )
     if task not in DATASETS:
         get_task(task)  # an unknown task name gets the task registry's error
-        raise DataError(f"no benchmark data is known for task {task!r}; prepare-data knows {', '.join(DATASETS)} "
-                        "(write prompt records yourself for other tasks)")  # fmt: skip
+        raise DataError(
+            f"no benchmark data is known for task {task!r}; prepare-data knows {', '.join(DATASETS)} "
+            "(write prompt records yourself for other tasks)"
+        )
     return DATASETS[task]
 
 
@@ -159,8 +161,10 @@ _READERS: dict[str, Callable[[str], Rows]] = {".jsonl": _read_jsonl, ".json": _r
 def _read_file(path: str) -> Rows:
     extension = os.path.splitext(path)[1].lower()
     if extension not in _READERS:
-        raise DataError(f"--source {path}: unknown file type {extension!r}; give a .jsonl, .json or .parquet file "
-                        "or a folder written by datasets' save_to_disk")  # fmt: skip
+        raise DataError(
+            f"--source {path}: unknown file type {extension!r}; give a .jsonl, .json or .parquet file "
+            "or a folder written by datasets' save_to_disk"
+        )
     return _READERS[extension](path)
 
 
@@ -171,8 +175,9 @@ def _read_folder(path: str, spec: Dataset, hf_split: str) -> Rows:
         loaded = datasets.load_from_disk(path)
         if isinstance(loaded, datasets.DatasetDict):
             if hf_split not in loaded:
-                raise DataError(f"--source {path}: the saved DatasetDict has splits {sorted(loaded)}, "
-                                f"not {hf_split!r}")  # fmt: skip
+                raise DataError(
+                    f"--source {path}: the saved DatasetDict has splits {sorted(loaded)}, not {hf_split!r}"
+                )
             loaded = loaded[hf_split]
         return Rows(loaded.to_list(), path)
     # A download of the dataset repository: data/test-00000-of-00001.parquet, main/train-....parquet, ...
@@ -186,8 +191,10 @@ def _read_folder(path: str, spec: Dataset, hf_split: str) -> Rows:
         in_config = [f for f in found if spec.config in os.path.relpath(f, path).split(os.sep)[:-1]]
         found = in_config or found
     if not found:
-        raise DataError(f"--source {path}: a folder neither written by save_to_disk (no dataset_dict.json or "
-                        f"state.json) nor holding {hf_split}.jsonl / {hf_split}-*.parquet files")  # fmt: skip
+        raise DataError(
+            f"--source {path}: a folder neither written by save_to_disk (no dataset_dict.json or "
+            f"state.json) nor holding {hf_split}.jsonl / {hf_split}-*.parquet files"
+        )
     rows, names = [], []
     for file in sorted(found):
         rows += _read_file(file).rows
@@ -221,8 +228,10 @@ def _load_hub(spec: Dataset, hf_split: str, cache_dir: str | None) -> Rows:
     try:
         import datasets
     except ImportError:  # pragma: no cover - installed with OpenRLHF
-        raise DataError(f"loading {where} needs the `datasets` package; or pass a local file with --source. "
-                        + _download_hint(spec, hf_split)) from None  # fmt: skip
+        raise DataError(
+            f"loading {where} needs the `datasets` package; or pass a local file with --source. "
+            + _download_hint(spec, hf_split)
+        ) from None
     try:
         loaded = datasets.load_dataset(spec.hf_name, spec.config, split=hf_split, cache_dir=cache_dir)
     except Exception as error:
@@ -253,8 +262,12 @@ def read_rows(task: str, split: str, *, source: str | None = None, cache_dir: st
             raise RecordError(rows.where, rows.line(index), None, "a row must be a JSON object")
         for column in spec.columns:
             if row.get(column) is None:
-                raise RecordError(rows.where, rows.line(index), column,
-                                  f"missing ({spec.hf_name} rows have {', '.join(spec.columns)})")  # fmt: skip
+                raise RecordError(
+                    rows.where,
+                    rows.line(index),
+                    column,
+                    f"missing ({spec.hf_name} rows have {', '.join(spec.columns)})",
+                )
     return rows
 
 
@@ -292,15 +305,17 @@ def _mmlu_pro_records(rows: Rows) -> list[dict]:
         if isinstance(question_id, bool) or not isinstance(question_id, int | str) or question_id == "":
             raise RecordError(rows.where, line, "question_id", f"must be an integer or a string, got {question_id!r}")
         if question_id in seen:
-            raise RecordError(rows.where, line, "question_id",
-                              f"{question_id!r} repeats the row at {rows.where}:{seen[question_id]}")  # fmt: skip
+            raise RecordError(
+                rows.where, line, "question_id", f"{question_id!r} repeats the row at {rows.where}:{seen[question_id]}"
+            )
         seen[question_id] = line
         question = _check_string(rows, index, "question")
         category = _check_string(rows, index, "category")
         options = row["options"]
         if not isinstance(options, list) or not 1 <= len(options) <= len(LETTERS):
-            raise RecordError(rows.where, line, "options", f"must be a list of 1 to {len(LETTERS)} options, "
-                              f"got {options!r}")  # fmt: skip
+            raise RecordError(
+                rows.where, line, "options", f"must be a list of 1 to {len(LETTERS)} options, got {options!r}"
+            )
         try:
             gold = task.parse_gold({"id": question_id, "gold": row["answer"]})
         except ValueError as error:
@@ -309,8 +324,9 @@ def _mmlu_pro_records(rows: Rows) -> list[dict]:
             raise RecordError(rows.where, line, "answer", f"{gold!r} is beyond the {len(options)} options")
         answer_index = row.get("answer_index")
         if answer_index is not None and answer_index != LETTERS.index(gold):
-            raise RecordError(rows.where, line, "answer_index",
-                              f"{answer_index!r} disagrees with answer {row['answer']!r}")  # fmt: skip
+            raise RecordError(
+                rows.where, line, "answer_index", f"{answer_index!r} disagrees with answer {row['answer']!r}"
+            )
         meta = {"options": [str(option) for option in options], "category": category, "question_id": question_id}
         if row.get("src") is not None:
             meta["src"] = row["src"]
@@ -371,17 +387,21 @@ def _split_ids(categories: dict, *, seed: int, train_fraction: float, run_dir: s
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise DataError(f"{path}: not a readable MMLU-Pro split file ({error}); remove it to split afresh") from None
     if made_with != (seed, train_fraction):
-        raise DataError(f"{path} holds the split made with seed {made_with[0]} and train fraction {made_with[1]}, "
-                        f"but seed {seed} and fraction {train_fraction} were asked for: pass those, use another "
-                        "run directory, or remove the file to split afresh")  # fmt: skip
+        raise DataError(
+            f"{path} holds the split made with seed {made_with[0]} and train fraction {made_with[1]}, "
+            f"but seed {seed} and fraction {train_fraction} were asked for: pass those, use another "
+            "run directory, or remove the file to split afresh"
+        )
     in_file = set(train) | set(heldout)
     if len(in_file) != len(train) + len(heldout):
         raise DataError(f"{path}: its train and heldout parts share questions")
     if in_file != set(categories):
         missing, new = len(in_file - set(categories)), len(set(categories) - in_file)
-        raise DataError(f"{path} was made from another copy of the MMLU-Pro test set ({missing} of its question ids "
-                        f"are not in the data, {new} of the data's are not in it): load the same data, or remove "
-                        "the file to split afresh")  # fmt: skip
+        raise DataError(
+            f"{path} was made from another copy of the MMLU-Pro test set ({missing} of its question ids "
+            f"are not in the data, {new} of the data's are not in it): load the same data, or remove "
+            "the file to split afresh"
+        )
     return split
 
 
@@ -403,9 +423,11 @@ def load_split(
     if limit is not None and limit < 1:
         raise DataError(f"--limit must be >= 1, got {limit}")
     if task == "mmlu_pro" and split == "test" and run_dir and os.path.exists(os.path.join(run_dir, SPLIT_FILE)):
-        raise DataError(f"{os.path.join(run_dir, SPLIT_FILE)}: this run trains on the train part of MMLU-Pro's test "
-                        "split, so evaluating on split 'test' would score training questions; ask for split "
-                        "'heldout' (or leave out the run directory to load the whole test split anyway)")  # fmt: skip
+        raise DataError(
+            f"{os.path.join(run_dir, SPLIT_FILE)}: this run trains on the train part of MMLU-Pro's test "
+            "split, so evaluating on split 'test' would score training questions; ask for split "
+            "'heldout' (or leave out the run directory to load the whole test split anyway)"
+        )
     rows = read_rows(task, split, source=source, cache_dir=cache_dir)
     if task == "gsm8k":
         records = _gsm8k_records(rows, split)
@@ -427,25 +449,50 @@ def load_split(
 
 def add_arguments(p) -> None:
     p.add_argument("--task", required=True, help=f"benchmark: {', '.join(DATASETS)}")
-    p.add_argument("--split", required=True,
-                   help="gsm8k: train, test; mmlu_pro: test, validation, train / heldout (cut from test)")  # fmt: skip
+    p.add_argument(
+        "--split",
+        required=True,
+        help="gsm8k: train, test; mmlu_pro: test, validation, train / heldout (cut from test)",
+    )
     p.add_argument("--out", required=True, help="prompt records to write (JSON Lines)")
-    p.add_argument("--source", default=None,
-                   help="local copy in the Hugging Face columns: .jsonl / .json / .parquet, or a folder (save_to_disk "
-                   "or a repository download); default: datasets.load_dataset")  # fmt: skip
+    p.add_argument(
+        "--source",
+        default=None,
+        help="local copy in the Hugging Face columns: .jsonl / .json / .parquet, or a folder (save_to_disk "
+        "or a repository download); default: datasets.load_dataset",
+    )
     p.add_argument("--cache-dir", "--cache_dir", dest="cache_dir", default=None, help="datasets' cache folder")
     p.add_argument("--limit", type=int, default=None, help="keep the first N records")
     p.add_argument("--seed", type=int, default=0, help="mmlu_pro train/heldout: the split's seed")
-    p.add_argument("--train-fraction", "--train_fraction", dest="train_fraction", type=float,
-                   default=DEFAULT_TRAIN_FRACTION, help="mmlu_pro: share of each category put in train")  # fmt: skip
-    p.add_argument("--run-dir", "--run_dir", dest="run_dir", default=None,
-                   help=f"mmlu_pro: keep the split in RUN_DIR/{SPLIT_FILE} and reuse it when it is there")  # fmt: skip
+    p.add_argument(
+        "--train-fraction",
+        "--train_fraction",
+        dest="train_fraction",
+        type=float,
+        default=DEFAULT_TRAIN_FRACTION,
+        help="mmlu_pro: share of each category put in train",
+    )
+    p.add_argument(
+        "--run-dir",
+        "--run_dir",
+        dest="run_dir",
+        default=None,
+        help=f"mmlu_pro: keep the split in RUN_DIR/{SPLIT_FILE} and reuse it when it is there",
+    )
 
 
 def run(args) -> int:
     """Writes the records; DataError / RecordError (ValueErrors) go to the caller, which prints them."""
-    records = load_split(args.task, args.split, source=args.source, cache_dir=args.cache_dir, seed=args.seed,
-                         run_dir=args.run_dir, train_fraction=args.train_fraction, limit=args.limit)  # fmt: skip
+    records = load_split(
+        args.task,
+        args.split,
+        source=args.source,
+        cache_dir=args.cache_dir,
+        seed=args.seed,
+        run_dir=args.run_dir,
+        train_fraction=args.train_fraction,
+        limit=args.limit,
+    )
     count = write_jsonl_atomic(args.out, records)
     line = f"{count} {args.task} prompt records ({args.split}) -> {args.out}"
     if args.task == "mmlu_pro" and args.split in DERIVED_SPLITS and args.run_dir:

@@ -17,9 +17,14 @@ def add_arguments(p) -> None:
     p.add_argument("--engine", choices=["auto", "gpu", "cpu"], default="auto", help="auto: gpu when CUDA is found")
     p.add_argument("--log", default=None, help="also write the trainer's output to this file")
     p.add_argument("--dry-run", action="store_true", help="print the command instead of running it")
-    p.add_argument("--launcher", action="append", default=[], metavar="FLAG[=VALUE]",
-                   help="GPU engine: a flag for the deepspeed launcher, before --module (repeatable), e.g. "
-                   "--launcher hostfile=/job/hostfile --launcher num_nodes=2 for a multi-node run")  # fmt: skip
+    p.add_argument(
+        "--launcher",
+        action="append",
+        default=[],
+        metavar="FLAG[=VALUE]",
+        help="GPU engine: a flag for the deepspeed launcher, before --module (repeatable), e.g. "
+        "--launcher hostfile=/job/hostfile --launcher num_nodes=2 for a multi-node run",
+    )
 
 
 def run(args, openrlhf_argv: list[str]) -> int:

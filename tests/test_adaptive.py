@@ -46,8 +46,9 @@ def test_it_stops_exactly_where_no_completion_can_change_the_outcome(prefix, rem
     # Every completion: each remaining sample unreadable, an answer seen, or a new one (as many new ones as
     # remaining samples, so that they can all differ).
     choices = [None, "1", "2"] + [f"new{i}" for i in range(remaining)]
-    outcomes = {majority_vote(prefix + list(rest), rule).pseudo_label
-                for rest in itertools.product(choices, repeat=remaining)}  # fmt: skip
+    outcomes = {
+        majority_vote(prefix + list(rest), rule).pseudo_label for rest in itertools.product(choices, repeat=remaining)
+    }
     done, outcome = settled(*_state(prefix), remaining, rule)
     assert done == (len(outcomes) == 1), (prefix, remaining, rule, outcomes)
     if done:

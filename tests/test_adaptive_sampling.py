@@ -41,14 +41,28 @@ def prompts(tmp_path_factory):
 
 
 def _config(**changes):
-    settings = dict(role="teacher", temperatures=(0.3, 0.7, 1.0), n_per_temperature=4, max_new_tokens=16,
-                    shard_size=8, adaptive=AdaptiveConfig(rule="exact"))  # fmt: skip
+    settings = dict(
+        role="teacher",
+        temperatures=(0.3, 0.7, 1.0),
+        n_per_temperature=4,
+        max_new_tokens=16,
+        shard_size=8,
+        adaptive=AdaptiveConfig(rule="exact"),
+    )
     return SamplingConfig(**{**settings, **changes})
 
 
 def _run(prompts, out, teacher, config, **kwargs):
-    return generate_samples(prompts, str(out), model="teacher", backend="hf", config=config,
-                            make_backend=lambda: teacher, progress=False, **kwargs)  # fmt: skip
+    return generate_samples(
+        prompts,
+        str(out),
+        model="teacher",
+        backend="hf",
+        config=config,
+        make_backend=lambda: teacher,
+        progress=False,
+        **kwargs,
+    )
 
 
 def _samples(out):
@@ -92,8 +106,9 @@ def test_the_exact_rule_draws_fewer_samples_and_labels_as_the_full_budget(tmp_pa
     assert full["adaptive"]["samples_drawn"] == 16 * 12
     whole = _samples(tmp_path / "full")
     assert all(whole[key]["response"] == row["response"] for key, row in adaptive.items())
-    assert _labels(prompts, tmp_path / "adaptive", tmp_path / "l1") == _labels(prompts, tmp_path / "full",
-                                                                                tmp_path / "l2")  # fmt: skip
+    assert _labels(prompts, tmp_path / "adaptive", tmp_path / "l1") == _labels(
+        prompts, tmp_path / "full", tmp_path / "l2"
+    )
 
 
 def test_a_killed_adaptive_run_resumes_to_the_samples_and_stops_of_an_uninterrupted_one(tmp_path, prompts, teacher):
@@ -121,8 +136,15 @@ def test_a_killed_adaptive_run_resumes_to_the_samples_and_stops_of_an_uninterrup
 
     dying = DiesInTheSecondShard()
     with pytest.raises(Killed):
-        generate_samples(prompts, str(tmp_path / "killed"), model="teacher", backend="hf", config=_config(),
-                         make_backend=lambda: dying, progress=False)  # fmt: skip
+        generate_samples(
+            prompts,
+            str(tmp_path / "killed"),
+            model="teacher",
+            backend="hf",
+            config=_config(),
+            make_backend=lambda: dying,
+            progress=False,
+        )
     left = sorted(os.listdir(tmp_path / "killed"))
     assert "summary.json" not in left and left.count("shard-00000.jsonl") == 1 and "stops-00000.json" in left
     assert "shard-00001.jsonl" not in left

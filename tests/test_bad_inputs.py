@@ -21,89 +21,147 @@ CASES = {  # name: (command line, split on spaces, then each word filled in; wha
     "eval-rm, no model folder": ("eval-rm --model {tmp}/nowhere --pairs {pairs}", ["nowhere", "no model folder"]),
     "eval-rm, a causal LM, not an RM": ("eval-rm --model {lm} --pairs {pairs}", ["not a reward model", "`score`"]),
     "eval-rm, empty pairs": ("eval-rm --model {rm} --pairs {empty}", ["empty.jsonl", "no RM pair records"]),
-    "eval-rm, a pair without rejected": ("eval-rm --model {rm} --pairs {no_rejected}",
-                                         ["no_rejected.jsonl:2 field 'rejected'", "missing"]),
-    "eval-rm, a pair whose chosen is a number": ("eval-rm --model {rm} --pairs {chosen_42}",
-                                                 ["chosen_42.jsonl:1 field 'chosen'"]),
-    "eval-rm, a point labelled 1.5": ("eval-rm --model {rm} --points {label_1_5}",
-                                      ["label_1_5.jsonl:1 field 'label'", "[0, 1]"]),
-    "eval-rm, a points file that is not JSON": ("eval-rm --model {rm} --points {not_json}",
-                                                ["not_json.jsonl:1", "malformed JSON"]),
+    "eval-rm, a pair without rejected": (
+        "eval-rm --model {rm} --pairs {no_rejected}",
+        ["no_rejected.jsonl:2 field 'rejected'", "missing"],
+    ),
+    "eval-rm, a pair whose chosen is a number": (
+        "eval-rm --model {rm} --pairs {chosen_42}",
+        ["chosen_42.jsonl:1 field 'chosen'"],
+    ),
+    "eval-rm, a point labelled 1.5": (
+        "eval-rm --model {rm} --points {label_1_5}",
+        ["label_1_5.jsonl:1 field 'label'", "[0, 1]"],
+    ),
+    "eval-rm, a points file that is not JSON": (
+        "eval-rm --model {rm} --points {not_json}",
+        ["not_json.jsonl:1", "malformed JSON"],
+    ),
     "eval-rm, pairs that are not UTF-8": ("eval-rm --model {rm} --pairs {latin1}", ["latin1.jsonl:2", "not UTF-8"]),
-    "eval-rm, --out names a folder": ("eval-rm --model {rm} --pairs {pairs} --out {user_dir}",
-                                      ["user_dir", "--out names a folder"]),
+    "eval-rm, --out names a folder": (
+        "eval-rm --model {rm} --pairs {pairs} --out {user_dir}",
+        ["user_dir", "--out names a folder"],
+    ),
     # generate, label, build: settings with a range are checked as the command line is read
-    "generate, an unknown dtype": ("generate --model {lm} --prompts {pairs} --out {tmp}/s --hf.dtype float77",
-                                   ["--hf.dtype", "float77"]),
-    "generate, a batch of 0": ("generate --model {lm} --prompts {pairs} --out {tmp}/s --hf.batch_size 0",
-                               ["--hf.batch_size", "integer >= 1"]),
-    "label, a negative max temperature": ("label --prompts {pairs} --teacher-samples {pairs} --out {tmp}/l "
-                                          "--vote.max_temperature -1", ["--vote.max_temperature", "number >= 0"]),
-    "label, a min ratio that is not a number": ("label --prompts {pairs} --teacher-samples {pairs} --out {tmp}/l "
-                                                "--vote.min_ratio high", ["--vote.min_ratio", "'high'"]),
-    "generate, no model folder": ("generate --model {tmp}/nowhere --role teacher --prompts {prompts} --out {tmp}/s "
-                                  "--task arithmetic --backend hf", ["nowhere", "is not a model folder"]),
-    "judge, no teacher samples": ("judge --task arithmetic --prompts {prompts} --teacher-samples {empty} --out "
-                                  "{tmp}/j --model {lm} --backend hf", ["empty.jsonl", "no teacher samples in it"]),
-    "label, no teacher samples": ("label --task arithmetic --prompts {prompts} --teacher-samples {empty} --out "
-                                  "{tmp}/l", ["empty.jsonl", "no teacher samples in it"]),
-    "build, a negative pair cap": ("build --prompts {pairs} --labels {tmp} --out {tmp}/b --rm.pairs_per_question -1",
-                                   ["--rm.pairs_per_question", ">= 1"]),
+    "generate, an unknown dtype": (
+        "generate --model {lm} --prompts {pairs} --out {tmp}/s --hf.dtype float77",
+        ["--hf.dtype", "float77"],
+    ),
+    "generate, a batch of 0": (
+        "generate --model {lm} --prompts {pairs} --out {tmp}/s --hf.batch_size 0",
+        ["--hf.batch_size", "integer >= 1"],
+    ),
+    "label, a negative max temperature": (
+        "label --prompts {pairs} --teacher-samples {pairs} --out {tmp}/l --vote.max_temperature -1",
+        ["--vote.max_temperature", "number >= 0"],
+    ),
+    "label, a min ratio that is not a number": (
+        "label --prompts {pairs} --teacher-samples {pairs} --out {tmp}/l --vote.min_ratio high",
+        ["--vote.min_ratio", "'high'"],
+    ),
+    "generate, no model folder": (
+        "generate --model {tmp}/nowhere --role teacher --prompts {prompts} --out {tmp}/s "
+        "--task arithmetic --backend hf",
+        ["nowhere", "is not a model folder"],
+    ),
+    "judge, no teacher samples": (
+        "judge --task arithmetic --prompts {prompts} --teacher-samples {empty} --out "
+        "{tmp}/j --model {lm} --backend hf",
+        ["empty.jsonl", "no teacher samples in it"],
+    ),
+    "label, no teacher samples": (
+        "label --task arithmetic --prompts {prompts} --teacher-samples {empty} --out {tmp}/l",
+        ["empty.jsonl", "no teacher samples in it"],
+    ),
+    "build, a negative pair cap": (
+        "build --prompts {pairs} --labels {tmp} --out {tmp}/b --rm.pairs_per_question -1",
+        ["--rm.pairs_per_question", ">= 1"],
+    ),
     # serve-rm: settings and the model before anything listens
     "serve-rm, a port out of range": ("serve-rm --model {rm} --port 99999", ["--port 99999"]),
     "serve-rm, no model folder": ("serve-rm --model {tmp}/nowhere --port 0", ["no model folder"]),
     "serve-rm, a causal LM": ("serve-rm --model {lm} --port 0", ["not a reward model"]),
     # run: every setting of the pipeline is checked when the run starts, dry run included
-    "run, a ratio that is not a number": ("run --config {config} --dry-run --vote.min_ratio high",
-                                          ["vote.min_ratio", "[0, 1]", "'high'"]),
+    "run, a ratio that is not a number": (
+        "run --config {config} --dry-run --vote.min_ratio high",
+        ["vote.min_ratio", "[0, 1]", "'high'"],
+    ),
     "run, an unknown task": ("run --config {config} --dry-run --task bogus", ["task: must be one of", "'bogus'"]),
     "run, an unknown engine": ("run --config {config} --dry-run --engine tpu", ["engine: must be one of", "tpu"]),
-    "run, a temperature above 2": ("run --config {config} --dry-run --teacher.temperatures 0.3,3",
-                                   ["teacher.temperatures", "[0, 2]"]),
+    "run, a temperature above 2": (
+        "run --config {config} --dry-run --teacher.temperatures 0.3,3",
+        ["teacher.temperatures", "[0, 2]"],
+    ),
     "run, k that is a word": ("run --config {config} --dry-run --eval.k eight", ["eval.k", ">= 1", "'eight'"]),
-    "run, a prompt file that does not exist": ("run --config {config} --dry-run --data.source files --data.train "
-                                               "{tmp}/nowhere.jsonl --data.test {prompts} --teacher.model {lm} "
-                                               "--student.model {lm}", ["nowhere.jsonl: no such file"]),
-    "run, an empty prompt file": ("run --config {config} --dry-run --data.source files --data.train {empty} "
-                                  "--data.test {prompts} --teacher.model {lm} --student.model {lm}",
-                                  ["empty.jsonl", "data.train: no prompt records"]),
-    "run, a teacher that is no model folder": ("run --config {config} --dry-run --data.source files --data.train "
-                                               "{prompts} --data.test {prompts} --teacher.model {tmp}/nowhere "
-                                               "--student.model {lm}", ["teacher.model", "not a model folder"]),
-    "run, a temperature list that is a number in YAML": ("run --config {scalar_yaml} --dry-run",
-                                                        ["teacher.temperatures: must be a non-empty list", "0.7"]),
+    "run, a prompt file that does not exist": (
+        "run --config {config} --dry-run --data.source files --data.train "
+        "{tmp}/nowhere.jsonl --data.test {prompts} --teacher.model {lm} "
+        "--student.model {lm}",
+        ["nowhere.jsonl: no such file"],
+    ),
+    "run, an empty prompt file": (
+        "run --config {config} --dry-run --data.source files --data.train {empty} "
+        "--data.test {prompts} --teacher.model {lm} --student.model {lm}",
+        ["empty.jsonl", "data.train: no prompt records"],
+    ),
+    "run, a teacher that is no model folder": (
+        "run --config {config} --dry-run --data.source files --data.train "
+        "{prompts} --data.test {prompts} --teacher.model {tmp}/nowhere "
+        "--student.model {lm}",
+        ["teacher.model", "not a model folder"],
+    ),
+    "run, a temperature list that is a number in YAML": (
+        "run --config {scalar_yaml} --dry-run",
+        ["teacher.temperatures: must be a non-empty list", "0.7"],
+    ),
     # train-rm: the data files are read and checked in the trainer process, before any training; its one line
     # comes back as the command's error, and nothing is written
-    "train-rm, a pair whose chosen is a number": ("train-rm --engine cpu --model.model_name_or_path {lm} "
-                                                  "--data.dataset {chosen_42} --ckpt.output_dir {tmp}/rm_out",
-                                                  ["chosen_42.jsonl:1 field 'chosen'", "must be a string"]),
-    "train-rm, empty pairs": ("train-rm --engine cpu --model.model_name_or_path {lm} --data.dataset {empty} "
-                              "--ckpt.output_dir {tmp}/rm_out", ["empty.jsonl", "no usable rows"]),
-    "train-rm, no model folder": ("train-rm --engine cpu --model.model_name_or_path {tmp}/nowhere "
-                                  "--data.dataset {pairs} --ckpt.output_dir {tmp}/rm_out",
-                                  ["--model.model_name_or_path", "nowhere", "not a model folder"]),
+    "train-rm, a pair whose chosen is a number": (
+        "train-rm --engine cpu --model.model_name_or_path {lm} "
+        "--data.dataset {chosen_42} --ckpt.output_dir {tmp}/rm_out",
+        ["chosen_42.jsonl:1 field 'chosen'", "must be a string"],
+    ),
+    "train-rm, empty pairs": (
+        "train-rm --engine cpu --model.model_name_or_path {lm} --data.dataset {empty} --ckpt.output_dir {tmp}/rm_out",
+        ["empty.jsonl", "no usable rows"],
+    ),
+    "train-rm, no model folder": (
+        "train-rm --engine cpu --model.model_name_or_path {tmp}/nowhere "
+        "--data.dataset {pairs} --ckpt.output_dir {tmp}/rm_out",
+        ["--model.model_name_or_path", "nowhere", "not a model folder"],
+    ),
     # ppo: the model folders, the prompt file's columns and the sampling settings, before Ray starts
-    "ppo, no actor folder": ("ppo --dry-run --engine cpu --reward.scheme rm --actor.model_name_or_path {tmp}/nowhere "
-                             "--reward.model_name_or_path {rm} --data.prompt_dataset {rl_prompts}",
-                             ["--actor.model_name_or_path", "nowhere", "not a model folder"]),
-    "ppo, a causal LM as the RM": ("ppo --dry-run --engine cpu --reward.scheme rm --actor.model_name_or_path {lm} "
-                                   "--reward.model_name_or_path {lm} --data.prompt_dataset {rl_prompts}",
-                                   ["not a reward model"]),
-    "ppo, prompts without the input column": ("ppo --dry-run --engine cpu --reward.scheme vote "
-                                              "--actor.model_name_or_path {lm} --data.prompt_dataset {pairs}",
-                                              ["pairs.jsonl:1 field 'input': missing"]),
-    "ppo, a negative temperature": ("ppo --dry-run --engine cpu --reward.scheme rm --actor.model_name_or_path {lm} "
-                                    "--reward.model_name_or_path {rm} --data.prompt_dataset {rl_prompts} "
-                                    "--rollout.temperature -1", ["--rollout.temperature", "[0, 2]"]),
+    "ppo, no actor folder": (
+        "ppo --dry-run --engine cpu --reward.scheme rm --actor.model_name_or_path {tmp}/nowhere "
+        "--reward.model_name_or_path {rm} --data.prompt_dataset {rl_prompts}",
+        ["--actor.model_name_or_path", "nowhere", "not a model folder"],
+    ),
+    "ppo, a causal LM as the RM": (
+        "ppo --dry-run --engine cpu --reward.scheme rm --actor.model_name_or_path {lm} "
+        "--reward.model_name_or_path {lm} --data.prompt_dataset {rl_prompts}",
+        ["not a reward model"],
+    ),
+    "ppo, prompts without the input column": (
+        "ppo --dry-run --engine cpu --reward.scheme vote "
+        "--actor.model_name_or_path {lm} --data.prompt_dataset {pairs}",
+        ["pairs.jsonl:1 field 'input': missing"],
+    ),
+    "ppo, a negative temperature": (
+        "ppo --dry-run --engine cpu --reward.scheme rm --actor.model_name_or_path {lm} "
+        "--reward.model_name_or_path {rm} --data.prompt_dataset {rl_prompts} "
+        "--rollout.temperature -1",
+        ["--rollout.temperature", "[0, 2]"],
+    ),
     "ppo, a GPU plan larger than the declared cluster": (
         "ppo --dry-run --engine gpu --reward.scheme rm --actor.model_name_or_path {lm} --reward.model_name_or_path "
         "{rm} --data.prompt_dataset {rl_prompts} --distill.cluster.nodes 1 --distill.cluster.gpus_per_node 8 "
         "--actor.num_gpus_per_node 4 --ref.num_gpus_per_node 2 --critic.num_gpus_per_node 2 "
         "--reward.num_gpus_per_node 2 --vllm.num_engines 2 --algo.advantage.estimator gae",
-        ["needs 12 GPUs, the cluster has 8", "--train.colocate_actor_ref", "--train.colocate_critic_reward"]),
+        ["needs 12 GPUs, the cluster has 8", "--train.colocate_actor_ref", "--train.colocate_critic_reward"],
+    ),
     # commands that replace their output folder whole refuse one holding a user's files
     "tiny-model into a user's folder": ("tiny-model {user_dir}", ["user_dir", "notes.txt"]),
-}  # fmt: skip
+}
 
 
 @pytest.fixture(scope="module")

@@ -67,15 +67,39 @@ def test_label_and_build_commands_print_a_table_and_write_the_sets(tmp_path):
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text(json.dumps({"id": 1, "prompt": "What is 2 + 3?", "gold": "#### 5"}) + "\n")
     samples = tmp_path / "teacher.jsonl"
-    rows = [{"id": 1, "source": "teacher", "model": "t", "temperature": 0.7, "sample_index": i, "response": text}
-            for i, text in enumerate(["#### 5", "The answer is 5.", "#### 6"])]  # fmt: skip
+    rows = [
+        {"id": 1, "source": "teacher", "model": "t", "temperature": 0.7, "sample_index": i, "response": text}
+        for i, text in enumerate(["#### 5", "The answer is 5.", "#### 6"])
+    ]
     samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    labelled = run("label", "--task", "gsm8k", "--prompts", str(prompts), "--teacher-samples", str(samples),
-                   "--out", str(tmp_path / "labels"), "--vote.min_ratio", "0.6")  # fmt: skip
+    labelled = run(
+        "label",
+        "--task",
+        "gsm8k",
+        "--prompts",
+        str(prompts),
+        "--teacher-samples",
+        str(samples),
+        "--out",
+        str(tmp_path / "labels"),
+        "--vote.min_ratio",
+        "0.6",
+    )
     assert labelled.returncode == 0, labelled.stderr
     assert "pseudo-labelled (coverage)" in labelled.stdout and "1 (100.0%)" in labelled.stdout
-    built = run("build", "--task", "gsm8k", "--prompts", str(prompts), "--labels", str(tmp_path / "labels"),
-                "--out", str(tmp_path / "data"), "--sft.max_per_question", "1")  # fmt: skip
+    built = run(
+        "build",
+        "--task",
+        "gsm8k",
+        "--prompts",
+        str(prompts),
+        "--labels",
+        str(tmp_path / "labels"),
+        "--out",
+        str(tmp_path / "data"),
+        "--sft.max_per_question",
+        "1",
+    )
     assert built.returncode == 0, built.stderr
     assert "sft: 1 rows rm_pairs: 2 rows rm_points: 3 rows rl_prompts: 1 rows" in built.stdout
 

@@ -21,9 +21,18 @@ def no_cluster(monkeypatch):
 
 @pytest.mark.parametrize(
     "address, remote",
-    [("", False), ("127.0.0.1:6379", False), ("localhost:6379", False), ("local", False), ("[::1]:6379", False),
-     ("auto", False), ("10.0.0.5:6379", True), ("ray://head.cluster:10001", True), ("http://10.0.0.5:8265", True)],
-)  # fmt: skip
+    [
+        ("", False),
+        ("127.0.0.1:6379", False),
+        ("localhost:6379", False),
+        ("local", False),
+        ("[::1]:6379", False),
+        ("auto", False),
+        ("10.0.0.5:6379", True),
+        ("ray://head.cluster:10001", True),
+        ("http://10.0.0.5:8265", True),
+    ],
+)
 def test_a_ray_address_on_another_machine_makes_relative_paths_untrustworthy(no_cluster, monkeypatch, address, remote):
     assert (cluster_paths.remote_cluster(address) is not None) == remote
     monkeypatch.setenv("RAY_ADDRESS", address)
@@ -42,27 +51,39 @@ def test_local_paths_become_absolute_and_hub_ids_stay(no_cluster, tmp_path, monk
         {"run_dir": "runs/a", "data.test": None, "home": "~/prompts.jsonl"},
         {"student.model": "models/student", "teacher.model": "Qwen/Qwen2.5-7B-Instruct", "judge.model": None},
     )
-    assert out == {"run_dir": str(tmp_path / "runs" / "a"), "data.test": None,
-                   "home": os.path.expanduser("~/prompts.jsonl"), "student.model": str(tmp_path / "models/student"),
-                   "teacher.model": "Qwen/Qwen2.5-7B-Instruct", "judge.model": None}  # fmt: skip
+    assert out == {
+        "run_dir": str(tmp_path / "runs" / "a"),
+        "data.test": None,
+        "home": os.path.expanduser("~/prompts.jsonl"),
+        "student.model": str(tmp_path / "models/student"),
+        "teacher.model": "Qwen/Qwen2.5-7B-Instruct",
+        "judge.model": None,
+    }
 
 
 def test_a_relative_path_is_refused_when_the_run_joins_a_remote_cluster(no_cluster, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ValueError, match=r"run_dir: relative path 'runs/a', but the run joins the Ray cluster at "
-                                         r"10\.0\.0\.5:6379.*absolute path on storage every node sees"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=r"run_dir: relative path 'runs/a', but the run joins the Ray cluster at "
+        r"10\.0\.0\.5:6379.*absolute path on storage every node sees",
+    ):
         cluster_paths.absolute({"run_dir": "runs/a"}, ray_address="10.0.0.5:6379")
     # absolute paths and Hub ids are what a remote run must be given, and pass
     assert cluster_paths.absolute({"run_dir": "/shared/runs/a"}, {"m": "org/model"}, "10.0.0.5:6379") == {
-        "run_dir": "/shared/runs/a", "m": "org/model"}  # fmt: skip
+        "run_dir": "/shared/runs/a",
+        "m": "org/model",
+    }
 
 
-def test_the_pipeline_plans_absolute_paths_with_the_fingerprints_of_the_config_as_written(no_cluster, tmp_path,
-                                                                                           monkeypatch):  # fmt: skip
+def test_the_pipeline_plans_absolute_paths_with_the_fingerprints_of_the_config_as_written(
+    no_cluster, tmp_path, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "prompts.jsonl").write_text("")
-    config = cfg.load_config(None, ["--data.source", "toy", "--seeds", "0,1", "--run_dir", "runs/demo",
-                                    "--ppo.schemes", "rm,gold"])  # fmt: skip
+    config = cfg.load_config(
+        None, ["--data.source", "toy", "--seeds", "0,1", "--run_dir", "runs/demo", "--ppo.schemes", "rm,gold"]
+    )
     absolute, written = cfg.with_absolute_paths(config)
     planned = stages.plan(absolute)
     assert absolute["run_dir"] == str(tmp_path / "runs" / "demo") and config["run_dir"] == "runs/demo"
@@ -97,8 +118,17 @@ def test_ppo_commands_carry_absolute_paths(no_cluster, tmp_path, monkeypatch):
     (tmp_path / "rm").mkdir()
     (tmp_path / "prompts.jsonl").write_text("")
     cli = TRAIN_PPO_RAY
-    argv = [cli["actor_model"], "sft", f"{cli['reward_model']}=./rm", cli["prompt_dataset"],
-            "prompts.jsonl,org/hub-prompts", cli["output_dir"], "out", cli["critic_model"], "org/critic"]  # fmt: skip
+    argv = [
+        cli["actor_model"],
+        "sft",
+        f"{cli['reward_model']}=./rm",
+        cli["prompt_dataset"],
+        "prompts.jsonl,org/hub-prompts",
+        cli["output_dir"],
+        "out",
+        cli["critic_model"],
+        "org/critic",
+    ]
     out = ppo.absolute_path_flags(argv)
     assert flag_value(out, cli["actor_model"]) == str(tmp_path / "sft")
     assert flag_value(out, cli["reward_model"]) == str(tmp_path / "rm")

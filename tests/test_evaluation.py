@@ -86,8 +86,14 @@ def test_bootstrap_interval_is_seeded_and_close_to_the_normal_one():
 
 
 def _sample(question_id, index, response, temperature=0.0):
-    return {"id": question_id, "source": "student", "model": "m", "temperature": temperature,
-            "sample_index": index, "response": response}  # fmt: skip
+    return {
+        "id": question_id,
+        "source": "student",
+        "model": "m",
+        "temperature": temperature,
+        "sample_index": index,
+        "response": response,
+    }
 
 
 GSM8K_PROMPTS = [
@@ -118,8 +124,14 @@ def test_scores_of_known_gsm8k_samples():
     assert result["per_category"] is None  # gsm8k prompts have no categories
     ci = lambda successes: pytest.approx(wilson_interval(successes, 4), abs=1e-6)
     assert result["maj_at_k"] == {"k": 3, "n": 4, "accuracy": 0.25, "ci95": ci(1), "ci_method": "wilson"}
-    assert result["pass_at_k"] == {"k": 3, "n": 4, "accuracy": 0.75, "ci95": ci(3), "ci_method": "wilson",
-                                   "samples_per_question": 3}  # fmt: skip
+    assert result["pass_at_k"] == {
+        "k": 3,
+        "n": 4,
+        "accuracy": 0.75,
+        "ci95": ci(3),
+        "ci_method": "wilson",
+        "samples_per_question": 3,
+    }
     greedy_only = score_samples(GSM8K_PROMPTS, GSM8K_GREEDY, task="gsm8k", k=3)
     assert greedy_only["maj_at_k"] is None and greedy_only["pass_at_k"] is None
     # the order samples arrive in does not matter
@@ -127,8 +139,11 @@ def test_scores_of_known_gsm8k_samples():
 
 
 def test_pass_at_k_from_more_samples_than_k_uses_the_unbiased_estimator_and_a_bootstrap():
-    sampled = [_sample(q["id"], i, f"#### {7 if (i < 2 and q['id'] == 'q1') else 0}", 0.7)
-               for q in GSM8K_PROMPTS for i in range(4)]  # fmt: skip  # q1: 2 of 4 right, others 0 of 4
+    sampled = [
+        _sample(q["id"], i, f"#### {7 if (i < 2 and q['id'] == 'q1') else 0}", 0.7)
+        for q in GSM8K_PROMPTS
+        for i in range(4)
+    ]  # q1: 2 of 4 right, others 0 of 4
     result = score_samples(GSM8K_PROMPTS, GSM8K_GREEDY, sampled, task="gsm8k", k=2, seed=0)
     expected = (pass_at_k(4, 2, 2) + 0 + 0 + 0) / 4  # (1 - 1/6) / 4
     assert result["pass_at_k"]["accuracy"] == pytest.approx(expected)
@@ -141,12 +156,21 @@ def test_pass_at_k_from_more_samples_than_k_uses_the_unbiased_estimator_and_a_bo
 
 def test_per_category_scores_of_known_mmlu_pro_samples():
     prompts = [
-        {"id": i, "task": "mmlu_pro", "prompt": f"question {i}", "gold": gold,
-         "meta": {"options": list("abcd"), "category": category}}
+        {
+            "id": i,
+            "task": "mmlu_pro",
+            "prompt": f"question {i}",
+            "gold": gold,
+            "meta": {"options": list("abcd"), "category": category},
+        }
         for i, (gold, category) in enumerate([("A", "law"), ("B", "law"), ("C", "law"), ("D", "math")])
-    ]  # fmt: skip
-    greedy = [_sample(0, 0, "The answer is (A)."), _sample(1, 0, "The answer is (C)."),
-              _sample(2, 0, "The answer is (C)."), _sample(3, 0, "Answer: D")]  # fmt: skip
+    ]
+    greedy = [
+        _sample(0, 0, "The answer is (A)."),
+        _sample(1, 0, "The answer is (C)."),
+        _sample(2, 0, "The answer is (C)."),
+        _sample(3, 0, "Answer: D"),
+    ]
     result = score_samples(prompts, greedy, task="mmlu_pro", k=1)
     assert result["accuracy"] == 0.75
     assert result["per_category"] == {
@@ -189,17 +213,20 @@ def test_arithmetic_scores_give_the_share_and_accuracy_of_each_answer_style():
         },
     }
     assert list(result["styles"]["greedy"]) == ["worked", "direct"]  # the task's order, whatever the samples'
-    reordered = score_samples(ARITHMETIC_PROMPTS, ARITHMETIC_GREEDY[::-1], ARITHMETIC_SAMPLED[::-1],
-                              task="arithmetic", k=2)  # fmt: skip
+    reordered = score_samples(
+        ARITHMETIC_PROMPTS, ARITHMETIC_GREEDY[::-1], ARITHMETIC_SAMPLED[::-1], task="arithmetic", k=2
+    )
     assert reordered == result and list(reordered["styles"]["sampled"]) == ["worked", "direct"]
     # greedy only: no sampled styles; a style no sample has is listed with n = 0 and no accuracy
     direct_only = [_sample(s["id"], 0, "#### 6") for s in ARITHMETIC_GREEDY]
     greedy_only = score_samples(ARITHMETIC_PROMPTS, direct_only, task="arithmetic")
     assert greedy_only["styles"] == {
-        "greedy": {"worked": {"n": 0, "share": 0.0, "accuracy": None},
-                   "direct": {"n": 4, "share": 1.0, "accuracy": 0.25}},
+        "greedy": {
+            "worked": {"n": 0, "share": 0.0, "accuracy": None},
+            "direct": {"n": 4, "share": 1.0, "accuracy": 0.25},
+        },
         "sampled": None,
-    }  # fmt: skip
+    }
 
 
 def test_tasks_without_answer_styles_get_no_styles_field():
@@ -237,7 +264,10 @@ def test_scoring_a_samples_folder_written_by_hand(tmp_path):
     with pytest.raises(RecordError, match="not among the prompts evaluated") as error:
         score_sample_files(str(prompts), str(tmp_path / "greedy"), task="gsm8k")
     assert (error.value.path, error.value.line, error.value.field) == (
-        str(tmp_path / "greedy" / "shard-00001.jsonl"), 1, "id")  # fmt: skip
+        str(tmp_path / "greedy" / "shard-00001.jsonl"),
+        1,
+        "id",
+    )
 
 
 def test_scoring_refuses_missing_repeated_and_uneven_samples():
@@ -255,9 +285,26 @@ def test_scoring_refuses_missing_repeated_and_uneven_samples():
 
 # --- the evaluation, end to end on a tiny model ----------------------------------------------------------------
 
-RESULT_KEYS = {"name", "seed", "model", "task", "split", "decoding", "n", "accuracy", "ci95", "ci_method",
-               "maj_at_k", "pass_at_k", "per_category", "no_answer_rate", "tokens_generated", "wall_seconds",
-               "samples_dir", "settings"}  # fmt: skip
+RESULT_KEYS = {
+    "name",
+    "seed",
+    "model",
+    "task",
+    "split",
+    "decoding",
+    "n",
+    "accuracy",
+    "ci95",
+    "ci_method",
+    "maj_at_k",
+    "pass_at_k",
+    "per_category",
+    "no_answer_rate",
+    "tokens_generated",
+    "wall_seconds",
+    "samples_dir",
+    "settings",
+}
 
 
 def _prompts_file(path, rows=GSM8K_PROMPTS):
@@ -286,17 +333,21 @@ def test_evaluate_tiny_model_then_resume_without_the_model(tmp_path, tiny_model)
     assert result["name"] == "sft" and result["decoding"] == "greedy" and result["n"] == 4
     assert result["samples_dir"] == samples_dir_for(out) == str(tmp_path / "eval" / "sft_samples")
     assert 0 <= result["accuracy"] <= 1 and result["ci95"] == pytest.approx(
-        wilson_interval(round(result["accuracy"] * 4), 4), abs=1e-6)  # fmt: skip
+        wilson_interval(round(result["accuracy"] * 4), 4), abs=1e-6
+    )
     assert result["maj_at_k"]["k"] == 3 and result["maj_at_k"]["temperature"] == 1.0
     assert result["pass_at_k"]["samples_per_question"] == 3 and result["pass_at_k"]["ci_method"] == "wilson"
     assert 0 < result["tokens_generated"] <= 4 * (1 + 3) * 6
     samples = result["samples_dir"]
     assert sorted(os.listdir(samples)) == ["greedy", "prompts.jsonl", "sampled"]
     assert sorted(n for n in os.listdir(os.path.join(samples, "sampled")) if n.startswith("shard-")) == [
-        "shard-00000.jsonl", "shard-00001.jsonl"]  # fmt: skip
+        "shard-00000.jsonl",
+        "shard-00001.jsonl",
+    ]
     # the scores are those of the samples on disk
-    rescored = score_sample_files(prompts, os.path.join(samples, "greedy"), os.path.join(samples, "sampled"),
-                                  task="gsm8k", k=3)  # fmt: skip
+    rescored = score_sample_files(
+        prompts, os.path.join(samples, "greedy"), os.path.join(samples, "sampled"), task="gsm8k", k=3
+    )
     for key in ("maj_at_k", "pass_at_k"):
         rescored[key]["temperature"] = 1.0
     assert rescored == {key: result[key] for key in rescored}
@@ -308,8 +359,9 @@ def test_evaluate_tiny_model_then_resume_without_the_model(tmp_path, tiny_model)
     again = evaluate(tiny_model, prompts, "gsm8k", out, make_backend=_counting_backend(tiny_model, starts), **options)
     assert starts == [1]
     os.remove(os.path.join(samples, "sampled", "shard-00001.jsonl"))
-    resumed = evaluate(tiny_model, prompts, "gsm8k", out, make_backend=_counting_backend(tiny_model, starts),
-                       **options)  # fmt: skip
+    resumed = evaluate(
+        tiny_model, prompts, "gsm8k", out, make_backend=_counting_backend(tiny_model, starts), **options
+    )
     assert starts == [1, 1]
     with open(os.path.join(samples, "sampled", "shard-00001.jsonl")) as f:
         assert f.read() == lost
@@ -318,16 +370,49 @@ def test_evaluate_tiny_model_then_resume_without_the_model(tmp_path, tiny_model)
 
 
 def test_eval_command_on_mmlu_pro_heldout_from_a_local_copy(tmp_path, tiny_model, capsys):
-    rows = [{"question_id": i, "question": f"question {i}?", "options": ["yes", "no", "maybe"], "answer": "A",
-             "answer_index": 0, "category": "law" if i < 4 else "math", "src": "x"} for i in range(6)]  # fmt: skip
+    rows = [
+        {
+            "question_id": i,
+            "question": f"question {i}?",
+            "options": ["yes", "no", "maybe"],
+            "answer": "A",
+            "answer_index": 0,
+            "category": "law" if i < 4 else "math",
+            "src": "x",
+        }
+        for i in range(6)
+    ]
     source = _prompts_file(tmp_path / "mmlu_pro_test.jsonl", rows)  # MMLU-Pro's own columns
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     out = tmp_path / "eval" / "base.json"
-    args = parser.parse_args(["--model", tiny_model, "--task", "mmlu_pro", "--split", "heldout", "--source", source,
-                              "--run-dir", str(tmp_path / "run"), "--out", str(out), "--k", "1",
-                              "--max-new-tokens", "4", "--backend", "hf", "--hf.dtype", "float32",
-                              "--no-progress", "--name", "student base"])  # fmt: skip
+    args = parser.parse_args(
+        [
+            "--model",
+            tiny_model,
+            "--task",
+            "mmlu_pro",
+            "--split",
+            "heldout",
+            "--source",
+            source,
+            "--run-dir",
+            str(tmp_path / "run"),
+            "--out",
+            str(out),
+            "--k",
+            "1",
+            "--max-new-tokens",
+            "4",
+            "--backend",
+            "hf",
+            "--hf.dtype",
+            "float32",
+            "--no-progress",
+            "--name",
+            "student base",
+        ]
+    )
     assert run(args) == 0
     printed = capsys.readouterr().out
     assert printed.startswith("student base: greedy ") and "(n=3)" in printed
@@ -368,9 +453,21 @@ def test_eval_command_on_arithmetic_writes_and_prints_the_answer_styles(tmp_path
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     out = tmp_path / "eval" / "sft_seed0.json"
-    args = parser.parse_args(["--model", "m", "--task", "arithmetic", "--prompts",
-                              _prompts_file(tmp_path / "p.jsonl", ARITHMETIC_PROMPTS), "--out", str(out), "--k", "2",
-                              "--no-progress"])  # fmt: skip
+    args = parser.parse_args(
+        [
+            "--model",
+            "m",
+            "--task",
+            "arithmetic",
+            "--prompts",
+            _prompts_file(tmp_path / "p.jsonl", ARITHMETIC_PROMPTS),
+            "--out",
+            str(out),
+            "--k",
+            "2",
+            "--no-progress",
+        ]
+    )
     assert run(args) == 0
     result = json.loads(out.read_text())
     assert set(result) == RESULT_KEYS | {"styles"}

@@ -51,8 +51,11 @@ def test_hf_backend_greedy_is_plain_generate_for_string_and_chat_prompts(hf, tin
     tok = AutoTokenizer.from_pretrained(tiny_model)
     model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
     for prompt, (completion, *_) in (("the total is", string_out), (chat, chat_out)):
-        text = prompt if isinstance(prompt, str) else tok.apply_chat_template(prompt, tokenize=False,
-                                                                              add_generation_prompt=True)  # fmt: skip
+        text = (
+            prompt
+            if isinstance(prompt, str)
+            else tok.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+        )
         ids = tok(text, return_tensors="pt", add_special_tokens=isinstance(prompt, str))
         ref = model.generate(**ids, max_new_tokens=6, do_sample=False, pad_token_id=tok.pad_token_id)
         new = ref[0, ids.input_ids.shape[1] :].tolist()
@@ -73,14 +76,26 @@ def test_hf_backend_cuts_at_stop_strings_and_reports_why_it_stopped(hf):
 
 
 def test_samples_are_numbered_across_temperatures_and_carry_the_task_layers_answer(tmp_path, hf):
-    config = SamplingConfig(role="student", temperatures=(0.5, 1.0), n_per_temperature=3, max_new_tokens=8,
-                            shard_size=4)  # fmt: skip
-    summary = generate_samples(_prompts(tmp_path / "p.jsonl"), str(tmp_path / "out"), model="tiny", backend="hf",
-                               config=config, make_backend=lambda: hf, progress=False)  # fmt: skip
+    config = SamplingConfig(
+        role="student", temperatures=(0.5, 1.0), n_per_temperature=3, max_new_tokens=8, shard_size=4
+    )
+    summary = generate_samples(
+        _prompts(tmp_path / "p.jsonl"),
+        str(tmp_path / "out"),
+        model="tiny",
+        backend="hf",
+        config=config,
+        make_backend=lambda: hf,
+        progress=False,
+    )
     rows = _read_dir(tmp_path / "out")
     assert summary["samples"] == len(rows) == 6 * 2 * 3
-    assert sorted(os.listdir(tmp_path / "out")) == ["manifest.json", "shard-00000.jsonl", "shard-00001.jsonl",
-                                                    "summary.json"]  # fmt: skip
+    assert sorted(os.listdir(tmp_path / "out")) == [
+        "manifest.json",
+        "shard-00000.jsonl",
+        "shard-00001.jsonl",
+        "summary.json",
+    ]
     for qid in {r["id"] for r in rows}:
         mine = [r for r in rows if r["id"] == qid]
         assert sorted(r["sample_index"] for r in mine) == list(range(6))
@@ -98,8 +113,15 @@ def test_same_seed_same_samples_and_another_seed_other_samples(tmp_path, hf):
 
     def run(out, seed):
         config = SamplingConfig(role="teacher", temperatures=(1.0,), n_per_temperature=2, max_new_tokens=8, seed=seed)
-        generate_samples(prompts, str(tmp_path / out), model="tiny", backend="hf", config=config,
-                         make_backend=lambda: hf, progress=False)  # fmt: skip
+        generate_samples(
+            prompts,
+            str(tmp_path / out),
+            model="tiny",
+            backend="hf",
+            config=config,
+            make_backend=lambda: hf,
+            progress=False,
+        )
         return [r["response"] for r in _read_dir(tmp_path / out)]
 
     assert run("a", 0) == run("b", 0)
@@ -120,8 +142,16 @@ def test_a_finished_run_rerun_loads_no_model_and_other_arguments_are_refused(tmp
     longer = SamplingConfig(role="teacher", temperatures=(1.0,), n_per_temperature=1, max_new_tokens=5)
     with pytest.raises(ArgumentsChanged, match=r"max_new_tokens: 4 -> 5"):
         generate_samples(prompts, out, model="tiny", backend="hf", config=longer, make_backend=no_model)
-    generate_samples(prompts, out, model="tiny", backend="hf", config=longer, make_backend=lambda: hf,
-                     overwrite=True, progress=False)  # fmt: skip
+    generate_samples(
+        prompts,
+        out,
+        model="tiny",
+        backend="hf",
+        config=longer,
+        make_backend=lambda: hf,
+        overwrite=True,
+        progress=False,
+    )
     assert json.load(open(os.path.join(out, "manifest.json")))["max_new_tokens"] == 5
 
 
@@ -143,8 +173,24 @@ CLI = [sys.executable, "-m", "openrlhf_distill.cli", "generate", "--role", "teac
 @pytest.mark.slow
 def test_a_run_killed_mid_way_resumes_to_exactly_the_samples_of_an_uninterrupted_run(tmp_path, tiny_model):
     prompts = _prompts(tmp_path / "p.jsonl", n=16)
-    args = ["--model", tiny_model, "--prompts", prompts, "--temperatures", "0.7,1.0", "--n-per-temperature", "2",
-            "--max-new-tokens", "48", "--shard-size", "2", "--hf.batch_size", "2", "--backend", "hf"]  # fmt: skip
+    args = [
+        "--model",
+        tiny_model,
+        "--prompts",
+        prompts,
+        "--temperatures",
+        "0.7,1.0",
+        "--n-per-temperature",
+        "2",
+        "--max-new-tokens",
+        "48",
+        "--shard-size",
+        "2",
+        "--hf.batch_size",
+        "2",
+        "--backend",
+        "hf",
+    ]
     killed_out = tmp_path / "killed"
     proc = subprocess.Popen(CLI + args + ["--out", str(killed_out)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.time() + 240
@@ -159,8 +205,9 @@ def test_a_run_killed_mid_way_resumes_to_exactly_the_samples_of_an_uninterrupted
 
     resumed = subprocess.run(CLI + args + ["--out", str(killed_out)], capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    whole = subprocess.run(CLI + args + ["--out", str(tmp_path / "whole")], capture_output=True, text=True,
-                           timeout=600)  # fmt: skip
+    whole = subprocess.run(
+        CLI + args + ["--out", str(tmp_path / "whole")], capture_output=True, text=True, timeout=600
+    )
     assert whole.returncode == 0, whole.stderr[-3000:]
 
     rows = _read_dir(killed_out)
@@ -184,8 +231,18 @@ def test_a_run_killed_mid_way_resumes_to_exactly_the_samples_of_an_uninterrupted
     ],
 )
 def test_bad_input_is_a_one_line_error(tmp_path, tiny_model, change, message):
-    args = ["--model", tiny_model, "--prompts", _prompts(tmp_path / "p.jsonl"), "--temperatures", "1.0",
-            "--out", str(tmp_path / "out"), "--backend", "hf"]  # fmt: skip
+    args = [
+        "--model",
+        tiny_model,
+        "--prompts",
+        _prompts(tmp_path / "p.jsonl"),
+        "--temperatures",
+        "1.0",
+        "--out",
+        str(tmp_path / "out"),
+        "--backend",
+        "hf",
+    ]
     change(args, tmp_path)
     result = subprocess.run(CLI + args, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2, result.stderr[-2000:]
@@ -205,18 +262,61 @@ def test_judge_command_runs_on_a_real_backend_and_a_judge_that_never_scores_is_a
     # judged at all the command fails naming the count and the reasons, and writes nothing a later stage would
     # read as labels.
     prompts = tmp_path / "open.jsonl"
-    prompts.write_text("".join(json.dumps({"id": f"o{i}", "task": "open", "prompt": f"Name a colour ({i})."}) + "\n"
-                               for i in range(2)))  # fmt: skip
+    prompts.write_text(
+        "".join(
+            json.dumps({"id": f"o{i}", "task": "open", "prompt": f"Name a colour ({i})."}) + "\n" for i in range(2)
+        )
+    )
     samples = tmp_path / "student"
     generated = subprocess.run(
-        [*CLI[:4], "--role", "student", "--no-progress", "--model", tiny_model, "--prompts", str(prompts),
-         "--out", str(samples), "--temperatures", "1.0", "--n-per-temperature", "2", "--max-new-tokens", "8",
-         "--backend", "hf"], capture_output=True, text=True, timeout=300)  # fmt: skip
+        [
+            *CLI[:4],
+            "--role",
+            "student",
+            "--no-progress",
+            "--model",
+            tiny_model,
+            "--prompts",
+            str(prompts),
+            "--out",
+            str(samples),
+            "--temperatures",
+            "1.0",
+            "--n-per-temperature",
+            "2",
+            "--max-new-tokens",
+            "8",
+            "--backend",
+            "hf",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert generated.returncode == 0, generated.stderr[-2000:]
     judged = subprocess.run(
-        [sys.executable, "-m", "openrlhf_distill.cli", "judge", "--model", tiny_model, "--backend", "hf",
-         "--prompts", str(prompts), "--student-samples", str(samples), "--out", str(tmp_path / "judged"),
-         "--judge.max_new_tokens", "8"], capture_output=True, text=True, timeout=300)  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "openrlhf_distill.cli",
+            "judge",
+            "--model",
+            tiny_model,
+            "--backend",
+            "hf",
+            "--prompts",
+            str(prompts),
+            "--student-samples",
+            str(samples),
+            "--out",
+            str(tmp_path / "judged"),
+            "--judge.max_new_tokens",
+            "8",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert judged.returncode == 2, judged.stderr[-2000:]
     assert "none of the judge's 8 outputs ends in a score line that can be read" in judged.stderr
     assert "Traceback" not in judged.stderr and not (tmp_path / "judged").exists()

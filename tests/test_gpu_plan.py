@@ -6,12 +6,31 @@ import pytest
 from openrlhf_distill import ppo
 from openrlhf_distill.compat import gpu_plan
 
-BASE = ["--actor.model_name_or_path", "/models/student", "--data.prompt_dataset", "rl.jsonl",
-        "--rollout.n_samples_per_prompt", "4"]  # fmt: skip
+BASE = [
+    "--actor.model_name_or_path",
+    "/models/student",
+    "--data.prompt_dataset",
+    "rl.jsonl",
+    "--rollout.n_samples_per_prompt",
+    "4",
+]
 # The layout the cluster recipes had before the plan was checked: 12 GPUs on a node of 8.
-OLD_LAYOUT = ["--actor.num_gpus_per_node", "4", "--ref.num_gpus_per_node", "2", "--critic.num_gpus_per_node", "2",
-              "--reward.num_gpus_per_node", "2", "--vllm.num_engines", "2", "--algo.advantage.estimator", "gae",
-              "--algo.kl.init_coef", "0.01"]  # fmt: skip
+OLD_LAYOUT = [
+    "--actor.num_gpus_per_node",
+    "4",
+    "--ref.num_gpus_per_node",
+    "2",
+    "--critic.num_gpus_per_node",
+    "2",
+    "--reward.num_gpus_per_node",
+    "2",
+    "--vllm.num_engines",
+    "2",
+    "--algo.advantage.estimator",
+    "gae",
+    "--algo.kl.init_coef",
+    "0.01",
+]
 
 
 def _plan(scheme: str, *flags: str) -> list[gpu_plan.Placement]:
@@ -43,18 +62,46 @@ def test_a_reward_function_scheme_has_no_reward_group_and_no_kl_term_no_referenc
 
 
 def test_colocation_shares_gpus_as_openrlhf_places_them():
-    both = _plan("rm", *OLD_LAYOUT, "--ref.num_gpus_per_node", "4", "--train.colocate_actor_ref",
-                 "--train.colocate_critic_reward")  # fmt: skip
+    both = _plan(
+        "rm",
+        *OLD_LAYOUT,
+        "--ref.num_gpus_per_node",
+        "4",
+        "--train.colocate_actor_ref",
+        "--train.colocate_critic_reward",
+    )
     assert _shape(both) == [(("actor", "ref"), 4), (("vLLM",), 2), (("critic", "reward"), 2)]
     gpu_plan.check_fits(both, nodes=1, gpus_per_node=8)
-    everything = _plan("rm", "--actor.num_gpus_per_node", "8", "--ref.num_gpus_per_node", "8",
-                       "--reward.num_gpus_per_node", "8", "--vllm.num_engines", "8", "--train.colocate_all",
-                       "--algo.advantage.estimator", "group_norm", "--algo.kl.init_coef", "0.01")  # fmt: skip
+    everything = _plan(
+        "rm",
+        "--actor.num_gpus_per_node",
+        "8",
+        "--ref.num_gpus_per_node",
+        "8",
+        "--reward.num_gpus_per_node",
+        "8",
+        "--vllm.num_engines",
+        "8",
+        "--train.colocate_all",
+        "--algo.advantage.estimator",
+        "group_norm",
+        "--algo.kl.init_coef",
+        "0.01",
+    )
     assert _shape(everything) == [(("actor", "ref", "vLLM", "reward"), 8)]
 
 
 def test_a_group_larger_than_a_node_is_refused_naming_it():
-    placements = _plan("vote", "--actor.num_gpus_per_node", "16", "--vllm.num_engines", "1",
-                       "--algo.advantage.estimator", "group_norm", "--algo.kl.init_coef", "0")  # fmt: skip
+    placements = _plan(
+        "vote",
+        "--actor.num_gpus_per_node",
+        "16",
+        "--vllm.num_engines",
+        "1",
+        "--algo.advantage.estimator",
+        "group_norm",
+        "--algo.kl.init_coef",
+        "0",
+    )
     with pytest.raises(ValueError, match=r"actor: 16 GPU\(s\) \(1 node\(s\) x 16\) asks for 16 GPUs on one node"):
         gpu_plan.check_fits(placements, nodes=4, gpus_per_node=8)

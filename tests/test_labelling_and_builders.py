@@ -60,9 +60,15 @@ def test_votes_labels_and_gold_metrics_of_the_worked_example(example):
 
     teacher = [(s["id"], s["sample_index"], s["answer"], s["label"]) for s in _read(out / "teacher.jsonl")]
     assert teacher == [
-        ("q1", 0, "7", 1), ("q1", 1, "7", 1), ("q1", 2, "8", 0), ("q1", 3, "7", 1),
-        ("q3", 0, "10", 0), ("q3", 1, "12", 1), ("q3", 2, None, 0), ("q3", 3, "12", 1),
-    ]  # fmt: skip
+        ("q1", 0, "7", 1),
+        ("q1", 1, "7", 1),
+        ("q1", 2, "8", 0),
+        ("q1", 3, "7", 1),
+        ("q3", 0, "10", 0),
+        ("q3", 1, "12", 1),
+        ("q3", 2, None, 0),
+        ("q3", 3, "12", 1),
+    ]
     student = [(s["id"], s["answer"], s["label"]) for s in _read(out / "student.jsonl")]
     assert student == [("q1", "7", 1), ("q1", "6", 0), ("q1", None, 0), ("q3", "10", 0), ("q3", "12", 1)]
 
@@ -85,8 +91,13 @@ def test_gold_never_reaches_labels_or_training_data(example, tmp_path):
     other_gold = _write(tmp_path / "other_gold.jsonl", [{**p, "gold": "#### 999"} for p in PROMPTS])
     label_samples(other_gold, example["teacher"], str(out_b / "labels"), student=example["student"])
     build_datasets(other_gold, str(out_b / "labels"), str(out_b / "data"))
-    for name in ("labels/teacher.jsonl", "labels/student.jsonl", "data/sft.jsonl", "data/rm_pairs.jsonl",
-                 "data/rm_points.jsonl"):  # fmt: skip
+    for name in (
+        "labels/teacher.jsonl",
+        "labels/student.jsonl",
+        "data/sft.jsonl",
+        "data/rm_pairs.jsonl",
+        "data/rm_points.jsonl",
+    ):
         assert _read(out_a / name) == _read(out_b / name), name
     rl_a, rl_b = _read(out_a / "data/rl_prompts.jsonl"), _read(out_b / "data/rl_prompts.jsonl")
     assert [r["label"] for r in rl_a] == [r["label"] for r in rl_b] == ["7", "12"]
@@ -100,9 +111,11 @@ def test_built_sets_of_the_worked_example(example):
 
     sft = _read(data / "sft.jsonl")
     assert [(r["meta"]["id"], r["output"][0]["content"]) for r in sft] == [
-        ("q1", "3 + 4 = 7\n#### 7"), ("q1", "The answer is 7."), ("q1", "She has 7.00 apples. #### 7.00"),
+        ("q1", "3 + 4 = 7\n#### 7"),
+        ("q1", "The answer is 7."),
+        ("q1", "She has 7.00 apples. #### 7.00"),
         ("q3", "#### 12"),  # q3's two "#### 12" are one response once duplicates are removed
-    ]  # fmt: skip
+    ]
     assert sft[0]["input"][0]["role"] == "user" and "Ann has 3 apples" in sft[0]["input"][-1]["content"]
     assert summary["sft"]["duplicates_removed"] == 1
 
@@ -139,7 +152,8 @@ def test_caps_teacher_only_ablation_and_plain_format(example):
     assert [r["output"] for r in sft] == ["3 + 4 = 7\n#### 7", "#### 12"] and isinstance(sft[0]["input"], str)
     pairs = _read(data / "rm_pairs.jsonl")
     assert len(pairs) == 4 and {(p["meta"]["chosen_source"], p["meta"]["rejected_source"]) for p in pairs} == {
-        ("teacher", "teacher")}  # fmt: skip
+        ("teacher", "teacher")
+    }
     assert all(p["meta"]["source"] == "teacher" for p in _read(data / "rm_points.jsonl"))
     assert summary["sft"]["over_cap"] == 2
 
@@ -210,9 +224,14 @@ def test_prompt_errors_name_the_field(tmp_path):
 
 
 # Properties of the pair builder, on random labelled questions.
-labelled_question = st.lists(st.tuples(st.sampled_from(["teacher", "student"]), st.sampled_from([0, 1]),
-                                       st.sampled_from(["#### 1", "#### 2", "#### 3", "x", "y"])),
-                             max_size=12)  # fmt: skip
+labelled_question = st.lists(
+    st.tuples(
+        st.sampled_from(["teacher", "student"]),
+        st.sampled_from([0, 1]),
+        st.sampled_from(["#### 1", "#### 2", "#### 3", "x", "y"]),
+    ),
+    max_size=12,
+)
 
 
 @settings(max_examples=30, deadline=None)
@@ -220,8 +239,10 @@ labelled_question = st.lists(st.tuples(st.sampled_from(["teacher", "student"]), 
 def test_pairs_never_mix_questions_and_chosen_always_has_label_1(tmp_path_factory, questions, cap, balance):
     work = tmp_path_factory.mktemp("prop")
     prompts = [{"id": f"q{i}", "task": "gsm8k", "prompt": f"question {i}"} for i in range(len(questions))]
-    votes = [{"id": f"q{i}", "pseudo_label": "1", "counts": {"1": 1}, "valid": 1, "total": 1, "accepted": True}
-             for i in range(len(questions))]  # fmt: skip
+    votes = [
+        {"id": f"q{i}", "pseudo_label": "1", "counts": {"1": 1}, "valid": 1, "total": 1, "accepted": True}
+        for i in range(len(questions))
+    ]
     labels = work / "labels"
     labels.mkdir()
     _write(labels / "votes.jsonl", votes)
@@ -233,11 +254,24 @@ def test_pairs_never_mix_questions_and_chosen_always_has_label_1(tmp_path_factor
                 if s == source:
                     response = f"{text} #{j} (q{i})"  # each sample's text is its own
                     text_label[response] = label
-                    rows.append({"id": f"q{i}", "source": s, "model": "m", "temperature": 1.0, "sample_index": j,
-                                 "response": response, "label": label})  # fmt: skip
+                    rows.append(
+                        {
+                            "id": f"q{i}",
+                            "source": s,
+                            "model": "m",
+                            "temperature": 1.0,
+                            "sample_index": j,
+                            "response": response,
+                            "label": label,
+                        }
+                    )
         _write(labels / f"{source}.jsonl", rows)
-    build_datasets(_write(work / "p.jsonl", prompts), str(labels), str(work / "data"),
-                   BuildConfig(pairs_max_per_question=cap, balance_sources=balance))  # fmt: skip
+    build_datasets(
+        _write(work / "p.jsonl", prompts),
+        str(labels),
+        str(work / "data"),
+        BuildConfig(pairs_max_per_question=cap, balance_sources=balance),
+    )
     pairs = _read(work / "data" / "rm_pairs.jsonl")
     per_question = {}
     for p in pairs:
@@ -254,13 +288,39 @@ def test_judged_labels_build_pairs_over_the_margin_and_sft_from_the_top_score(tm
     prompts = _write(tmp_path / "p.jsonl", [{"id": "o1", "task": "open", "prompt": "Write a haiku about rain."}])
     labels = tmp_path / "labels"
     labels.mkdir()
-    _write(labels / "votes.jsonl", [{"id": "o1", "pseudo_label": None, "counts": {}, "valid": 4, "total": 4,
-                                     "majority_ratio": 0.0, "accepted": True, "reason": None}])  # fmt: skip
+    _write(
+        labels / "votes.jsonl",
+        [
+            {
+                "id": "o1",
+                "pseudo_label": None,
+                "counts": {},
+                "valid": 4,
+                "total": 4,
+                "majority_ratio": 0.0,
+                "accepted": True,
+                "reason": None,
+            }
+        ],
+    )
     scores = {"teacher": [("best", 10), ("good", 8), ("fine", 7)], "student": [("weak", 4), ("ok", 6)]}
     for source, rows in scores.items():
-        _write(labels / f"{source}.jsonl", [
-            {"id": "o1", "source": source, "model": "m", "temperature": 1.0, "sample_index": i, "response": text,
-             "score": score, "label": score / 10} for i, (text, score) in enumerate(rows)])  # fmt: skip
+        _write(
+            labels / f"{source}.jsonl",
+            [
+                {
+                    "id": "o1",
+                    "source": source,
+                    "model": "m",
+                    "temperature": 1.0,
+                    "sample_index": i,
+                    "response": text,
+                    "score": score,
+                    "label": score / 10,
+                }
+                for i, (text, score) in enumerate(rows)
+            ],
+        )
     build_datasets(prompts, str(labels), str(tmp_path / "data"), BuildConfig(pair_margin=0.3))
     pairs = {(p["chosen"][0]["content"], p["rejected"][0]["content"]) for p in _read(tmp_path / "data/rm_pairs.jsonl")}
     # differences of at least 3 points only: 10-7, 10-6, 10-4, 8-4, 7-4
@@ -269,8 +329,12 @@ def test_judged_labels_build_pairs_over_the_margin_and_sft_from_the_top_score(tm
     points = _read(tmp_path / "data/rm_points.jsonl")
     assert sorted(p["label"] for p in points) == [0.4, 0.6, 0.7, 0.8, 1.0]
     rl = _read(tmp_path / "data/rl_prompts.jsonl")[0]
-    assert rl["label"] == "" and json.loads(rl["distill_label"]) == {"id": "o1", "task": "open", "label": None,
-                                                                     "gold": None}  # fmt: skip
+    assert rl["label"] == "" and json.loads(rl["distill_label"]) == {
+        "id": "o1",
+        "task": "open",
+        "label": None,
+        "gold": None,
+    }
 
 
 def test_label_and_build_replace_only_their_own_earlier_output_and_never_an_input(example):
@@ -311,10 +375,25 @@ def test_a_truncated_sample_that_never_stated_an_answer_does_not_vote(tmp_path):
     # Three samples read "12" by their last number; the two the token limit cut off were still working (their
     # "12" is the result of an unfinished step), so only the finished one and the stated "15" ones vote.
     prompts = _write(tmp_path / "p.jsonl", [{"id": "q1", "task": "gsm8k", "prompt": "How many?", "gold": "15"}])
-    responses = [("Step 1: 3 * 4 = 12", "length"), ("First 3 * 4 = 12", "length"), ("So it is 3 * 4 = 12", "stop"),
-                 ("3 * 5 = 15. #### 15", "stop"), ("The answer is 15.", "stop")]  # fmt: skip
-    samples = [{"id": "q1", "source": "teacher", "model": "m", "temperature": 1.0, "sample_index": i,
-                "response": text, "finish_reason": finish} for i, (text, finish) in enumerate(responses)]  # fmt: skip
+    responses = [
+        ("Step 1: 3 * 4 = 12", "length"),
+        ("First 3 * 4 = 12", "length"),
+        ("So it is 3 * 4 = 12", "stop"),
+        ("3 * 5 = 15. #### 15", "stop"),
+        ("The answer is 15.", "stop"),
+    ]
+    samples = [
+        {
+            "id": "q1",
+            "source": "teacher",
+            "model": "m",
+            "temperature": 1.0,
+            "sample_index": i,
+            "response": text,
+            "finish_reason": finish,
+        }
+        for i, (text, finish) in enumerate(responses)
+    ]
     teacher = _write(tmp_path / "t.jsonl", samples)
     out = tmp_path / "labels"
     label_samples(prompts, teacher, str(out))

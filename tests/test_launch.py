@@ -13,7 +13,11 @@ def test_cpu_engine_runs_one_patched_process_with_the_distributed_env():
     assert plan.command[1:3] == ["-m", "openrlhf.cli.train_sft"]
     assert flag_value(plan.command, "--ds.attn_implementation") == "eager"
     assert {k: plan.env[k] for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR")} == {
-        "RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1"}  # fmt: skip
+        "RANK": "0",
+        "WORLD_SIZE": "1",
+        "LOCAL_RANK": "0",
+        "MASTER_ADDR": "127.0.0.1",
+    }
     assert 1024 <= int(plan.env["MASTER_PORT"]) <= 65535
     assert plan.env["PYTHONPATH"].split(os.pathsep)[0] == patches.BOOT_DIR
     assert not flag_value(plan.command, "--eval.dataset")  # SFT needs none; only train_rm does
@@ -78,8 +82,15 @@ def test_cpu_engine_builds_torch_extensions_per_environment_and_clears_a_killed_
 
 def test_deepspeed_launcher_flags_go_before_the_module_for_multi_node_training_and_the_cpu_refuses_them():
     launcher = launch.launcher_argv(["hostfile=/job/hostfile", "num_nodes=2", "master_addr=10.0.0.1", "no_ssh_check"])
-    assert launcher == ["--hostfile", "/job/hostfile", "--num_nodes", "2", "--master_addr", "10.0.0.1",
-                        "--no_ssh_check"]  # fmt: skip
+    assert launcher == [
+        "--hostfile",
+        "/job/hostfile",
+        "--num_nodes",
+        "2",
+        "--master_addr",
+        "10.0.0.1",
+        "--no_ssh_check",
+    ]
     command = launch.plan(TRAIN_SFT, ["--data.dataset", "d.jsonl"], engine="gpu", launcher=launcher).command
     assert command[1 : command.index("--module")] == launcher and command[-2:] == ["--data.dataset", "d.jsonl"]
     with pytest.raises(ValueError, match="CPU engine runs one process"):
@@ -92,8 +103,19 @@ def test_the_pipeline_passes_each_trainers_launcher_flags(tmp_path):
     from openrlhf_distill.pipeline import config as cfg
     from openrlhf_distill.pipeline import stages
 
-    config = cfg.load_config(None, ["--data.source", "toy", "--run_dir", str(tmp_path), "--sft.launcher",
-                                    "hostfile=/h,num_nodes=2", "--rm.launcher", "num_nodes=2"])  # fmt: skip
+    config = cfg.load_config(
+        None,
+        [
+            "--data.source",
+            "toy",
+            "--run_dir",
+            str(tmp_path),
+            "--sft.launcher",
+            "hostfile=/h,num_nodes=2",
+            "--rm.launcher",
+            "num_nodes=2",
+        ],
+    )
     planned = {stage.key: stage.argv for stage in stages.plan(config)}
     sft, rm = planned["sft@seed0"], planned["rm@seed0"]
     assert " ".join(sft).count("--launcher") == 2 and "--launcher hostfile=/h --launcher num_nodes=2" in " ".join(sft)

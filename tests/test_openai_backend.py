@@ -37,8 +37,21 @@ def server_command(model: str, port: int) -> list[str]:
         # starts and dies. The API server module takes the same flags.
         head = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model]
     # float32: greedy text is compared with transformers in float32 (vLLM's CPU build would pick bfloat16).
-    return head + ["--host", "127.0.0.1", "--port", str(port), "--api-key", "test-key", "--max-model-len", "256",
-                   "--enforce-eager", "--served-model-name", "tiny", "--dtype", "float32"]  # fmt: skip
+    return head + [
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--api-key",
+        "test-key",
+        "--max-model-len",
+        "256",
+        "--enforce-eager",
+        "--served-model-name",
+        "tiny",
+        "--dtype",
+        "float32",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +60,9 @@ def vllm_server(tiny_model, tmp_path_factory):
     log_path = tmp_path_factory.mktemp("vllm_server") / "server.log"
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"}
     with open(log_path, "w") as log:
-        server = subprocess.Popen(server_command(tiny_model, port), stdout=log, stderr=subprocess.STDOUT, env=env,
-                                  start_new_session=True)  # fmt: skip
+        server = subprocess.Popen(
+            server_command(tiny_model, port), stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
     try:
         deadline = time.monotonic() + 180
         while True:
@@ -131,16 +145,31 @@ def test_adaptive_teacher_sampling_runs_through_the_server_and_repeats_itself(vl
     from openrlhf_distill.generation.sampling import SamplingConfig, generate_samples
 
     prompts = tmp_path / "prompts.jsonl"
-    prompts.write_text("".join(json.dumps({"id": f"q{i}", "prompt": f"What is {i} + 2?", "task": "arithmetic"}) + "\n"
-                               for i in range(6)))  # fmt: skip
-    config = SamplingConfig(role="teacher", temperatures=(0.7, 1.0), n_per_temperature=3, max_new_tokens=8,
-                            shard_size=4, adaptive=AdaptiveConfig(rule="exact"))  # fmt: skip
+    prompts.write_text(
+        "".join(
+            json.dumps({"id": f"q{i}", "prompt": f"What is {i} + 2?", "task": "arithmetic"}) + "\n" for i in range(6)
+        )
+    )
+    config = SamplingConfig(
+        role="teacher",
+        temperatures=(0.7, 1.0),
+        n_per_temperature=3,
+        max_new_tokens=8,
+        shard_size=4,
+        adaptive=AdaptiveConfig(rule="exact"),
+    )
     runs = []
     for name in ("a", "b"):
         out = tmp_path / name
-        summary = generate_samples(str(prompts), str(out), model="tiny", backend="openai", config=config,
-                                   make_backend=lambda: OpenAIBackend("tiny", base_url=vllm_server,
-                                                                      api_key="test-key"), progress=False)  # fmt: skip
+        summary = generate_samples(
+            str(prompts),
+            str(out),
+            model="tiny",
+            backend="openai",
+            config=config,
+            make_backend=lambda: OpenAIBackend("tiny", base_url=vllm_server, api_key="test-key"),
+            progress=False,
+        )
         stops = {}
         for stop_file in sorted(out.glob("stops-*.json")):
             stops.update(json.loads(stop_file.read_text()))

@@ -14,9 +14,19 @@ from openrlhf_distill.compat import flags, launch, patches
 pytestmark = pytest.mark.slow
 
 COMMON = [
-    "--data.max_len", "64", "--train.batch_size", "8",
-    "--train.micro_batch_size", "4", "--ds.zero_stage", "2", "--ds.param_dtype", "bf16", "--adam.lr", "2e-3",
-]  # fmt: skip
+    "--data.max_len",
+    "64",
+    "--train.batch_size",
+    "8",
+    "--train.micro_batch_size",
+    "4",
+    "--ds.zero_stage",
+    "2",
+    "--ds.param_dtype",
+    "bf16",
+    "--adam.lr",
+    "2e-3",
+]
 
 
 def _arithmetic(n: int, seed: int):
@@ -49,16 +59,37 @@ def mean_response_nll(model_dir: str, rows: list[dict], prompt_key: str = "input
 @pytest.fixture(scope="module")
 def sft_run(tiny_model, tmp_path_factory):
     work = tmp_path_factory.mktemp("sft")
-    rows = [{"input": f"what is {a} + {b}?", "output": f"{a} + {b} = {a + b}. #### {a + b}"}
-            for a, b in _arithmetic(48, 0)]  # fmt: skip
+    rows = [
+        {"input": f"what is {a} + {b}?", "output": f"{a} + {b} = {a + b}. #### {a + b}"} for a, b in _arithmetic(48, 0)
+    ]
     data = work / "sft.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = work / "model"
     # Through the CLI, as a user runs it: our flags first, everything else is OpenRLHF's.
-    cmd = [sys.executable, "-m", "openrlhf_distill.cli", "sft", "--engine", "cpu", "--log", str(work / "log.txt"),
-           "--model.model_name_or_path", tiny_model, "--data.dataset", str(data), "--data.input_key", "input",
-           "--data.output_key", "output", "--data.apply_chat_template", "--train.max_epochs", "3",
-           "--ckpt.output_dir", str(out), *COMMON]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "openrlhf_distill.cli",
+        "sft",
+        "--engine",
+        "cpu",
+        "--log",
+        str(work / "log.txt"),
+        "--model.model_name_or_path",
+        tiny_model,
+        "--data.dataset",
+        str(data),
+        "--data.input_key",
+        "input",
+        "--data.output_key",
+        "output",
+        "--data.apply_chat_template",
+        "--train.max_epochs",
+        "3",
+        "--ckpt.output_dir",
+        str(out),
+        *COMMON,
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return {"model": str(out), "rows": rows, "log": (work / "log.txt").read_text()}
@@ -92,16 +123,33 @@ def test_sft_trains_and_the_checkpoint_reloads_and_generates(sft_run, tiny_model
 def rm_run(sft_run, tmp_path_factory):
     work = tmp_path_factory.mktemp("rm")
     # Separable on purpose: the chosen response always ends "correct", the rejected one "wrong".
-    rows = [{"prompt": f"what is {a} + {b}?", "chosen": f"#### {a + b} correct", "rejected": f"#### {a + b + 1} wrong"}
-            for a, b in _arithmetic(48, 1)]  # fmt: skip
+    rows = [
+        {"prompt": f"what is {a} + {b}?", "chosen": f"#### {a + b} correct", "rejected": f"#### {a + b + 1} wrong"}
+        for a, b in _arithmetic(48, 1)
+    ]
     data = work / "pairs.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = work / "rm"
     # No --eval.dataset: the adapter must supply one (OpenRLHF's default takes 1% of 48 rows = none).
-    argv = ["--model.model_name_or_path", sft_run["model"], "--data.dataset", str(data),
-            "--data.prompt_key", "prompt", "--data.chosen_key", "chosen", "--data.rejected_key", "rejected",
-            "--ds.value_head_prefix", "reward_head", "--train.max_epochs", "3",
-            "--ckpt.output_dir", str(out), *COMMON]  # fmt: skip
+    argv = [
+        "--model.model_name_or_path",
+        sft_run["model"],
+        "--data.dataset",
+        str(data),
+        "--data.prompt_key",
+        "prompt",
+        "--data.chosen_key",
+        "chosen",
+        "--data.rejected_key",
+        "rejected",
+        "--ds.value_head_prefix",
+        "reward_head",
+        "--train.max_epochs",
+        "3",
+        "--ckpt.output_dir",
+        str(out),
+        *COMMON,
+    ]
     launch.run(flags.TRAIN_RM, argv, engine="cpu", log_path=str(work / "log.txt"))
     return {"model": str(out), "rows": rows}
 

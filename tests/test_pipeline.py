@@ -24,20 +24,30 @@ def prompts(tmp_path):
     path = tmp_path / "prompts.jsonl"
     with open(path, "w") as f:
         for i, (a, b) in enumerate(QUESTIONS):
-            f.write(json.dumps({"id": f"q{i}", "prompt": f"What is {a} + {b}?", "task": "arithmetic",
-                                "gold": str(a + b)}) + "\n")  # fmt: skip
+            f.write(
+                json.dumps({"id": f"q{i}", "prompt": f"What is {a} + {b}?", "task": "arithmetic", "gold": str(a + b)})
+                + "\n"
+            )
     return str(path)
 
 
 def _config(tmp_path, prompts, tiny_model, run_dir, **extra):
     config = {
-        "run_dir": str(run_dir), "task": "arithmetic", "seeds": [0], "backend": "hf",
+        "run_dir": str(run_dir),
+        "task": "arithmetic",
+        "seeds": [0],
+        "backend": "hf",
         "data": {"source": "files", "train": prompts, "test": prompts},
-        "teacher": {"model": tiny_model, "temperatures": [0.7, 1.0], "n_per_temperature": 2,
-                    "max_new_tokens": 12, "shard_size": 4},
+        "teacher": {
+            "model": tiny_model,
+            "temperatures": [0.7, 1.0],
+            "n_per_temperature": 2,
+            "max_new_tokens": 12,
+            "shard_size": 4,
+        },
         "student": {"model": tiny_model},
         **extra,
-    }  # fmt: skip
+    }
     path = tmp_path / f"{os.path.basename(str(run_dir))}.yaml"
     path.write_text(yaml.safe_dump(config))
     return str(path)
@@ -49,9 +59,21 @@ def _run(config_path, *extra, timeout=600, **kwargs):
 
 
 def test_overrides_set_settings_and_openrlhf_flags_per_stage():
-    config = cfg.apply_overrides(cfg.DEFAULTS, ["--teacher.temperatures", "0.3,1.0", "--ppo.actor.adam.lr", "1e-6",
-                                                "--sft.ds.zero_stage=3", "--rm.ds.packing_samples", "--seeds", "0,1,2",
-                                                "--ppo.schemes", "rm,vote"])  # fmt: skip
+    config = cfg.apply_overrides(
+        cfg.DEFAULTS,
+        [
+            "--teacher.temperatures",
+            "0.3,1.0",
+            "--ppo.actor.adam.lr",
+            "1e-6",
+            "--sft.ds.zero_stage=3",
+            "--rm.ds.packing_samples",
+            "--seeds",
+            "0,1,2",
+            "--ppo.schemes",
+            "rm,vote",
+        ],
+    )
     assert config["teacher"]["temperatures"] == [0.3, 1.0] and config["seeds"] == [0, 1, 2]
     # OpenRLHF flags are passed on verbatim (its parser converts them); a bare flag is a switch.
     assert config["ppo"]["flags"] == {"actor.adam.lr": "1e-6"} and config["ppo"]["schemes"] == ["rm", "vote"]
@@ -86,14 +108,34 @@ def test_unknown_setting_in_the_file_names_the_file(tmp_path):
 
 
 def test_the_plan_follows_the_design_order_and_every_trainer_writes_a_partial_folder(tmp_path):
-    config = cfg.load_config(None, ["--data.source", "toy", "--seeds", "0,1", "--ppo.schemes", "rm,vote,gold",
-                                    "--rm.ablations", "teacher_only", "--run_dir", str(tmp_path)])  # fmt: skip
+    config = cfg.load_config(
+        None,
+        [
+            "--data.source",
+            "toy",
+            "--seeds",
+            "0,1",
+            "--ppo.schemes",
+            "rm,vote,gold",
+            "--rm.ablations",
+            "teacher_only",
+            "--run_dir",
+            str(tmp_path),
+        ],
+    )
     planned = stages.plan(config)
     keys = [s.key for s in planned]
     assert keys[:4] == ["world", "teacher_samples", "teacher_labels", "sft_data"]
     for seed in (0, 1):
-        order = [f"sft@seed{seed}", f"student_samples@seed{seed}", f"labels@seed{seed}", f"rm_data@seed{seed}",
-                 f"rm@seed{seed}", f"rl_rm@seed{seed}", f"eval_rl_rm@seed{seed}"]  # fmt: skip
+        order = [
+            f"sft@seed{seed}",
+            f"student_samples@seed{seed}",
+            f"labels@seed{seed}",
+            f"rm_data@seed{seed}",
+            f"rm@seed{seed}",
+            f"rl_rm@seed{seed}",
+            f"eval_rl_rm@seed{seed}",
+        ]
         assert [keys.index(k) for k in order] == sorted(keys.index(k) for k in order)
         assert f"rl_rm_teacher_only@seed{seed}" in keys and f"rl_gold@seed{seed}" in keys
     assert keys[-1] == "report"
@@ -137,11 +179,33 @@ def test_a_changed_rm_data_setting_leaves_the_sft_runs_done_and_a_changed_sft_on
 
 
 def test_the_judge_labeller_labels_with_the_teacher_as_judge_and_open_tasks_are_not_evaluated(tmp_path):
-    config = cfg.load_config(None, [
-        "--task", "open", "--labeller", "judge", "--eval.enabled", "false", "--data.train", "prompts.jsonl",
-        "--teacher.model", "/m/teacher", "--teacher.backend_flags", "{vllm.tensor_parallel_size: 8}",
-        "--student.model", "/m/student", "--judge.flags", "{judge.temperature: 0.0}", "--build.sft_min_label", "0.9",
-        "--ppo.schemes", "judge", "--run_dir", str(tmp_path)])  # fmt: skip
+    config = cfg.load_config(
+        None,
+        [
+            "--task",
+            "open",
+            "--labeller",
+            "judge",
+            "--eval.enabled",
+            "false",
+            "--data.train",
+            "prompts.jsonl",
+            "--teacher.model",
+            "/m/teacher",
+            "--teacher.backend_flags",
+            "{vllm.tensor_parallel_size: 8}",
+            "--student.model",
+            "/m/student",
+            "--judge.flags",
+            "{judge.temperature: 0.0}",
+            "--build.sft_min_label",
+            "0.9",
+            "--ppo.schemes",
+            "judge",
+            "--run_dir",
+            str(tmp_path),
+        ],
+    )
     planned = {s.key: s for s in stages.plan(config)}
     assert [k for k in planned if k.startswith(("eval", "rm_eval"))] == []
     teacher_labels, seed_labels = planned["teacher_labels"].argv, planned["labels@seed0"].argv
@@ -217,8 +281,10 @@ def test_a_killed_trainer_stage_continues_from_its_last_complete_checkpoint(tmp_
     # A tag whose folder is gone (deleted before a save that was cut short), or models at different steps: no
     # checkpoint to trust.
     partial = out + ".partial"
-    cases = [({"_actor": "global_step8"}, ["global_step4"]),
-             ({"_actor": "global_step4", "_critic": "global_step2"}, ["global_step4", "global_step2"])]  # fmt: skip
+    cases = [
+        ({"_actor": "global_step8"}, ["global_step4"]),
+        ({"_actor": "global_step4", "_critic": "global_step2"}, ["global_step4", "global_step2"]),
+    ]
     for latest, steps in cases:
         shutil.rmtree(partial, ignore_errors=True)
         for model, tag in latest.items():
@@ -236,8 +302,10 @@ def test_a_killed_trainer_stage_continues_from_its_last_complete_checkpoint(tmp_
 
 def test_each_stage_output_is_shown_and_kept_in_its_log_and_a_failure_names_the_log(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(stages.Stage, "command", property(lambda stage: stage.argv))  # plain commands, not ours
-    code = ("import os, sys; os.makedirs(sys.argv[1], exist_ok=True); print('sampled 10 of 10'); "
-            "print('a warning', file=sys.stderr); sys.exit({})")  # fmt: skip
+    code = (
+        "import os, sys; os.makedirs(sys.argv[1], exist_ok=True); print('sampled 10 of 10'); "
+        "print('a warning', file=sys.stderr); sys.exit({})"
+    )
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
     ok = stages.Stage("data", "data_train", None, [sys.executable, "-c", code.format(0), a], a)
     bad = stages.Stage("sft", "sft@seed0", 0, [sys.executable, "-c", code.format(3), b], b)
@@ -300,8 +368,13 @@ def test_a_killed_run_continues_and_ends_with_the_outputs_of_an_uninterrupted_ru
 
 @pytest.mark.slow
 def test_a_rerun_skips_what_is_done_and_a_changed_setting_reruns_from_there(tmp_path, prompts, tiny_model):
-    path = _config(tmp_path, prompts, tiny_model, tmp_path / "run", teacher={
-        "model": tiny_model, "temperatures": [1.0], "n_per_temperature": 2, "max_new_tokens": 8})  # fmt: skip
+    path = _config(
+        tmp_path,
+        prompts,
+        tiny_model,
+        tmp_path / "run",
+        teacher={"model": tiny_model, "temperatures": [1.0], "n_per_temperature": 2, "max_new_tokens": 8},
+    )
     assert _run(path, "--until-stage", "sft_data").returncode == 0
     again = _run(path, "--until-stage", "sft_data")
     assert again.returncode == 0
@@ -318,8 +391,13 @@ def test_a_second_run_in_a_run_folder_in_use_is_refused_and_a_dead_holder_never_
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    config = _config(tmp_path, prompts, tiny_model, run_dir, teacher={
-        "model": tiny_model, "temperatures": [1.0], "n_per_temperature": 1, "max_new_tokens": 4})  # fmt: skip
+    config = _config(
+        tmp_path,
+        prompts,
+        tiny_model,
+        run_dir,
+        teacher={"model": tiny_model, "temperatures": [1.0], "n_per_temperature": 1, "max_new_tokens": 4},
+    )
     with run_folder_lock(str(run_dir)):
         busy = _run(config, "--until-stage", "teacher_samples", timeout=120)
     assert busy.returncode == 2, busy.stderr[-2000:]
@@ -361,9 +439,23 @@ def test_adaptive_teacher_sampling_gets_the_vote_rule_the_label_stages_use(tmp_p
     from openrlhf_distill import cli
     from openrlhf_distill.voting import vote_rule_from_args
 
-    config = cfg.load_config(None, ["--data.source", "toy", "--seeds", "0", "--run_dir", str(tmp_path),
-                                    "--teacher.adaptive.rule", "exact", "--vote.min_ratio", "0.6",
-                                    "--vote.max_temperature", "0.7"])  # fmt: skip
+    config = cfg.load_config(
+        None,
+        [
+            "--data.source",
+            "toy",
+            "--seeds",
+            "0",
+            "--run_dir",
+            str(tmp_path),
+            "--teacher.adaptive.rule",
+            "exact",
+            "--vote.min_ratio",
+            "0.6",
+            "--vote.max_temperature",
+            "0.7",
+        ],
+    )
     planned = {stage.key: stage for stage in stages.plan(config)}
     argv = planned["teacher_samples"].argv
     args = cli.build_parser().parse_args(argv)
@@ -376,16 +468,33 @@ def test_adaptive_teacher_sampling_gets_the_vote_rule_the_label_stages_use(tmp_p
     off = cfg.load_config(None, ["--data.source", "toy", "--seeds", "0", "--run_dir", str(tmp_path)])
     assert "--adaptive.rule" not in {stage.key: stage for stage in stages.plan(off)}["teacher_samples"].argv
     with pytest.raises(cfg.ConfigError, match="does not vote"):
-        cfg.check(cfg.load_config(None, ["--data.source", "toy", "--teacher.adaptive.rule", "beta", "--labeller",
-                                         "judge"]))  # fmt: skip
+        cfg.check(
+            cfg.load_config(None, ["--data.source", "toy", "--teacher.adaptive.rule", "beta", "--labeller", "judge"])
+        )
 
 
 def test_the_vote_settings_reach_the_label_commands(tmp_path):
-    config = cfg.load_config(None, ["--data.source", "toy", "--run_dir", str(tmp_path), "--vote.min_valid_share",
-                                    "0.25", "--vote.ratio_of", "all", "--vote.max_temperature", "0.7"])  # fmt: skip
+    config = cfg.load_config(
+        None,
+        [
+            "--data.source",
+            "toy",
+            "--run_dir",
+            str(tmp_path),
+            "--vote.min_valid_share",
+            "0.25",
+            "--vote.ratio_of",
+            "all",
+            "--vote.max_temperature",
+            "0.7",
+        ],
+    )
     labels = [stage.argv for stage in stages.plan(config) if stage.argv[0] == "label"]
-    assert labels and all(["--vote.min_valid_share", "0.25"] == argv[argv.index("--vote.min_valid_share"):][:2]
-                          and "all" in argv and argv[-2:] == ["--vote.max_temperature", "0.7"]
-                          for argv in labels)  # fmt: skip
+    assert labels and all(
+        ["--vote.min_valid_share", "0.25"] == argv[argv.index("--vote.min_valid_share") :][:2]
+        and "all" in argv
+        and argv[-2:] == ["--vote.max_temperature", "0.7"]
+        for argv in labels
+    )
     default = cfg.load_config(None, ["--data.source", "toy", "--run_dir", str(tmp_path)])
     assert all("--vote.max_temperature" not in s.argv for s in stages.plan(default) if s.argv[0] == "label")

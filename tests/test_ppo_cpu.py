@@ -74,12 +74,36 @@ def easy_task(tmp_path_factory, tiny_model):
 def _common_flags(policy: str, prompts: str, out: str, *, steps: int) -> list[str]:
     # 8 prompts x 4 samples per step; the data set is cut to `steps` steps, one episode.
     return [
-        "--actor.model_name_or_path", policy, "--data.prompt_dataset", prompts, "--data.max_samples", str(8 * steps),
-        "--data.input_key", "input", "--data.apply_chat_template", "--data.max_len", "48",
-        "--rollout.max_new_tokens", "4", "--rollout.batch_size", "8", "--rollout.micro_batch_size", "8",
-        "--rollout.n_samples_per_prompt", "4", "--train.batch_size", "32", "--train.micro_batch_size", "8",
-        "--train.seed", "1", "--ckpt.output_dir", out, "--ckpt.path", os.path.join(out, "ckpt"),
-    ]  # fmt: skip
+        "--actor.model_name_or_path",
+        policy,
+        "--data.prompt_dataset",
+        prompts,
+        "--data.max_samples",
+        str(8 * steps),
+        "--data.input_key",
+        "input",
+        "--data.apply_chat_template",
+        "--data.max_len",
+        "48",
+        "--rollout.max_new_tokens",
+        "4",
+        "--rollout.batch_size",
+        "8",
+        "--rollout.micro_batch_size",
+        "8",
+        "--rollout.n_samples_per_prompt",
+        "4",
+        "--train.batch_size",
+        "32",
+        "--train.micro_batch_size",
+        "8",
+        "--train.seed",
+        "1",
+        "--ckpt.output_dir",
+        out,
+        "--ckpt.path",
+        os.path.join(out, "ckpt"),
+    ]
 
 
 def _run(args: list[str], out: str) -> tuple[dict, list[dict]]:

@@ -13,9 +13,21 @@ from openrlhf_distill.compat import launch, ray_driver
 from openrlhf_distill.compat.flags import flag_value, has_flag
 from openrlhf_distill.compat.version import OpenRLHFNotSupported
 
-BASE = ["--actor.model_name_or_path", "/models/student_sft", "--data.prompt_dataset", "/data/rl_prompts.jsonl",
-        "--data.input_key", "input", "--data.apply_chat_template", "--rollout.batch_size", "8",
-        "--rollout.n_samples_per_prompt", "4", "--train.batch_size", "32"]  # fmt: skip
+BASE = [
+    "--actor.model_name_or_path",
+    "/models/student_sft",
+    "--data.prompt_dataset",
+    "/data/rl_prompts.jsonl",
+    "--data.input_key",
+    "input",
+    "--data.apply_chat_template",
+    "--rollout.batch_size",
+    "8",
+    "--rollout.n_samples_per_prompt",
+    "4",
+    "--train.batch_size",
+    "32",
+]
 RM = ["--reward.model_name_or_path", "/models/rm"]
 
 
@@ -73,8 +85,9 @@ def test_judge_is_the_rm_path_with_another_rm(tmp_path):
 
 def test_openrlhfs_own_checks_refuse_with_their_message(tmp_path):
     # group_norm needs several samples per prompt: an assert in train_ppo_ray's __main__ block.
-    p = _plan(tmp_path, "--algo.advantage.estimator", "group_norm", "--rollout.n_samples_per_prompt", "1",
-              scheme="vote")  # fmt: skip
+    p = _plan(
+        tmp_path, "--algo.advantage.estimator", "group_norm", "--rollout.n_samples_per_prompt", "1", scheme="vote"
+    )
     with pytest.raises(ray_driver.PPOArgumentsRejected, match="group_norm requires n_samples_per_prompt > 1"):
         ppo.validate(p)
     p = _plan(tmp_path, "--actor.no_such_flag", "1", scheme="vote")
@@ -125,8 +138,16 @@ def test_cpu_engine_refuses_known_dead_ends(tmp_path, extra, message):
 
 
 def test_users_own_settings_are_kept(tmp_path):
-    p = _plan(tmp_path, "--data.label_key", "my_label", "--actor.num_gpus_per_node", "2", "--vllm.num_engines", "2",
-              scheme="vote")  # fmt: skip
+    p = _plan(
+        tmp_path,
+        "--data.label_key",
+        "my_label",
+        "--actor.num_gpus_per_node",
+        "2",
+        "--vllm.num_engines",
+        "2",
+        scheme="vote",
+    )
     argv = _driver_argv(p)
     assert flag_value(argv, "--data.label_key") == "my_label"
     assert flag_value(argv, "--actor.num_gpus_per_node") == "2" and flag_value(argv, "--vllm.num_engines") == "2"
@@ -195,8 +216,18 @@ def test_cli_dry_run_prints_the_command_and_its_gpu_plan_and_writes_nothing(tmp_
     prompts.write_text(json.dumps({"input": "What is 1 + 1?", "distill_label": "2"}) + "\n")
     argv = [*BASE, "--ckpt.output_dir", str(out)]
     argv[argv.index("/models/student_sft")], argv[argv.index("/data/rl_prompts.jsonl")] = tiny_model, str(prompts)
-    command = [sys.executable, "-m", "openrlhf_distill.cli", "ppo", "--reward.scheme", "vote", "--dry-run",
-               "--engine", "cpu", *argv]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "openrlhf_distill.cli",
+        "ppo",
+        "--reward.scheme",
+        "vote",
+        "--dry-run",
+        "--engine",
+        "cpu",
+        *argv,
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "-m openrlhf_distill.compat.ray_driver" in result.stdout
@@ -207,8 +238,20 @@ def test_cli_dry_run_prints_the_command_and_its_gpu_plan_and_writes_nothing(tmp_
 
 
 def test_cli_reports_a_refused_command_in_one_line(tmp_path):
-    command = [sys.executable, "-m", "openrlhf_distill.cli", "ppo", "--reward.scheme", "rm", "--dry-run",
-               "--engine", "cpu", *BASE, "--ckpt.output_dir", str(tmp_path)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "openrlhf_distill.cli",
+        "ppo",
+        "--reward.scheme",
+        "rm",
+        "--dry-run",
+        "--engine",
+        "cpu",
+        *BASE,
+        "--ckpt.output_dir",
+        str(tmp_path),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     assert "openrlhf-distill ppo: error: --reward.scheme rm needs --reward.model_name_or_path" in result.stderr

@@ -48,8 +48,9 @@ TRAINER_FLAGS = ["--ds.zero_stage", "2", "--ds.param_dtype", "bf16", "--train.se
 
 def _cli(*args: str, timeout: int = 900) -> str:
     """Runs `openrlhf-distill ARGS` in a fresh interpreter; its output (stdout + stderr) if it exits 0."""
-    result = subprocess.run([sys.executable, "-m", "openrlhf_distill.cli", *args], capture_output=True, text=True,
-                            timeout=timeout)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "openrlhf_distill.cli", *args], capture_output=True, text=True, timeout=timeout
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"openrlhf-distill {args[0]} exited {result.returncode}:\n{output[-6000:]}"
     return output
@@ -89,17 +90,40 @@ def smol(tmp_path_factory) -> str:
 def work(tmp_path_factory):
     root = tmp_path_factory.mktemp("smoke")
     prompts = root / "prompts.jsonl"
-    prompts.write_text("".join(json.dumps({"id": f"q{i}", "task": "gsm8k", "prompt": q, "gold": gold}) + "\n"
-                               for i, (q, gold) in enumerate(QUESTIONS)))  # fmt: skip
+    prompts.write_text(
+        "".join(
+            json.dumps({"id": f"q{i}", "task": "gsm8k", "prompt": q, "gold": gold}) + "\n"
+            for i, (q, gold) in enumerate(QUESTIONS)
+        )
+    )
     return {"root": root, "prompts": str(prompts)}
 
 
 @pytest.fixture(scope="module")
 def samples(smol, work):
     out = work["root"] / "teacher_samples"
-    _cli("generate", "--model", smol, "--role", "teacher", "--prompts", work["prompts"], "--out", str(out),
-         "--temperatures", "0.7,1.0", "--n-per-temperature", "3", "--max-new-tokens", "48", "--seed", "0",
-         "--backend", "vllm", "--no-progress")  # fmt: skip
+    _cli(
+        "generate",
+        "--model",
+        smol,
+        "--role",
+        "teacher",
+        "--prompts",
+        work["prompts"],
+        "--out",
+        str(out),
+        "--temperatures",
+        "0.7,1.0",
+        "--n-per-temperature",
+        "3",
+        "--max-new-tokens",
+        "48",
+        "--seed",
+        "0",
+        "--backend",
+        "vllm",
+        "--no-progress",
+    )
     return str(out)
 
 
@@ -108,10 +132,36 @@ def data(samples, work):
     labels, out = work["root"] / "labels", work["root"] / "data"
     # Any plurality labels a question (ties are still dropped), however few replies stated an answer: a 135M model
     # seldom agrees with itself, and most of its replies run past the 48-token limit.
-    _cli("label", "--prompts", work["prompts"], "--teacher-samples", samples, "--out", str(labels),
-         "--vote.min_ratio", "0", "--vote.min_valid", "1", "--vote.min_valid_share", "0")  # fmt: skip
-    _cli("build", "--prompts", work["prompts"], "--labels", str(labels), "--out", str(out), "--seed", "0",
-         "--sft.max_per_question", "1", "--rm.pairs_per_question", "1")  # fmt: skip
+    _cli(
+        "label",
+        "--prompts",
+        work["prompts"],
+        "--teacher-samples",
+        samples,
+        "--out",
+        str(labels),
+        "--vote.min_ratio",
+        "0",
+        "--vote.min_valid",
+        "1",
+        "--vote.min_valid_share",
+        "0",
+    )
+    _cli(
+        "build",
+        "--prompts",
+        work["prompts"],
+        "--labels",
+        str(labels),
+        "--out",
+        str(out),
+        "--seed",
+        "0",
+        "--sft.max_per_question",
+        "1",
+        "--rm.pairs_per_question",
+        "1",
+    )
     return {"labels": str(labels), "out": str(out)}
 
 
@@ -119,12 +169,35 @@ def data(samples, work):
 def sft(smol, data, work):
     out = str(work["root"] / "sft")
     # Two rows, one per step: two optimizer steps.
-    log = _cli("sft", "--engine", "cpu", "--model.model_name_or_path", smol,
-               "--data.dataset", os.path.join(data["out"], "sft.jsonl"), "--data.input_key", "input",
-               "--data.output_key", "output", "--data.apply_chat_template", "--data.max_samples", "2",
-               "--data.max_len", "192", "--train.max_epochs", "1", "--train.batch_size", "1",
-               "--train.micro_batch_size", "1", "--adam.lr", "1e-4", "--ckpt.output_dir", out,
-               *TRAINER_FLAGS)  # fmt: skip
+    log = _cli(
+        "sft",
+        "--engine",
+        "cpu",
+        "--model.model_name_or_path",
+        smol,
+        "--data.dataset",
+        os.path.join(data["out"], "sft.jsonl"),
+        "--data.input_key",
+        "input",
+        "--data.output_key",
+        "output",
+        "--data.apply_chat_template",
+        "--data.max_samples",
+        "2",
+        "--data.max_len",
+        "192",
+        "--train.max_epochs",
+        "1",
+        "--train.batch_size",
+        "1",
+        "--train.micro_batch_size",
+        "1",
+        "--adam.lr",
+        "1e-4",
+        "--ckpt.output_dir",
+        out,
+        *TRAINER_FLAGS,
+    )
     return {"model": out, "log": log}
 
 
@@ -135,11 +208,35 @@ def rm(sft, data, work):
     # the file itself is cut rather than --data.max_samples.
     pairs = work["root"] / "rm_pairs_2.jsonl"
     pairs.write_text("".join(json.dumps(r) + "\n" for r in _rows(os.path.join(data["out"], "rm_pairs.jsonl"))[:2]))
-    log = _cli("train-rm", "--engine", "cpu", "--model.model_name_or_path", sft["model"], "--data.dataset",
-               str(pairs), "--data.prompt_key", "prompt", "--data.chosen_key", "chosen", "--data.rejected_key",
-               "rejected", "--data.apply_chat_template", "--data.max_len", "192", "--train.max_epochs", "1",
-               "--train.batch_size", "1", "--train.micro_batch_size", "1", "--adam.lr", "1e-4",
-               "--ckpt.output_dir", out, *TRAINER_FLAGS)  # fmt: skip
+    log = _cli(
+        "train-rm",
+        "--engine",
+        "cpu",
+        "--model.model_name_or_path",
+        sft["model"],
+        "--data.dataset",
+        str(pairs),
+        "--data.prompt_key",
+        "prompt",
+        "--data.chosen_key",
+        "chosen",
+        "--data.rejected_key",
+        "rejected",
+        "--data.apply_chat_template",
+        "--data.max_len",
+        "192",
+        "--train.max_epochs",
+        "1",
+        "--train.batch_size",
+        "1",
+        "--train.micro_batch_size",
+        "1",
+        "--adam.lr",
+        "1e-4",
+        "--ckpt.output_dir",
+        out,
+        *TRAINER_FLAGS,
+    )
     return {"model": out, "log": log}
 
 
@@ -149,16 +246,60 @@ def ppo(sft, rm, data, work):
     # One step: 2 prompts x 2 samples, scored by the RM just trained. A learning rate far too large for real
     # training (constant, 1e-3), so that one step moves the actor's log-probs by about 1 nat/token, well beyond
     # bf16 noise (about 0.05): the weight-sync check can then tell the new weights from the old.
-    _cli("ppo", "--reward.scheme", "rm", "--task", "gsm8k", "--engine", "cpu", "--distill.sync_check",
-         "--actor.model_name_or_path", sft["model"], "--reward.model_name_or_path", rm["model"],
-         "--data.prompt_dataset", os.path.join(data["out"], "rl_prompts.jsonl"), "--data.input_key", "input",
-         "--data.apply_chat_template", "--data.max_samples", "2", "--data.max_len", "160",
-         "--rollout.batch_size", "2", "--rollout.micro_batch_size", "2", "--rollout.n_samples_per_prompt", "2",
-         "--rollout.max_new_tokens", "16", "--train.batch_size", "4", "--train.micro_batch_size", "2",
-         "--algo.advantage.estimator", "group_norm", "--algo.kl.init_coef", "0", "--actor.adam.lr", "1e-3",
-         "--actor.lr_warmup_ratio", "0", "--actor.lr_scheduler", "constant", "--train.num_episodes", "1",
-         "--ckpt.output_dir", out, "--ckpt.path", os.path.join(out, "ckpt"), "--log", out + ".log",
-         *TRAINER_FLAGS)  # fmt: skip
+    _cli(
+        "ppo",
+        "--reward.scheme",
+        "rm",
+        "--task",
+        "gsm8k",
+        "--engine",
+        "cpu",
+        "--distill.sync_check",
+        "--actor.model_name_or_path",
+        sft["model"],
+        "--reward.model_name_or_path",
+        rm["model"],
+        "--data.prompt_dataset",
+        os.path.join(data["out"], "rl_prompts.jsonl"),
+        "--data.input_key",
+        "input",
+        "--data.apply_chat_template",
+        "--data.max_samples",
+        "2",
+        "--data.max_len",
+        "160",
+        "--rollout.batch_size",
+        "2",
+        "--rollout.micro_batch_size",
+        "2",
+        "--rollout.n_samples_per_prompt",
+        "2",
+        "--rollout.max_new_tokens",
+        "16",
+        "--train.batch_size",
+        "4",
+        "--train.micro_batch_size",
+        "2",
+        "--algo.advantage.estimator",
+        "group_norm",
+        "--algo.kl.init_coef",
+        "0",
+        "--actor.adam.lr",
+        "1e-3",
+        "--actor.lr_warmup_ratio",
+        "0",
+        "--actor.lr_scheduler",
+        "constant",
+        "--train.num_episodes",
+        "1",
+        "--ckpt.output_dir",
+        out,
+        "--ckpt.path",
+        os.path.join(out, "ckpt"),
+        "--log",
+        out + ".log",
+        *TRAINER_FLAGS,
+    )
     return out
 
 

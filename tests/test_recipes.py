@@ -28,8 +28,14 @@ ENV = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.e
 
 
 def _dry_run(recipe: str, *extra: str, **env) -> subprocess.CompletedProcess:
-    result = subprocess.run(["bash", os.path.join(REPO, "recipes", recipe), "--dry-run", *extra], cwd=REPO,
-                            env={**ENV, **env}, capture_output=True, text=True, timeout=300)  # fmt: skip
+    result = subprocess.run(
+        ["bash", os.path.join(REPO, "recipes", recipe), "--dry-run", *extra],
+        cwd=REPO,
+        env={**ENV, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     return result
 
@@ -47,8 +53,10 @@ def _check_ppo_command(words: list[str], engine: str = "gpu") -> list[gpu_plan.P
     return placements
 
 
-STUDENTS = {"gsm8k_llama3.sh": ["Llama-3.2-1B-Instruct", "Llama-3.2-3B-Instruct", "Llama-3.1-8B-Instruct"],
-            "mmlu_pro_llama3.sh": ["Llama-3.2-1B-Instruct", "Llama-3.2-3B-Instruct"]}  # fmt: skip
+STUDENTS = {
+    "gsm8k_llama3.sh": ["Llama-3.2-1B-Instruct", "Llama-3.2-3B-Instruct", "Llama-3.1-8B-Instruct"],
+    "mmlu_pro_llama3.sh": ["Llama-3.2-1B-Instruct", "Llama-3.2-3B-Instruct"],
+}
 
 
 @pytest.mark.parametrize(
@@ -83,8 +91,18 @@ def test_open_ended_recipe_labels_with_the_teacher_as_judge_and_openrlhf_accepts
     out = _dry_run("open_ended_judge.sh", PROMPTS=INSTRUCTIONS)
     lines = out.stdout.splitlines()
     stages = [line.split("] ", 1)[1] for line in lines if line.startswith("[")]
-    assert stages == ["teacher_samples", "teacher_labels", "sft_data", "sft@seed0", "student_samples@seed0",
-                      "labels@seed0", "rm_data@seed0", "rm@seed0", "rl_judge@seed0", "report"]  # fmt: skip
+    assert stages == [
+        "teacher_samples",
+        "teacher_labels",
+        "sft_data",
+        "sft@seed0",
+        "student_samples@seed0",
+        "labels@seed0",
+        "rm_data@seed0",
+        "rm@seed0",
+        "rl_judge@seed0",
+        "report",
+    ]
     commands = [shlex.split(line.strip()) for line in lines if line.startswith("    ")]
     judges = [c for c in commands if "judge" in c[:5]]
     assert len(judges) == 2 and all(c[c.index("--model") + 1] == f"{MODELS}/Llama-3.1-70B-Instruct" for c in judges)
@@ -115,8 +133,18 @@ def test_demo_recipe_plans_the_main_comparison_and_study_adds_the_other_rewards(
 
     study = _dry_run("quickstart_cpu.sh", "--run_dir", run_dir, *_make_study_overrides()).stdout
     for seed in (0, 1, 2):
-        for key in ("rl_rm", "rl_vote", "rl_gold", "rl_random", "rl_style", "rm_teacher_only", "rl_rm_teacher_only",
-                    "eval_rl_gold", "eval_rl_random", "eval_rl_style"):  # fmt: skip
+        for key in (
+            "rl_rm",
+            "rl_vote",
+            "rl_gold",
+            "rl_random",
+            "rl_style",
+            "rm_teacher_only",
+            "rl_rm_teacher_only",
+            "eval_rl_gold",
+            "eval_rl_random",
+            "eval_rl_style",
+        ):
             assert f"] {key}@seed{seed}\n" in study, (key, seed)
     study_ppo = [shlex.split(line.strip()) for line in study.splitlines() if line.startswith("    ") and "ppo" in line]
     for scheme in ("random", "style"):

@@ -68,8 +68,10 @@ def _eval(name, seed, accuracy, n=200):
     if name == "sft":
         record["maj_at_k"] = {"k": 8, "n": n, "accuracy": accuracy + 0.05, "ci95": [accuracy, accuracy + 0.1]}
     if name in ("sft", "rl_rm"):  # two categories of 100 questions, 5 points either side of the overall accuracy
-        record["per_category"] = {c: {"n": 100, "accuracy": accuracy + d, "ci95": [0, 1]}
-                                  for c, d in (("algebra", 0.05), ("geometry", -0.05))}  # fmt: skip
+        record["per_category"] = {
+            c: {"n": 100, "accuracy": accuracy + d, "ci95": [0, 1]}
+            for c, d in (("algebra", 0.05), ("geometry", -0.05))
+        }
     return record
 
 
@@ -309,17 +311,32 @@ def test_results_json_numbers_match_hand_computation(report):
     compute = results["compute"]
     assert compute["totals"] == {"wall_seconds": pytest.approx(209.5), "samples": 2800, "tokens": 58100}
     assert [s["key"] for s in compute["stages"]] == [  # pipeline order: shared stages, then seed by seed
-        "teacher_samples", "teacher_labels", "sft@seed0", "student_samples@seed0", "sft@seed1",
-        "student_samples@seed1", "rl_rm@seed2"]  # fmt: skip
+        "teacher_samples",
+        "teacher_labels",
+        "sft@seed0",
+        "student_samples@seed0",
+        "sft@seed1",
+        "student_samples@seed1",
+        "rl_rm@seed2",
+    ]
     by_stage = {s["stage"]: s for s in compute["by_stage"]}
     assert list(by_stage) == ["teacher_samples", "teacher_labels", "sft", "student_samples", "rl"]
-    assert by_stage["student_samples"] == {"stage": "student_samples", "runs": 2, "wall_seconds": 42.0,
-                                           "samples": 2400, "tokens": 18100}  # fmt: skip
+    assert by_stage["student_samples"] == {
+        "stage": "student_samples",
+        "runs": 2,
+        "wall_seconds": 42.0,
+        "samples": 2400,
+        "tokens": 18100,
+    }
     assert compute["evaluation"]["evaluations"] == 14
 
     missing = {m["path"]: m for m in results["missing"]}
-    assert set(missing) == {"eval/rl_vote_seed2.json", "seed2/rm_eval.json", "seed1/rl_rm/distill_ppo/metrics.jsonl",
-                            "stages/rl_rm_seed2.json"}  # fmt: skip
+    assert set(missing) == {
+        "eval/rl_vote_seed2.json",
+        "seed2/rm_eval.json",
+        "seed1/rl_rm/distill_ppo/metrics.jsonl",
+        "stages/rl_rm_seed2.json",
+    }
     assert missing["stages/rl_rm_seed2.json"]["reason"].startswith("not finished (status 'started')")
     assert missing["seed2/rm_eval.json"]["reason"] == "absent"
     assert missing["seed1/rl_rm/distill_ppo/metrics.jsonl"]["reason"].startswith("1 unreadable line(s) skipped")
@@ -474,18 +491,28 @@ STYLE_EVALS = {
     "rl_style": {0: (0.55, 0.90, 0.95, 0.55, 0.55), 1: (0.57, 1.0, 1.0, 0.57, None)},
 }
 PAIR_TYPES = {  # seed -> eval-rm's gold_pairs_by_type, as (accuracy, n)
-    0: {"worked_vs_worked": (0.8, 10), "worked_vs_direct": (1.0, 20), "direct_vs_worked": (0.2, 20),
-        "direct_vs_direct": (0.5, 10)},
-    1: {"worked_vs_worked": (0.6, 5), "worked_vs_direct": (0.9, 20), "direct_vs_worked": (0.3, 10),
-        "direct_vs_direct": (None, 0)},
-}  # fmt: skip
+    0: {
+        "worked_vs_worked": (0.8, 10),
+        "worked_vs_direct": (1.0, 20),
+        "direct_vs_worked": (0.2, 20),
+        "direct_vs_direct": (0.5, 10),
+    },
+    1: {
+        "worked_vs_worked": (0.6, 5),
+        "worked_vs_direct": (0.9, 20),
+        "direct_vs_worked": (0.3, 10),
+        "direct_vs_direct": (None, 0),
+    },
+}
 
 
 def _styles_of(shares: tuple[float, float | None], worked: float | None, direct: float | None) -> dict:
     def one(share, n_total):
         n = round(share * n_total)
-        return {"worked": {"n": n, "share": share, "accuracy": worked},
-                "direct": {"n": n_total - n, "share": 1 - share, "accuracy": direct}}  # fmt: skip
+        return {
+            "worked": {"n": n, "share": share, "accuracy": worked},
+            "direct": {"n": n_total - n, "share": 1 - share, "accuracy": direct},
+        }
 
     return {"greedy": one(shares[0], 200), "sampled": None if shares[1] is None else one(shares[1], 1600)}
 
@@ -513,9 +540,11 @@ def test_styles_and_control_rewards_are_reported_with_means_over_seeds(tmp_path)
     summary = results["summary"]
     assert list(summary) == ["teacher", "sft", "rl_rm", "rl_random", "rl_style"]
     assert summary["rl_random"]["description"] == (
-        "SFT + RL, random reward (control: a gain it also brings is not the RM's)")  # fmt: skip
+        "SFT + RL, random reward (control: a gain it also brings is not the RM's)"
+    )
     assert summary["rl_style"]["description"] == (
-        "SFT + RL, reward for the worked style only (control: what rewarding the style alone brings)")  # fmt: skip
+        "SFT + RL, reward for the worked style only (control: what rewarding the style alone brings)"
+    )
     assert summary["rl_random"]["kind"] == summary["rl_style"]["kind"] == "rl"
 
     comparisons = {c["name"]: c for c in results["comparisons"]}
@@ -560,9 +589,12 @@ def test_styles_and_control_rewards_are_reported_with_means_over_seeds(tmp_path)
 
     text = Path(run_dir, "report.md").read_text()
     assert "## Styles" in text and text.index("### Differences") < text.index("## Styles") < text.index(
-        "## Pseudo-label quality")  # fmt: skip
-    assert ("| model | seeds | greedy: worked share (%) | sampled: worked share (%) | accuracy of worked answers (%) "
-            "| accuracy of direct answers (%) |") in text  # fmt: skip
+        "## Pseudo-label quality"
+    )
+    assert (
+        "| model | seeds | greedy: worked share (%) | sampled: worked share (%) | accuracy of worked answers (%) "
+        "| accuracy of direct answers (%) |"
+    ) in text
     assert "| sft | 2 | 15.0 | 25.0 | 85.0 | 44.5 |" in text
     assert "| rl_random | 2 | 10.0 | 20.0 | 90.0 | 47.0 |" in text
     assert "| teacher | 1 | 0.0 | 0.0 | - | 80.0 |" in text
@@ -600,8 +632,13 @@ def test_a_run_without_styles_has_no_styles_section(report):
 def test_adaptive_teacher_sampling_is_reported_with_what_it_saved_and_cost(tmp_path):
     run_dir = make_run(tmp_path)
     assert build_report(run_dir, plots=False)["compute"]["adaptive_teacher"] is None  # the whole budget drawn
-    adaptive = {"questions": 50, "samples_budget": 600, "samples_drawn": 420, "share_of_budget": 0.7,
-                "stop_reasons": {"settled": 44, "budget": 6}}  # fmt: skip
+    adaptive = {
+        "questions": 50,
+        "samples_budget": 600,
+        "samples_drawn": 420,
+        "share_of_budget": 0.7,
+        "stop_reasons": {"settled": 44, "budget": 6},
+    }
     _write_json(
         Path(run_dir, "teacher_samples", "summary.json"), {"samples": 420, "tokens": 9000, "adaptive": adaptive}
     )
@@ -610,9 +647,14 @@ def test_adaptive_teacher_sampling_is_reported_with_what_it_saved_and_cost(tmp_p
     _write_json(Path(run_dir, "seed1", "data", "build_metrics.json"), {"rows": {"rm_pairs": 77}})
     results = build_report(run_dir, plots=False)
     assert results["compute"]["adaptive_teacher"] == {
-        **adaptive, "rule": "exact", "confidence": 0.95, "tokens": 9000, "tokens_saved_estimate": 3857,
-        "sft_rows": 180, "rm_pairs_by_seed": {1: 77},
-    }  # fmt: skip
+        **adaptive,
+        "rule": "exact",
+        "confidence": 0.95,
+        "tokens": 9000,
+        "tokens_saved_estimate": 3857,
+        "sft_rows": 180,
+        "rm_pairs_by_seed": {1: 77},
+    }
     text = Path(run_dir, "report.md").read_text()
     assert "Adaptive teacher sampling (exact): 420 of 600 teacher samples drawn (70.0% of the budget)" in text
     assert "about 3,857 saved" in text and "seed 1: 77" in text

@@ -269,12 +269,14 @@ def test_the_random_control_ignores_the_response_and_pays_about_random_p():
 
 @pytest.mark.parametrize(
     "response, worked",
-    [("7 / 2 = 3. 3 + 1 = 4. #### 4", 1.0),  # worked and right
-     ("7 / 2 = 4. 4 + 1 = 5. #### 5", 1.0),  # worked and wrong: the style alone is paid
-     ("#### 4", 0.0),  # right, but the answer alone
-     ("#### 4<|im_end|>", 0.0),
-     ("7 / 2 = 3. 3 + 1 = 4.<|im_end|>", 1.0)],  # worked, cut before its answer
-)  # fmt: skip
+    [
+        ("7 / 2 = 3. 3 + 1 = 4. #### 4", 1.0),  # worked and right
+        ("7 / 2 = 4. 4 + 1 = 5. #### 5", 1.0),  # worked and wrong: the style alone is paid
+        ("#### 4", 0.0),  # right, but the answer alone
+        ("#### 4<|im_end|>", 0.0),
+        ("7 / 2 = 3. 3 + 1 = 4.<|im_end|>", 1.0),
+    ],  # worked, cut before its answer
+)
 def test_the_style_control_pays_the_style_whatever_the_answer(response, worked):
     reward, out = _call(make_reward_func(RewardConfig("style", task="arithmetic")), response, label=TOY_LABEL)
     assert reward == worked and out["scores"].tolist() == [worked]

@@ -36,17 +36,38 @@ def test_small_styles_world_keeps_the_styles_apart_and_gold_out_of_the_training_
     teacher, a few hundred pretraining steps), teacher sampling, vote, SFT with OpenRLHF's train_sft, student
     sampling, labels and the RM data."""
     run_dir = tmp_path / "run"
-    small = {"n-dev": 50, "n-pretrain-teacher": 6000, "n-pretrain-student": 3000, "teacher-steps": 250,
-             "student-steps": 400, "teacher-target": 0, "student-target": 0, "teacher-shape": "layers=1",
-             "measure-questions": 40}  # fmt: skip
+    small = {
+        "n-dev": 50,
+        "n-pretrain-teacher": 6000,
+        "n-pretrain-student": 3000,
+        "teacher-steps": 250,
+        "student-steps": 400,
+        "teacher-target": 0,
+        "student-target": 0,
+        "teacher-shape": "layers=1",
+        "measure-questions": 40,
+    }
     config = {
-        "run_dir": str(run_dir), "task": "arithmetic", "seeds": [0], "engine": "cpu", "backend": "hf",
+        "run_dir": str(run_dir),
+        "task": "arithmetic",
+        "seeds": [0],
+        "engine": "cpu",
+        "backend": "hf",
         "data": {"source": "toy", "toy": {"preset": "styles", "n_train": 80, "n_test": 40, "flags": small}},
         "teacher": {"temperatures": [0.7, 1.0], "n_per_temperature": 3, "max_new_tokens": 48, "shard_size": 80},
         "student": {"temperatures": [1.0], "n_per_temperature": 6, "max_new_tokens": 48, "shard_size": 80},
-        "sft": {"flags": {"train.max_epochs": 1, "train.batch_size": 16, "train.micro_batch_size": 8,
-                          "adam.lr": 2.0e-4, "data.max_len": 128, "ds.zero_stage": 2, "ds.param_dtype": "bf16"}},
-    }  # fmt: skip
+        "sft": {
+            "flags": {
+                "train.max_epochs": 1,
+                "train.batch_size": 16,
+                "train.micro_batch_size": 8,
+                "adam.lr": 2.0e-4,
+                "data.max_len": 128,
+                "ds.zero_stage": 2,
+                "ds.param_dtype": "bf16",
+            }
+        },
+    }
     path = tmp_path / "styles.yaml"
     path.write_text(yaml.safe_dump(config))
     command = [sys.executable, "-m", "openrlhf_distill.cli", "run", "--config", str(path), "--until-stage", "rm_data"]

@@ -50,9 +50,18 @@ def mmlu_pro_rows(categories=CATEGORIES):
         for i in range(count):
             options = [f"option {j} of question {question_id}" for j in range(10 if i % 2 else 4)]
             index = (question_id * 7) % len(options)
-            rows.append({"question_id": question_id, "question": f"A {category} question number {i}?",
-                         "options": options, "answer": letters[index], "answer_index": index, "cot_content": "",
-                         "category": category, "src": f"ori_mmlu-{category}"})  # fmt: skip
+            rows.append(
+                {
+                    "question_id": question_id,
+                    "question": f"A {category} question number {i}?",
+                    "options": options,
+                    "answer": letters[index],
+                    "answer_index": index,
+                    "cot_content": "",
+                    "category": category,
+                    "src": f"ori_mmlu-{category}",
+                }
+            )
             question_id += 3
     return rows
 
@@ -161,8 +170,12 @@ def test_mmlu_pro_records_carry_options_category_and_gold(tmp_path):
     assert len(records) == len(rows)
     first, row = records[0], rows[0]
     assert first["id"] == f"mmlu_pro-{row['question_id']}" and first["gold"] == row["answer"]
-    assert first["meta"] == {"options": row["options"], "category": row["category"], "src": row["src"],
-                             "question_id": row["question_id"]}  # fmt: skip
+    assert first["meta"] == {
+        "options": row["options"],
+        "category": row["category"],
+        "src": row["src"],
+        "question_id": row["question_id"],
+    }
     task = get_task("mmlu_pro")
     prompt = task.format_prompt(first)[0]["content"]
     assert "A. option 0 of question 70" in prompt and "The answer is (X)" in prompt
@@ -211,8 +224,9 @@ def test_mmlu_pro_split_is_stratified_disjoint_complete_and_deterministic(tmp_pa
         assert abs(in_train - fraction * count) <= 1, (category, in_train, count)
     # the same seed gives the same split, in the same order; another seed another split
     assert load_split("mmlu_pro", "train", source=source, seed=3, train_fraction=fraction) == train
-    assert {q for q, _ in _parts(load_split("mmlu_pro", "train", source=source, seed=4,
-                                            train_fraction=fraction))} != train_ids  # fmt: skip
+    assert {
+        q for q, _ in _parts(load_split("mmlu_pro", "train", source=source, seed=4, train_fraction=fraction))
+    } != train_ids
     # --limit takes the first N of a shuffled part: more than one category, not the file order
     assert len({c for _, c in _parts(load_split("mmlu_pro", "train", source=source, seed=3, limit=6))}) > 1
 
@@ -275,8 +289,24 @@ def test_prepare_data_command(tmp_path, capsys):
     add_arguments(parser)
     source = write_jsonl(tmp_path / "test.jsonl", mmlu_pro_rows())
     out = tmp_path / "data" / "prompts.jsonl"
-    args = parser.parse_args(["--task", "mmlu_pro", "--split", "heldout", "--out", str(out), "--source", source,
-                              "--run-dir", str(tmp_path / "run"), "--seed", "5", "--limit", "4"])  # fmt: skip
+    args = parser.parse_args(
+        [
+            "--task",
+            "mmlu_pro",
+            "--split",
+            "heldout",
+            "--out",
+            str(out),
+            "--source",
+            source,
+            "--run-dir",
+            str(tmp_path / "run"),
+            "--seed",
+            "5",
+            "--limit",
+            "4",
+        ]
+    )
     assert run(args) == 0
     assert "4 mmlu_pro prompt records (heldout)" in capsys.readouterr().out
     records = [r for _, r in read_records(str(out), PROMPT)]

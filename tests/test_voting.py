@@ -116,9 +116,13 @@ def test_the_rule_a_label_is_accepted_by(values, setting):
     counts = sorted((readable.count(a) for a in set(readable)), reverse=True)
     top = counts[0] if counts else 0
     denominator = len(readable) if setting.ratio_of == "valid" else len(values)
-    expected = bool(readable) and len(readable) >= setting.min_valid and (
-        len(readable) >= setting.min_valid_share * len(values)) and (len(counts) == 1 or counts[1] < top) and (
-        top / denominator >= setting.min_ratio)  # fmt: skip
+    expected = (
+        bool(readable)
+        and len(readable) >= setting.min_valid
+        and (len(readable) >= setting.min_valid_share * len(values))
+        and (len(counts) == 1 or counts[1] < top)
+        and (top / denominator >= setting.min_ratio)
+    )
     assert vote.accepted == expected and (vote.pseudo_label is not None) == expected
     if vote.accepted:
         assert readable.count(vote.pseudo_label) == top

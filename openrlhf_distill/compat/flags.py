@@ -99,7 +99,7 @@ TRAIN_PPO_RAY = OpenRLHFCli(
             f"{group}_{what}": f"--{group}.{what}"
             for group in ("actor", "ref", "critic", "reward")
             for what in ("num_nodes", "num_gpus_per_node")
-        },  # fmt: skip
+        },
     },
 )
 

@@ -75,8 +75,9 @@ def plan(namespace) -> list[Placement]:
         placements.append(Placement(members, *_group(namespace, "critic")))
     elif joins_actor:
         first = placements[0]
-        placements[0] = Placement(first.members + ("critic",) * critic + ("reward",) * reward, first.units,
-                                  first.gpus_per_unit)  # fmt: skip
+        placements[0] = Placement(
+            first.members + ("critic",) * critic + ("reward",) * reward, first.units, first.gpus_per_unit
+        )
     else:
         if critic:
             placements.append(Placement(("critic",), *_group(namespace, "critic")))
@@ -104,8 +105,10 @@ def check_fits(placements: list[Placement], nodes: int, gpus_per_node: int) -> N
     capacity = nodes * gpus_per_node
     for p in placements:
         if p.gpus_per_unit > gpus_per_node:
-            raise ValueError(f"the GPU plan does not fit the cluster ({nodes} node(s) x {gpus_per_node} GPUs): "
-                             f"{p.describe()} asks for {p.gpus_per_unit} GPUs on one node")  # fmt: skip
+            raise ValueError(
+                f"the GPU plan does not fit the cluster ({nodes} node(s) x {gpus_per_node} GPUs): "
+                f"{p.describe()} asks for {p.gpus_per_unit} GPUs on one node"
+            )
     need = total_gpus(placements)
     if need <= capacity:
         return

@@ -80,8 +80,11 @@ def cpu_extensions_env(env: dict) -> None:
     root = os.path.join(os.path.expanduser("~"), ".cache", "openrlhf_distill", "torch_extensions", key)
     env["TORCH_EXTENSIONS_DIR"] = root
     if not glob.glob(os.path.join(root, "*", "*.so")):  # the first trainer would otherwise sit silent for minutes
-        print(f"[openrlhf-distill] first CPU trainer in this environment: DeepSpeed compiles its CPU Adam once "
-              f"(1-3 min) into {root}", file=sys.stderr)  # fmt: skip
+        print(
+            f"[openrlhf-distill] first CPU trainer in this environment: DeepSpeed compiles its CPU Adam once "
+            f"(1-3 min) into {root}",
+            file=sys.stderr,
+        )
     if not os.path.isdir(root):
         return
     for lock in (os.path.join(root, d, "lock") for d in sorted(os.listdir(root))):
@@ -139,8 +142,9 @@ def plan(cli: OpenRLHFCli, argv: list[str], *, engine: str = "auto", launcher: l
         deepspeed = shutil.which("deepspeed") or "deepspeed"
         return Launch("gpu", [deepspeed, *launcher, "--module", cli.module, *argv], env)
     if launcher:
-        raise ValueError(f"--launcher {' '.join(launcher)}: the CPU engine runs one process, without deepspeed's "
-                         "launcher")  # fmt: skip
+        raise ValueError(
+            f"--launcher {' '.join(launcher)}: the CPU engine runs one process, without deepspeed's launcher"
+        )
     # One training process: the distributed env that torchrun or deepspeed would otherwise provide.
     env.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -148,8 +152,9 @@ def plan(cli: OpenRLHFCli, argv: list[str], *, engine: str = "auto", launcher: l
     return Launch("cpu", [sys.executable, "-m", cli.module, *_cpu_argv(cli, argv)], env)
 
 
-def run(cli: OpenRLHFCli, argv: list[str], *, engine: str = "auto", log_path: str | None = None,
-        launcher: list[str] = ()) -> Launch:  # fmt: skip
+def run(
+    cli: OpenRLHFCli, argv: list[str], *, engine: str = "auto", log_path: str | None = None, launcher: list[str] = ()
+) -> Launch:
     """Runs the trainer to completion, streaming its output (and copying it to ``log_path``)."""
     launch = plan(cli, argv, engine=engine, launcher=launcher)
     if log_path:
@@ -268,8 +273,16 @@ def plan_ppo(argv: list[str], *, engine: str = "auto", ray_address: str | None =
         if not ray_address:
             raise ValueError("--ray.submit needs --ray.address (the cluster's dashboard address, http://HEAD:8265)")
         runtime_env = ray_driver.cluster_runtime_env(ship_package=True)
-        submit_job = [shutil.which("ray") or "ray", "job", "submit", "--address", ray_address,
-                      "--runtime-env-json", json.dumps(runtime_env), "--"]  # fmt: skip
+        submit_job = [
+            shutil.which("ray") or "ray",
+            "job",
+            "submit",
+            "--address",
+            ray_address,
+            "--runtime-env-json",
+            json.dumps(runtime_env),
+            "--",
+        ]
         command = [*submit_job, "python", "-m", ray_driver.__name__, *argv]
         return Launch("gpu", command, env)
     if ray_address:

@@ -12,10 +12,13 @@ import warnings
 
 # (category, start of the message, why it is harmless)
 HARMLESS = (
-    (FutureWarning, "The pynvml package is deprecated",
-     "torch imports pynvml when it is installed; the warning asks its packager to depend on nvidia-ml-py, which "
-     "provides the same module; nothing is missing"),
-)  # fmt: skip
+    (
+        FutureWarning,
+        "The pynvml package is deprecated",
+        "torch imports pynvml when it is installed; the warning asks its packager to depend on nvidia-ml-py, which "
+        "provides the same module; nothing is missing",
+    ),
+)
 
 
 def quiet_harmless_warnings() -> None:

@@ -37,10 +37,20 @@ PROBE_TEXT = "The answer is 7. The answer is 12. Twelve plus seven is nineteen, 
 SETUP_HOOK = "openrlhf_distill.compat.boot_install"
 # Passed to Ray workers on the CPU engine: the patches, offline hubs, vLLM-CPU's KV cache size, thread settings.
 FORWARDED_ENV = (
-    "PYTHONPATH", "OPENRLHF_DISTILL_PATCHES", "OPENRLHF_DISTILL_PATCHES_SKIP", "OPENRLHF_DISTILL_PATCHES_VERBOSE",
-    "VLLM_CPU_KVCACHE_SPACE", "VLLM_CPU_OMP_THREADS_BIND", "HF_HUB_OFFLINE", "HF_HOME", "WANDB_MODE", "HOME",
-    "DS_BUILD_OPS", "TOKENIZERS_PARALLELISM", ENV_ENGINE,
-)  # fmt: skip
+    "PYTHONPATH",
+    "OPENRLHF_DISTILL_PATCHES",
+    "OPENRLHF_DISTILL_PATCHES_SKIP",
+    "OPENRLHF_DISTILL_PATCHES_VERBOSE",
+    "VLLM_CPU_KVCACHE_SPACE",
+    "VLLM_CPU_OMP_THREADS_BIND",
+    "HF_HUB_OFFLINE",
+    "HF_HOME",
+    "WANDB_MODE",
+    "HOME",
+    "DS_BUILD_OPS",
+    "TOKENIZERS_PARALLELISM",
+    ENV_ENGINE,
+)
 # train_ppo_ray's own defaults for the env of its workers, kept when we start Ray in its place.
 OPENRLHF_WORKER_ENV = {
     "TOKENIZERS_PARALLELISM": "true",

@@ -107,8 +107,10 @@ def vllm_cpu_weight_reload(module) -> None:
         import torch
 
         if dtype != self.model_config.dtype:
-            raise RuntimeError(f"weight sync: {name} arrives as {dtype} but the rollout engine runs "
-                               f"{self.model_config.dtype}; train with --ds.param_dtype bf16")  # fmt: skip
+            raise RuntimeError(
+                f"weight sync: {name} arrives as {dtype} but the rollout engine runs "
+                f"{self.model_config.dtype}; train with --ds.param_dtype bf16"
+            )
         weight = torch.empty(shape, dtype=dtype, device="cpu")
         if self._model_update_with_ray:
             import ray.util.collective as collective

@@ -45,8 +45,10 @@ def check_openrlhf(installed: str | None = None) -> str:
             f"OpenRLHF is not installed; openrlhf-distill needs openrlhf{SUPPORTED_RANGE}. " + INSTALL_HINT
         )
     if Version(installed) not in SUPPORTED:
-        message = (f"OpenRLHF {installed} is installed, but openrlhf-distill is tested with openrlhf{SUPPORTED_RANGE} "
-                   "(its flag names, trainers and the bugs the adapter works around are version-bound)")  # fmt: skip
+        message = (
+            f"OpenRLHF {installed} is installed, but openrlhf-distill is tested with openrlhf{SUPPORTED_RANGE} "
+            "(its flag names, trainers and the bugs the adapter works around are version-bound)"
+        )
         if os.environ.get(ALLOW_UNTESTED_ENV) == "1":
             warnings.warn(f"{message}; running it anyway ({ALLOW_UNTESTED_ENV}=1)", stacklevel=2)
             return installed

@@ -20,8 +20,10 @@ def _group_key(request: Request):
 class HFBackend(Backend):
     def __init__(self, model: str, *, batch_size: int = 16, dtype: str = "auto", device: str | None = None):
         if not os.path.isdir(model):
-            raise BackendError(f"hf backend: model folder {model!r} does not exist (the hf backend loads local "
-                               "folders only; use --backend openai for a served model)")  # fmt: skip
+            raise BackendError(
+                f"hf backend: model folder {model!r} does not exist (the hf backend loads local "
+                "folders only; use --backend openai for a served model)"
+            )
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 

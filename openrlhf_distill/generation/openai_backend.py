@@ -43,8 +43,10 @@ class OpenAIBackend(Backend):
         backoff_s: float = 1.0,
     ):
         if not base_url.startswith(("http://", "https://")):
-            raise BackendError(f"openai backend: base_url {base_url!r} must start with http:// or https:// "
-                               "(e.g. http://127.0.0.1:8000/v1)")  # fmt: skip
+            raise BackendError(
+                f"openai backend: base_url {base_url!r} must start with http:// or https:// "
+                "(e.g. http://127.0.0.1:8000/v1)"
+            )
         self.model = model
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
@@ -163,8 +165,10 @@ class OpenAIBackend(Backend):
         except urllib.error.HTTPError as e:
             message = _error_message(e)
             if e.code in (401, 403):
-                raise BackendError(f"openai backend: {url}: authentication failed (HTTP {e.code}: {message}); set "
-                                   "OPENAI_API_KEY or --openai.api_key_env to a valid key") from None  # fmt: skip
+                raise BackendError(
+                    f"openai backend: {url}: authentication failed (HTTP {e.code}: {message}); set "
+                    "OPENAI_API_KEY or --openai.api_key_env to a valid key"
+                ) from None
             if e.code in RETRY_STATUS or e.code >= 500:
                 raise _Retryable(f"HTTP {e.code}: {message}", _retry_after(e.headers.get("Retry-After"))) from None
             raise BackendError(f"openai backend: {url} refused the request (HTTP {e.code}): {message}") from None

@@ -13,13 +13,18 @@ DTYPES = ("auto", "float32", "float16", "bfloat16", "float", "half")
 
 def add_backend_arguments(p) -> None:
     """--backend and the per-backend flags (--hf.*, --vllm.*, --openai.*)."""
-    p.add_argument("--backend", choices=["auto", "hf", "vllm", "openai"], default="auto",
-                   help="auto: openai if --openai.base_url is given, vllm on GPUs, hf otherwise")  # fmt: skip
+    p.add_argument(
+        "--backend",
+        choices=["auto", "hf", "vllm", "openai"],
+        default="auto",
+        help="auto: openai if --openai.base_url is given, vllm on GPUs, hf otherwise",
+    )
     p.add_argument("--hf.batch_size", type=positive_int, default=16, help="sequences per generate call")
     p.add_argument("--hf.dtype", choices=DTYPES, default="auto")
     p.add_argument("--vllm.tensor_parallel_size", type=positive_int, default=1)
-    p.add_argument("--vllm.data_parallel_size", type=positive_int, default=1,
-                   help="engines (Ray actors) to spread over")  # fmt: skip
+    p.add_argument(
+        "--vllm.data_parallel_size", type=positive_int, default=1, help="engines (Ray actors) to spread over"
+    )
     p.add_argument("--vllm.gpu_memory_utilization", type=float, default=0.9)
     p.add_argument("--vllm.max_model_len", type=int, default=None)
     p.add_argument("--vllm.dtype", choices=DTYPES, default="auto")
@@ -55,8 +60,10 @@ def backend_from_args(args, backend: str | None = None):
     key = os.environ.get(getattr(args, "openai.api_key_env"))
     if name in ("hf", "vllm") and not os.path.isdir(args.model):
         # Checked before anything is written, so the same command with the right path is not refused later.
-        raise BackendError(f"--model {args.model!r} is not a model folder (the {name} backend loads local folders; "
-                           "use --backend openai --openai.base_url URL for a served model)")  # fmt: skip
+        raise BackendError(
+            f"--model {args.model!r} is not a model folder (the {name} backend loads local folders; "
+            "use --backend openai --openai.base_url URL for a served model)"
+        )
 
     def start():
         return make_backend(name, args.model, openai_base_url=base_url, openai_api_key=key, **options)

@@ -81,8 +81,10 @@ class SamplingConfig:
                 )
             self.adaptive.check()
             if self.adaptive.max_temperature is not None and min(self.temperatures) > self.adaptive.max_temperature:
-                raise ValueError(f"--vote.max_temperature {self.adaptive.max_temperature}: no temperature of "
-                                 f"{list(self.temperatures)} votes")  # fmt: skip
+                raise ValueError(
+                    f"--vote.max_temperature {self.adaptive.max_temperature}: no temperature of "
+                    f"{list(self.temperatures)} votes"
+                )
 
 
 class ArgumentsChanged(ValueError):
@@ -167,8 +169,10 @@ class _Progress:
         rate = self.samples / elapsed
         left = (self.total - self.done) / rate if rate > 0 else float("inf")
         eta = time.strftime("%H:%M:%S", time.gmtime(left)) if left != float("inf") else "?"
-        return (f"{self.label}: {self.done:,}/{self.total:,} ({100 * self.done / max(self.total, 1):.0f}%), "
-                f"{rate:,.1f} samples/s, {self.tokens / elapsed:,.0f} tokens/s, ETA {eta}")  # fmt: skip
+        return (
+            f"{self.label}: {self.done:,}/{self.total:,} ({100 * self.done / max(self.total, 1):.0f}%), "
+            f"{rate:,.1f} samples/s, {self.tokens / elapsed:,.0f} tokens/s, ETA {eta}"
+        )
 
     def close(self) -> None:
         if self.bar is not None:
@@ -244,8 +248,9 @@ def generate_samples(
                     for t_index, temperature in enumerate(config.temperatures):
                         seed = request_seed(config.seed, question.id, t_index)
                         n = config.n_per_temperature
-                        requests.append(Request(prompt, temperature, n, config.max_new_tokens, seed, config.stop,
-                                                config.top_p))  # fmt: skip
+                        requests.append(
+                            Request(prompt, temperature, n, config.max_new_tokens, seed, config.stop, config.top_p)
+                        )
                         meta.append((question, temperature, t_index, 0, n))
                 rows = list(to_records(engine.generate(requests), meta))
             else:
@@ -329,8 +334,14 @@ def add_arguments(p) -> None:
     p.add_argument("--top-p", "--top_p", dest="top_p", type=float, default=1.0)
     p.add_argument("--stop", action="append", default=[], help="a string that ends a sample (repeatable)")
     p.add_argument("--prompt-style", "--prompt_style", dest="prompt_style", default="zero_shot_cot")
-    p.add_argument("--shard-size", "--shard_size", dest="shard_size", type=int, default=64,
-                   help="prompts per shard; a killed run loses at most one shard")  # fmt: skip
+    p.add_argument(
+        "--shard-size",
+        "--shard_size",
+        dest="shard_size",
+        type=int,
+        default=64,
+        help="prompts per shard; a killed run loses at most one shard",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="discard samples made with other arguments")
     p.add_argument("--no-progress", action="store_true")
@@ -377,17 +388,29 @@ def run(args) -> int:
     )
     config.check()
     name, start = backend_from_args(args)
-    summary = generate_samples(args.prompts, args.out, model=args.model, backend=name, config=config,
-                               make_backend=start, default_task=args.task, overwrite=args.overwrite,
-                               progress=not args.no_progress)  # fmt: skip
+    summary = generate_samples(
+        args.prompts,
+        args.out,
+        model=args.model,
+        backend=name,
+        config=config,
+        make_backend=start,
+        default_task=args.task,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+    )
     rules = ", ".join(f"{k} {v}" for k, v in sorted(summary["extraction_rules"].items()))
-    print(f"{summary['samples']} samples, {summary['tokens']} tokens, {summary['seconds_this_run']:.1f} s this run "
-          f"-> {args.out}\nextraction rules: {rules}")  # fmt: skip
+    print(
+        f"{summary['samples']} samples, {summary['tokens']} tokens, {summary['seconds_this_run']:.1f} s this run "
+        f"-> {args.out}\nextraction rules: {rules}"
+    )
     if "adaptive" in summary:
         a = summary["adaptive"]
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(a["stop_reasons"].items()))
-        print(f"adaptive ({config.adaptive.rule}): {a['samples_drawn']} of {a['samples_budget']} samples "
-              f"({100 * a['share_of_budget']:.1f}% of the budget); stops: {reasons}")  # fmt: skip
+        print(
+            f"adaptive ({config.adaptive.rule}): {a['samples_drawn']} of {a['samples_budget']} samples "
+            f"({100 * a['share_of_budget']:.1f}% of the budget); stops: {reasons}"
+        )
     return 0
 
 

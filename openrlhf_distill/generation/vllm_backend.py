@@ -38,8 +38,10 @@ def check_model_folder(model: str) -> None:
     parts = model.split("/")
     looks_local = model.startswith(("/", ".", "~")) or len(parts) != 2 or os.path.isdir(parts[0])
     if looks_local:
-        raise BackendError(f"vllm backend: model folder {model!r} does not exist; check --model (a saved model "
-                           "folder or a Hugging Face hub id)")  # fmt: skip
+        raise BackendError(
+            f"vllm backend: model folder {model!r} does not exist; check --model (a saved model "
+            "folder or a Hugging Face hub id)"
+        )
 
 
 def split_across_engines(weights: list[int], num_engines: int) -> list[list[int]]:
@@ -140,8 +142,10 @@ class VLLMBackend(Backend):
         try:
             import vllm
         except ImportError as e:
-            raise BackendError(f"vllm backend: vLLM is not importable ({e}); install it (`pip install vllm`, or "
-                               "`make venv` for the CPU build) or use --backend hf") from e  # fmt: skip
+            raise BackendError(
+                f"vllm backend: vLLM is not importable ({e}); install it (`pip install vllm`, or "
+                "`make venv` for the CPU build) or use --backend hf"
+            ) from e
         import torch
 
         on_cpu = not torch.cuda.is_available()
@@ -197,8 +201,12 @@ class VLLMBackend(Backend):
 
         backend = cls.__new__(cls)
         backend._llm, backend._owns_engine, backend._engines, backend._placement_group = llm, False, [], None
-        backend.info = BackendInfo(name="vllm", model=model_name, reproducible=REPRODUCIBLE,
-                                   extra={"vllm_version": vllm.__version__, "wrapped_engine": True})  # fmt: skip
+        backend.info = BackendInfo(
+            name="vllm",
+            model=model_name,
+            reproducible=REPRODUCIBLE,
+            extra={"vllm_version": vllm.__version__, "wrapped_engine": True},
+        )
         return backend
 
     def _start_ray_engines(self, model: str, engine_args: dict, tp: int, dp: int) -> None:
@@ -215,8 +223,10 @@ class VLLMBackend(Backend):
             ray.init()  # joins the cluster named by RAY_ADDRESS, or starts a local one
         gpus = ray.cluster_resources().get("GPU", 0)
         if gpus < dp * tp:
-            raise BackendError(f"vllm backend: {dp} engines x {tp} GPUs need {dp * tp} GPUs; the Ray cluster has "
-                               f"{gpus:g}; lower --vllm.data_parallel_size")  # fmt: skip
+            raise BackendError(
+                f"vllm backend: {dp} engines x {tp} GPUs need {dp * tp} GPUs; the Ray cluster has "
+                f"{gpus:g}; lower --vllm.data_parallel_size"
+            )
         self._placement_group = placement_group([{"GPU": 1, "CPU": 1}] * (dp * tp), strategy="PACK")
         ray.get(self._placement_group.ready())
         bundles = _bundles_by_node(self._placement_group)

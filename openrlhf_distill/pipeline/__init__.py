@@ -35,8 +35,9 @@ def run(args, overrides: list[str]) -> int:
         return 0
     os.makedirs(run_dir, exist_ok=True)
     with run_folder_lock(run_dir):
-        write_json_atomic(os.path.join(run_dir, "run.json"),
-                          {"task": config["task"], "seeds": config["seeds"], "config": config})  # fmt: skip
+        write_json_atomic(
+            os.path.join(run_dir, "run.json"), {"task": config["task"], "seeds": config["seeds"], "config": config}
+        )
         seen = run_stages(stages, run_dir, forced=forced, written=written)
     results = os.path.join(run_dir, "results.json")
     if seen.get("report") == "done" and os.path.exists(results):  # the report stage prints it when it runs

@@ -205,9 +205,13 @@ def _list_of(check, non_empty: bool = True):
 
 
 def _sampling(role: str) -> dict:
-    return {f"{role}.model": _optional(_string), f"{role}.temperatures": _list_of(number_in(0, 2)),
-            f"{role}.n_per_temperature": int_at_least(1), f"{role}.max_new_tokens": int_at_least(1),
-            f"{role}.shard_size": int_at_least(1)}  # fmt: skip
+    return {
+        f"{role}.model": _optional(_string),
+        f"{role}.temperatures": _list_of(number_in(0, 2)),
+        f"{role}.n_per_temperature": int_at_least(1),
+        f"{role}.max_new_tokens": int_at_least(1),
+        f"{role}.shard_size": int_at_least(1),
+    }
 
 
 SETTINGS = {
@@ -273,11 +277,15 @@ def check(config: dict) -> None:
     if source == "files" and not (
         config["data"]["train"] and (config["data"]["test"] or not config["eval"]["enabled"])
     ):
-        raise ConfigError("data.source files needs data.train and data.test (prompt record files; no data.test "
-                          "when eval.enabled is false)")  # fmt: skip
+        raise ConfigError(
+            "data.source files needs data.train and data.test (prompt record files; no data.test "
+            "when eval.enabled is false)"
+        )
     if config["teacher"]["adaptive"]["rule"] and config["labeller"] != "vote":
-        raise ConfigError("teacher.adaptive.rule stops a question on the teacher's vote; labeller "
-                          f"{config['labeller']!r} does not vote: set teacher.adaptive.rule to null")  # fmt: skip
+        raise ConfigError(
+            "teacher.adaptive.rule stops a question on the teacher's vote; labeller "
+            f"{config['labeller']!r} does not vote: set teacher.adaptive.rule to null"
+        )
     if source != "toy" and not (config["teacher"]["model"] and config["student"]["model"]):
         raise ConfigError("teacher.model and student.model are required (the toy world builds its own)")
     from ..rewards.schemes import SCHEMES
@@ -325,8 +333,11 @@ def with_absolute_paths(config: dict) -> tuple[dict, dict[str, str]]:
 
     data = config["data"]
     paths = {"run_dir": config["run_dir"], "data.train": data["train"], "data.test": data["test"]}
-    models = {} if config["backend"] == "openai" else {f"{role}.model": config[role]["model"]
-                                                      for role in ("teacher", "student", "judge")}  # fmt: skip
+    models = (
+        {}
+        if config["backend"] == "openai"
+        else {f"{role}.model": config[role]["model"] for role in ("teacher", "student", "judge")}
+    )
     try:
         resolved = absolute(paths, models)
     except ValueError as error:

@@ -41,8 +41,10 @@ def run_folder_lock(run_dir: str):
         handle.seek(0)
         holder = handle.read().strip() or "another process"
         handle.close()
-        raise ValueError(f"{run_dir} is in use by another `openrlhf-distill run` ({holder}); wait for it to end, "
-                         "or give this run another run_dir") from None  # fmt: skip
+        raise ValueError(
+            f"{run_dir} is in use by another `openrlhf-distill run` ({holder}); wait for it to end, "
+            "or give this run another run_dir"
+        ) from None
     handle.seek(0)
     handle.truncate()
     handle.write(f"pid {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
@@ -135,8 +137,9 @@ def _run_logged(command: list[str], log_file: str, header: str) -> int:
     with open(log_file, "a", encoding="utf-8") as log:
         log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} {header}\n$ {' '.join(command)}\n")
         log.flush()
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                errors="replace", bufsize=1)  # fmt: skip
+        proc = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1
+        )
         try:
             for line in proc.stdout:  # both flushed per line: `tail -f` works, and a kill loses nothing
                 sys.stdout.write(line)
@@ -220,8 +223,9 @@ def describe(stages: list[Stage], run_dir: str, forced: set, written: dict[str, 
     return lines
 
 
-def run_stages(stages: list[Stage], run_dir: str, *, forced: set = frozenset(), log=print,
-               written: dict[str, str] | None = None) -> dict:  # fmt: skip
+def run_stages(
+    stages: list[Stage], run_dir: str, *, forced: set = frozenset(), log=print, written: dict[str, str] | None = None
+) -> dict:
     """Runs what is not done; returns {key: status before the run}. ``written``: as for `fingerprints`."""
     prints = fingerprints(stages, written)
     seen = {}
@@ -237,8 +241,15 @@ def run_stages(stages: list[Stage], run_dir: str, *, forced: set = frozenset(), 
                 _remove(path)
         previous = _read_record(run_dir, stage.key) if state == "resume" else None
         spent = previous.get("wall_seconds", 0.0) if previous else 0.0
-        record = {"stage": stage.name, "key": stage.key, "seed": stage.seed, "fingerprint": fingerprint,
-                  "status": "started", "command": stage.command, "wall_seconds": spent}  # fmt: skip
+        record = {
+            "stage": stage.name,
+            "key": stage.key,
+            "seed": stage.seed,
+            "fingerprint": fingerprint,
+            "status": "started",
+            "command": stage.command,
+            "wall_seconds": spent,
+        }
         write_json_atomic(_record_path(run_dir, stage.key), record)
         log(f"[{'resume' if state == 'resume' else '   run'}] {stage.key}")
         command = stage.command
@@ -257,8 +268,10 @@ def run_stages(stages: list[Stage], run_dir: str, *, forced: set = frozenset(), 
         record["wall_seconds"] = round(spent + time.time() - started, 1)
         if code != 0:
             write_json_atomic(_record_path(run_dir, stage.key), record)
-            raise StageFailed(f"stage {stage.key} failed (exit {code}); rerun the same command to continue.\n"
-                              f"command: {' '.join(command)}\nits output: {stage_log}")  # fmt: skip
+            raise StageFailed(
+                f"stage {stage.key} failed (exit {code}); rerun the same command to continue.\n"
+                f"command: {' '.join(command)}\nits output: {stage_log}"
+            )
         if stage.partial:
             _remove(stage.output)
             os.replace(stage.output + ".partial", stage.output)

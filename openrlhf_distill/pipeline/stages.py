@@ -29,8 +29,22 @@ from ..evaluation import samples_dir_for
 from ..voting import VoteRule
 
 CLI = [sys.executable, "-m", "openrlhf_distill.cli"]
-STAGE_NAMES = ("world", "data", "teacher_samples", "teacher_labels", "sft_data", "sft", "student_samples",
-               "labels", "rm_data", "rm", "rm_eval", "rl", "eval", "report")  # fmt: skip
+STAGE_NAMES = (
+    "world",
+    "data",
+    "teacher_samples",
+    "teacher_labels",
+    "sft_data",
+    "sft",
+    "student_samples",
+    "labels",
+    "rm_data",
+    "rm",
+    "rm_eval",
+    "rl",
+    "eval",
+    "report",
+)
 
 
 @dataclass
@@ -111,8 +125,19 @@ def plan(config: dict) -> list[Stage]:
     if data["source"] == "toy":
         world = os.path.join(run, "world")
         toy = data["toy"]
-        argv = ["toy-world", world, "--preset", toy["preset"], "--seed", str(seeds[0]), "--n-train",
-                str(toy["n_train"]), "--n-test", str(toy["n_test"]), *_flags(toy["flags"])]  # fmt: skip
+        argv = [
+            "toy-world",
+            world,
+            "--preset",
+            toy["preset"],
+            "--seed",
+            str(seeds[0]),
+            "--n-train",
+            str(toy["n_train"]),
+            "--n-test",
+            str(toy["n_test"]),
+            *_flags(toy["flags"]),
+        ]
         add(Stage("world", "world", None, argv, world, resolved=_world_settings(argv[1:])))
         train, test = os.path.join(world, "prompts_train.jsonl"), os.path.join(world, "prompts_test.jsonl")
         teacher_model = teacher["model"] or os.path.join(world, "teacher")
@@ -123,8 +148,10 @@ def plan(config: dict) -> list[Stage]:
         train, test = os.path.join(folder, "prompts_train.jsonl"), os.path.join(folder, "prompts_test.jsonl")
         # MMLU-Pro has no train split: prepare-data cuts train / heldout out of its test set (split file in run).
         test_split = "heldout" if task == "mmlu_pro" else "test"
-        for split, out, limit, local in (("train", train, data["limit_train"], data["train"]),
-                                         (test_split, test, data["limit_test"], data["test"])):  # fmt: skip
+        for split, out, limit, local in (
+            ("train", train, data["limit_train"], data["train"]),
+            (test_split, test, data["limit_test"], data["test"]),
+        ):
             argv = ["prepare-data", "--task", task, "--split", split, "--out", out, "--run-dir", run]
             argv += (["--limit", str(limit)] if limit else []) + (["--source", local] if local else [])
             add(Stage("data", f"data_{split}", None, argv, out, [local] if local else []))
@@ -137,11 +164,32 @@ def plan(config: dict) -> list[Stage]:
     external = [] if data["source"] == "toy" else [teacher_model, student_model]
 
     def sampling(model, role, prompts, out, settings, seed, inputs):
-        argv = ["generate", "--model", model, "--role", role, "--prompts", prompts, "--out", out, "--task", task,
-                "--temperatures", _csv(settings["temperatures"]), "--n-per-temperature",
-                str(settings["n_per_temperature"]), "--max-new-tokens", str(settings["max_new_tokens"]),
-                "--shard-size", str(settings["shard_size"]), "--seed", str(seed), "--backend", backend,
-                *_flags(settings["backend_flags"])]  # fmt: skip
+        argv = [
+            "generate",
+            "--model",
+            model,
+            "--role",
+            role,
+            "--prompts",
+            prompts,
+            "--out",
+            out,
+            "--task",
+            task,
+            "--temperatures",
+            _csv(settings["temperatures"]),
+            "--n-per-temperature",
+            str(settings["n_per_temperature"]),
+            "--max-new-tokens",
+            str(settings["max_new_tokens"]),
+            "--shard-size",
+            str(settings["shard_size"]),
+            "--seed",
+            str(seed),
+            "--backend",
+            backend,
+            *_flags(settings["backend_flags"]),
+        ]
         return argv, inputs + [prompts]
 
     # 1-3: teacher samples, vote, SFT data (shared by every seed)
@@ -164,13 +212,20 @@ def plan(config: dict) -> list[Stage]:
         if config["labeller"] == "vote":
             return ["label", *argv, *_vote_flags(config["vote"])]
         flags = {**teacher["backend_flags"], **judge["flags"]} if judge_model == teacher_model else judge["flags"]
-        return ["judge", *argv, "--model", judge_model, "--backend", backend, "--seed", str(seeds[0]),
-                *_flags(flags)]  # fmt: skip
+        return ["judge", *argv, "--model", judge_model, "--backend", backend, "--seed", str(seeds[0]), *_flags(flags)]
 
     labels = os.path.join(run, "labels")
     judge_inputs = [judge_model] if config["labeller"] == "judge" and judge_model != teacher_model else []
-    add(Stage("teacher_labels", "teacher_labels", None, labelling(labels), labels,
-              [train, teacher_samples, *judge_inputs]))  # fmt: skip
+    add(
+        Stage(
+            "teacher_labels",
+            "teacher_labels",
+            None,
+            labelling(labels),
+            labels,
+            [train, teacher_samples, *judge_inputs],
+        )
+    )
     # Each build stage is given only the settings of the files its consumers read: a change to the RM's pairs
     # does not make the SFT data, and with it every SFT run, stale.
     build = config["build"]
@@ -193,10 +248,30 @@ def plan(config: dict) -> list[Stage]:
         if not ev["enabled"]:
             return
         out = os.path.join(eval_dir, f"{name}_seed{seed}.json")
-        argv = ["eval", "--model", model, "--task", task, "--prompts", test, "--out", out, "--name", name,
-                "--seed", str(seed), "--k", str(ev["k"]), "--temperature", str(ev["temperature"]),
-                "--max-new-tokens", str(ev["max_new_tokens"]), "--backend", backend,
-                *_flags(backend_flags)]  # fmt: skip
+        argv = [
+            "eval",
+            "--model",
+            model,
+            "--task",
+            task,
+            "--prompts",
+            test,
+            "--out",
+            out,
+            "--name",
+            name,
+            "--seed",
+            str(seed),
+            "--k",
+            str(ev["k"]),
+            "--temperature",
+            str(ev["temperature"]),
+            "--max-new-tokens",
+            str(ev["max_new_tokens"]),
+            "--backend",
+            backend,
+            *_flags(backend_flags),
+        ]
         add(Stage("eval", f"eval_{name}@seed{seed}", seed, argv, out, inputs + [test], work=[samples_dir_for(out)]))
 
     base_models = {"teacher": teacher_model, "student_base": student_model}
@@ -209,32 +284,93 @@ def plan(config: dict) -> list[Stage]:
         here = os.path.join(run, f"seed{seed}")
         sft = os.path.join(here, "student_sft")
         S = TRAIN_SFT
-        sft_argv = ["sft", "--engine", engine, S["model"], student_model, S["dataset"],
-                    os.path.join(sft_data, "sft.jsonl"), S["input_key"], "input", S["output_key"], "output",
-                    S["apply_chat_template"], S["seed"], str(seed), *_launcher(config["sft"]),
-                    *_flags(config["sft"]["flags"])]  # fmt: skip
+        sft_argv = [
+            "sft",
+            "--engine",
+            engine,
+            S["model"],
+            student_model,
+            S["dataset"],
+            os.path.join(sft_data, "sft.jsonl"),
+            S["input_key"],
+            "input",
+            S["output_key"],
+            "output",
+            S["apply_chat_template"],
+            S["seed"],
+            str(seed),
+            *_launcher(config["sft"]),
+            *_flags(config["sft"]["flags"]),
+        ]
         add(Stage("sft", f"sft@seed{seed}", seed, sft_argv, sft, upstream + external + [sft_data], partial=True))
         samples = os.path.join(here, "student_samples")
         argv, inputs = sampling(sft, "student", train, samples, student, seed, [sft])
         add(Stage("student_samples", f"student_samples@seed{seed}", seed, argv, samples, inputs))
         seed_labels = os.path.join(here, "labels")
-        add(Stage("labels", f"labels@seed{seed}", seed, labelling(seed_labels, samples), seed_labels,
-                  [train, teacher_samples, samples, *judge_inputs]))  # fmt: skip
+        add(
+            Stage(
+                "labels",
+                f"labels@seed{seed}",
+                seed,
+                labelling(seed_labels, samples),
+                seed_labels,
+                [train, teacher_samples, samples, *judge_inputs],
+            )
+        )
         teacher_only = "teacher_only" in config["rm"]["ablations"]
         variants = [("", "teacher,student")] + [("_teacher_only", "teacher")] * teacher_only
         rms = {}
         for suffix, sources in variants:
             rm_data = os.path.join(here, f"data{suffix}")
-            add(Stage("rm_data", f"rm_data{suffix}@seed{seed}", seed, ["build", "--prompts", train, "--labels",
-                      seed_labels, "--out", rm_data, "--task", task, "--rm.sources", sources, "--seed", str(seed),
-                      *rm_build_flags], rm_data, [train, seed_labels]))  # fmt: skip
+            add(
+                Stage(
+                    "rm_data",
+                    f"rm_data{suffix}@seed{seed}",
+                    seed,
+                    [
+                        "build",
+                        "--prompts",
+                        train,
+                        "--labels",
+                        seed_labels,
+                        "--out",
+                        rm_data,
+                        "--task",
+                        task,
+                        "--rm.sources",
+                        sources,
+                        "--seed",
+                        str(seed),
+                        *rm_build_flags,
+                    ],
+                    rm_data,
+                    [train, seed_labels],
+                )
+            )
             rm = os.path.join(here, f"rm{suffix}")
             R = TRAIN_DISTILL_RM
-            rm_argv = ["train-rm", "--engine", engine, R["model"], sft, R["dataset"],
-                       os.path.join(rm_data, "rm_pairs.jsonl"), R["prompt_key"], "prompt", R["chosen_key"], "chosen",
-                       R["rejected_key"], "rejected", R["apply_chat_template"], "--distill.rm.points",
-                       os.path.join(rm_data, "rm_points.jsonl"), R["seed"], str(seed), *_launcher(config["rm"]),
-                       *_flags(config["rm"]["flags"])]  # fmt: skip
+            rm_argv = [
+                "train-rm",
+                "--engine",
+                engine,
+                R["model"],
+                sft,
+                R["dataset"],
+                os.path.join(rm_data, "rm_pairs.jsonl"),
+                R["prompt_key"],
+                "prompt",
+                R["chosen_key"],
+                "chosen",
+                R["rejected_key"],
+                "rejected",
+                R["apply_chat_template"],
+                "--distill.rm.points",
+                os.path.join(rm_data, "rm_points.jsonl"),
+                R["seed"],
+                str(seed),
+                *_launcher(config["rm"]),
+                *_flags(config["rm"]["flags"]),
+            ]
             add(Stage("rm", f"rm{suffix}@seed{seed}", seed, rm_argv, rm, [sft, rm_data], partial=True))
             rms[suffix] = (rm, rm_data)
         rm, rm_data = rms[""]
@@ -244,10 +380,30 @@ def plan(config: dict) -> list[Stage]:
             # best-of-N), which neither the RM nor the student trained on.
             sft_samples = os.path.join(samples_dir_for(stages[-1].output), "sampled" if ev["k"] > 1 else "greedy")
             rm_eval = os.path.join(here, "rm_eval.json")
-            add(Stage("rm_eval", f"rm_eval@seed{seed}", seed, ["eval-rm", "--model", rm, "--prompts", test,
-                      "--samples", sft_samples, "--out", rm_eval, "--scores-out",
-                      os.path.join(here, "rm_scores.jsonl"), "--seed", str(seed)], rm_eval,
-                      [rm, test, stages[-1].output]))  # fmt: skip
+            add(
+                Stage(
+                    "rm_eval",
+                    f"rm_eval@seed{seed}",
+                    seed,
+                    [
+                        "eval-rm",
+                        "--model",
+                        rm,
+                        "--prompts",
+                        test,
+                        "--samples",
+                        sft_samples,
+                        "--out",
+                        rm_eval,
+                        "--scores-out",
+                        os.path.join(here, "rm_scores.jsonl"),
+                        "--seed",
+                        str(seed),
+                    ],
+                    rm_eval,
+                    [rm, test, stages[-1].output],
+                )
+            )
         runs = [(scheme, "") for scheme in config["ppo"]["schemes"]]
         runs += [("rm", "_teacher_only")] * teacher_only
         for scheme, suffix in runs:
@@ -255,17 +411,36 @@ def plan(config: dict) -> list[Stage]:
             rl = os.path.join(here, name)
             rm_for, data_for = rms.get(suffix, rms[""])
             P = TRAIN_PPO_RAY
-            ppo_argv = ["ppo", "--reward.scheme", scheme, "--task", task, "--engine", engine, P["actor_model"], sft,
-                        P["prompt_dataset"], os.path.join(data_for, "rl_prompts.jsonl"), P["input_key"], "input",
-                        P["apply_chat_template"], P["seed"], str(seed)]  # fmt: skip
+            ppo_argv = [
+                "ppo",
+                "--reward.scheme",
+                scheme,
+                "--task",
+                task,
+                "--engine",
+                engine,
+                P["actor_model"],
+                sft,
+                P["prompt_dataset"],
+                os.path.join(data_for, "rl_prompts.jsonl"),
+                P["input_key"],
+                "input",
+                P["apply_chat_template"],
+                P["seed"],
+                str(seed),
+            ]
             inputs = [sft, data_for]
             if scheme in ("rm", "judge", "hybrid"):
                 ppo_argv += [P["reward_model"], rm_for]
                 inputs.append(rm_for)
             cluster = config["cluster"]
             if cluster["nodes"] and cluster["gpus_per_node"]:
-                ppo_argv += ["--distill.cluster.nodes", str(cluster["nodes"]), "--distill.cluster.gpus_per_node",
-                             str(cluster["gpus_per_node"])]  # fmt: skip
+                ppo_argv += [
+                    "--distill.cluster.nodes",
+                    str(cluster["nodes"]),
+                    "--distill.cluster.gpus_per_node",
+                    str(cluster["gpus_per_node"]),
+                ]
             ppo_argv += _flags(config["ppo"]["flags"])
             add(Stage("rl", f"{name}@seed{seed}", seed, ppo_argv, rl, inputs, partial=True))
             evaluation(name, rl, seed, [rl])

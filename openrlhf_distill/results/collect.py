@@ -353,13 +353,17 @@ def _styles(rows: list[dict]) -> dict | None:
         for decoding in ("greedy", "sampled"):
             per_seed = [_dict(r["styles"].get(decoding)) for r in group]
             per_seed = [p for p in per_seed if p]
-            entry[decoding] = {
-                style: {
-                    "share": _over_seeds([_dict(p.get(style)).get("share") for p in per_seed]),
-                    "accuracy": _over_seeds([_dict(p.get(style)).get("accuracy") for p in per_seed]),
+            entry[decoding] = (
+                {
+                    style: {
+                        "share": _over_seeds([_dict(p.get(style)).get("share") for p in per_seed]),
+                        "accuracy": _over_seeds([_dict(p.get(style)).get("accuracy") for p in per_seed]),
+                    }
+                    for style in names
                 }
-                for style in names
-            } if per_seed else None  # fmt: skip
+                if per_seed
+                else None
+            )
         models[name] = entry
     return {"styles": list(names), "models": models}
 
@@ -382,8 +386,13 @@ def _comparison_pairs(names: list[str]) -> list[tuple[str, str, str]]:
     pairs += [(n, "sft", _AGAINST_SFT.get(n, "what RL adds on top of SFT")) for n in rl]
     pairs += [(n, "teacher", "student after RL against its teacher") for n in rl]
     pairs += [("rl_rm", "rl_vote", "learned reward model against the rule reward on the same vote")]
-    pairs += [("rl_rm", "rl_style", "the distilled RM against rewarding the worked style alone: what it adds beyond "
-               "the style")]  # fmt: skip
+    pairs += [
+        (
+            "rl_rm",
+            "rl_style",
+            "the distilled RM against rewarding the worked style alone: what it adds beyond the style",
+        )
+    ]
     pairs += [("rl_gold", "rl_rm", "how far the distilled reward is from the gold upper bound")]
     pairs += [(n, ablation_of(n), "ablation against the full method") for n in rl if model_kind(n) == "ablation"]
     out, seen = [], set()
@@ -686,8 +695,11 @@ def _compute(reader: _Reader, rows: list[dict]) -> dict:
                 continue
             status = data.get("status")
             if status is not None and status != "done":
-                reader.note(rel, f"stage {data.get('key') or data.get('stage')}", f"not finished (status {status!r}): "
-                            "running, failed or killed; its numbers are partial")  # fmt: skip
+                reader.note(
+                    rel,
+                    f"stage {data.get('key') or data.get('stage')}",
+                    f"not finished (status {status!r}): running, failed or killed; its numbers are partial",
+                )
             stages.append(
                 {
                     "stage": str(data.get("stage", file[: -len(".json")])),
@@ -701,8 +713,14 @@ def _compute(reader: _Reader, rows: list[dict]) -> dict:
                 }
             )
     order = _stage_order()
-    stages.sort(key=lambda s: (s["seed"] is not None, s["seed"] if isinstance(s["seed"], int) else -1,
-                               order.index(s["stage"]) if s["stage"] in order else len(order), s["file"]))  # fmt: skip
+    stages.sort(
+        key=lambda s: (
+            s["seed"] is not None,
+            s["seed"] if isinstance(s["seed"], int) else -1,
+            order.index(s["stage"]) if s["stage"] in order else len(order),
+            s["file"],
+        )
+    )
     by_stage: dict[str, list[dict]] = {}
     for s in stages:
         by_stage.setdefault(str(s["stage"]), []).append(s)
@@ -718,7 +736,7 @@ def _compute(reader: _Reader, rows: list[dict]) -> dict:
             }
             for name, group in sorted(
                 by_stage.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order)
-            )  # fmt: skip
+            )
         ],
         "totals": {
             "wall_seconds": _sum(s["wall_seconds"] for s in stages),

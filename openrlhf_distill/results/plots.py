@@ -93,8 +93,15 @@ def _grouped_bars(ax, names: list[str], groups: list[tuple[str, list]]) -> None:
     width = 0.8 / len(groups)
     for i, (label, values) in enumerate(groups):
         bars = [(x + (i - (len(groups) - 1) / 2) * width, 100 * v) for x, v in enumerate(values) if v is not None]
-        ax.bar([x for x, _ in bars], [h for _, h in bars], width=width, color=palette(i % 10), edgecolor="black",
-               linewidth=0.5, label=label)  # fmt: skip
+        ax.bar(
+            [x for x, _ in bars],
+            [h for _, h in bars],
+            width=width,
+            color=palette(i % 10),
+            edgecolor="black",
+            linewidth=0.5,
+            label=label,
+        )
     ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
     ax.set_ylim(0, 100)
     ax.grid(axis="y", alpha=0.3)
@@ -119,8 +126,15 @@ def style_bars(results: dict, run_dir: str) -> str | None:
 
     fig = _figure(max(8.0, 2.0 + 1.4 * len(names)), 4.2)
     share, accuracy = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
-    _grouped_bars(share, names, [(f"{style}, {decoding}", means(decoding, style, "share"))
-                                 for style in shown for decoding in ("greedy", "sampled")])  # fmt: skip
+    _grouped_bars(
+        share,
+        names,
+        [
+            (f"{style}, {decoding}", means(decoding, style, "share"))
+            for style in shown
+            for decoding in ("greedy", "sampled")
+        ],
+    )
     share.set_ylabel("share of answers (%)")
     share.set_title(f"share of {' / '.join(shown)} answers")
     _grouped_bars(accuracy, names, [(style, means("greedy", style, "accuracy")) for style in kinds])

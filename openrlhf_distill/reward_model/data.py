@@ -61,8 +61,10 @@ def _field(path, line, row, name):
 
 def clean_pairs(path: str, *, prompt_key, chosen_key, rejected_key, max_len, prompt_length) -> tuple[list, dict]:
     """The pairs worth training on and the counts of those dropped, by reason."""
-    kept, counts = [], {"read": 0, "kept": 0, "identical_chosen_rejected": 0, "empty_response": 0,
-                        "prompt_too_long": 0}  # fmt: skip
+    kept, counts = (
+        [],
+        {"read": 0, "kept": 0, "identical_chosen_rejected": 0, "empty_response": 0, "prompt_too_long": 0},
+    )
     for line, row in read_records(path, ANY_OBJECT):
         counts["read"] += 1
         chosen, rejected = _text(path, line, row, chosen_key).strip(), _text(path, line, row, rejected_key).strip()
@@ -113,21 +115,29 @@ def prepare(args) -> dict:
         path = get(flag)
         if not path or not os.path.isfile(path):
             continue  # a hub data set or a mixture: OpenRLHF reads it as is
-        measure = measure or PromptLength(get("model.model_name_or_path"), get("data.apply_chat_template"),
-                                          get("data.tokenizer_chat_template"))  # fmt: skip
+        measure = measure or PromptLength(
+            get("model.model_name_or_path"), get("data.apply_chat_template"), get("data.tokenizer_chat_template")
+        )
         if kind == "points":
             rows, counts = clean_points(path, prompt_length=measure, **keys)
         else:
-            rows, counts = clean_pairs(path, chosen_key=get("data.chosen_key"), rejected_key=get("data.rejected_key"),
-                                       prompt_length=measure, **keys)  # fmt: skip
+            rows, counts = clean_pairs(
+                path,
+                chosen_key=get("data.chosen_key"),
+                rejected_key=get("data.rejected_key"),
+                prompt_length=measure,
+                **keys,
+            )
         if counts["kept"] == 0:
             dropped = {k: v for k, v in counts.items() if k not in ("read", "kept") and v}
             raise ValueError(f"{path}: no usable rows (read {counts['read']}, dropped {dropped or 'none'})")
         report[kind], clean[flag] = {"file": path, **counts}, (os.path.join(folder, f"{kind}.jsonl"), rows)
     pairs = report.get("pairs", {}).get("kept")
     if pairs is not None and pairs < get("train.batch_size"):
-        raise ValueError(f"{pairs} usable pairs, fewer than --train.batch_size {get('train.batch_size')}: "
-                         "OpenRLHF would train zero steps; lower --train.batch_size or add pairs")  # fmt: skip
+        raise ValueError(
+            f"{pairs} usable pairs, fewer than --train.batch_size {get('train.batch_size')}: "
+            "OpenRLHF would train zero steps; lower --train.batch_size or add pairs"
+        )
     for flag, (out, rows) in clean.items():
         write_jsonl_atomic(out, rows)
         setattr(args, flag, out)
@@ -135,6 +145,9 @@ def prepare(args) -> dict:
         write_json_atomic(os.path.join(folder, "report.json"), report)
         for kind, counts in report.items():
             dropped = {k: v for k, v in counts.items() if k not in ("file", "read", "kept") and v}
-            print(f"[openrlhf-distill] {kind}: kept {counts['kept']} of {counts['read']} rows"
-                  + (f", dropped {dropped}" if dropped else ""), flush=True)  # fmt: skip
+            print(
+                f"[openrlhf-distill] {kind}: kept {counts['kept']} of {counts['read']} rows"
+                + (f", dropped {dropped}" if dropped else ""),
+                flush=True,
+            )
     return report

@@ -66,9 +66,13 @@ class RewardScorer:
         from transformers import AutoTokenizer
 
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.model = get_llm_for_sequence_regression(
-            model_dir, "reward", normalize_reward=normalize, attn_implementation="eager", param_dtype="bf16"
-        ).eval().to(self.device)  # fmt: skip
+        self.model = (
+            get_llm_for_sequence_regression(
+                model_dir, "reward", normalize_reward=normalize, attn_implementation="eager", param_dtype="bf16"
+            )
+            .eval()
+            .to(self.device)
+        )
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.tokenizer.padding_side = "left"
         self.batch_size = batch_size
@@ -168,8 +172,11 @@ def _mean(values):
 
 def _read_pseudo_labels(votes: str) -> dict[str, str]:
     """Question key -> accepted pseudo-label, from a votes.jsonl written by `openrlhf-distill label`."""
-    return {question_key(vote["id"]): vote["pseudo_label"] for _, vote in read_records(votes, VOTE)
-            if vote["accepted"] and vote.get("pseudo_label") is not None}  # fmt: skip
+    return {
+        question_key(vote["id"]): vote["pseudo_label"]
+        for _, vote in read_records(votes, VOTE)
+        if vote["accepted"] and vote.get("pseudo_label") is not None
+    }
 
 
 def _score_samples(scorer: RewardScorer, prompts: str, samples: str, source: str, *, all_questions: bool):
@@ -236,8 +243,9 @@ def _gold_measures(scored, max_pairs: int, seed: int) -> dict:
         names = [f"{right}_vs_{wrong}" for right in styles for wrong in styles]
         names += sorted(set(typed) - set(names))  # a style outside the task's list (not expected)
         result["gold_pairs_by_type"] = {name: pair_accuracy(typed[name]) for name in names}
-    result["best_of_n"] = {name: _mean([float(v) for v in values]) for name, values in best_of_n.items()
-                           if name != "questions"}  # fmt: skip
+    result["best_of_n"] = {
+        name: _mean([float(v) for v in values]) for name, values in best_of_n.items() if name != "questions"
+    }
     result["best_of_n"]["questions"] = best_of_n["questions"]
     return result
 
@@ -261,9 +269,20 @@ def _score_records(scored, pseudo_labels: dict[str, str] | None):
             }
 
 
-def evaluate_reward_model(model: str, *, pairs=None, points=None, prompts=None, samples=None, source="student",
-                          max_gold_pairs_per_question=16, seed=0, out=None, scores_out=None,
-                          votes=None) -> dict:  # fmt: skip
+def evaluate_reward_model(
+    model: str,
+    *,
+    pairs=None,
+    points=None,
+    prompts=None,
+    samples=None,
+    source="student",
+    max_gold_pairs_per_question=16,
+    seed=0,
+    out=None,
+    scores_out=None,
+    votes=None,
+) -> dict:
     """Runs the measures its inputs allow (see the module docstring); ``scores_out`` (with ``prompts`` and
     ``samples``) also writes every sample's score, ``votes`` fills in its ``pseudo_correct``."""
     if scores_out and not (prompts and samples):
@@ -318,8 +337,10 @@ def print_report(report: dict) -> None:
         print(f"pointwise AUC / ECE of sigmoid(r)          {fmt(r['auc'])} / {fmt(r['ece'])} (n={r['n']})")
     if "best_of_n" in report:
         r = report["best_of_n"]
-        print(f"best-of-N accuracy: RM's top {fmt(r['rm_top'])}, random sample {fmt(r['random'])}, "
-              f"majority answer {fmt(r['majority'])} ({r['questions']} questions)")  # fmt: skip
+        print(
+            f"best-of-N accuracy: RM's top {fmt(r['rm_top'])}, random sample {fmt(r['random'])}, "
+            f"majority answer {fmt(r['majority'])} ({r['questions']} questions)"
+        )
     if "scores" in report:
         print(f"per-sample scores                          {report['scores']['n']} -> {report['scores']['file']}")
 
@@ -332,20 +353,35 @@ def add_arguments(p) -> None:
     p.add_argument("--samples", default=None, help="samples of those prompts (a .jsonl file or a folder)")
     p.add_argument("--source", choices=["teacher", "student"], default="student")
     p.add_argument("--out", default=None, help="write the report here (JSON)")
-    p.add_argument("--scores-out", "--scores_out", dest="scores_out", default=None,
-                   help="write every sample's RM score here (JSON Lines: id, source, sample_index, answer, score, "
-                   "gold_correct, pseudo_correct); needs --prompts and --samples")  # fmt: skip
-    p.add_argument("--votes", default=None,
-                   help="votes.jsonl of `openrlhf-distill label`: fills pseudo_correct in --scores-out")  # fmt: skip
+    p.add_argument(
+        "--scores-out",
+        "--scores_out",
+        dest="scores_out",
+        default=None,
+        help="write every sample's RM score here (JSON Lines: id, source, sample_index, answer, score, "
+        "gold_correct, pseudo_correct); needs --prompts and --samples",
+    )
+    p.add_argument(
+        "--votes", default=None, help="votes.jsonl of `openrlhf-distill label`: fills pseudo_correct in --scores-out"
+    )
     p.add_argument("--seed", type=int, default=0)
 
 
 def run(args) -> int:
     if not (args.pairs or args.points or (args.prompts and args.samples)):
         raise ValueError("give --pairs, --points, or --prompts with --samples")
-    report = evaluate_reward_model(args.model, pairs=args.pairs, points=args.points, prompts=args.prompts,
-                                   samples=args.samples, source=args.source, seed=args.seed, out=args.out,
-                                   scores_out=args.scores_out, votes=args.votes)  # fmt: skip
+    report = evaluate_reward_model(
+        args.model,
+        pairs=args.pairs,
+        points=args.points,
+        prompts=args.prompts,
+        samples=args.samples,
+        source=args.source,
+        seed=args.seed,
+        out=args.out,
+        scores_out=args.scores_out,
+        votes=args.votes,
+    )
     print_report(report)
     if args.out:
         print(f"-> {args.out}")

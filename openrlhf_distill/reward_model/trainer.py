@@ -28,18 +28,33 @@ def add_distill_arguments(parser) -> None:
     parser.add_argument("--distill.rm.points", type=str, default=None, help="rm_points.jsonl (labelled responses)")
     parser.add_argument("--distill.rm.pairwise_coef", type=float, default=1.0)
     parser.add_argument("--distill.rm.pointwise_coef", type=float, default=1.0)
-    parser.add_argument("--distill.rm.points_micro_batch_size", type=int, default=None,
-                        help="points per step (default: --train.micro_batch_size)")  # fmt: skip
+    parser.add_argument(
+        "--distill.rm.points_micro_batch_size",
+        type=int,
+        default=None,
+        help="points per step (default: --train.micro_batch_size)",
+    )
     parser.add_argument("--distill.rm.metrics_file", type=str, default=None, help="per-step metrics (JSON Lines)")
 
 
 def points_dataset(path: str, tokenizer, strategy) -> RewardDataset:
     args = strategy.args
     raw = blending_datasets(path, None, strategy, dataset_split=args.data.dataset_split)
-    raw = raw.map(lambda row: {args.data.chosen_key: row["response"], args.data.rejected_key: row["response"],
-                               "margin": float(row["label"])})  # fmt: skip
-    return RewardDataset(raw, tokenizer, args.data.max_len, strategy, input_template=args.data.input_template,
-                         num_processors=min(8, os.cpu_count() or 1))  # fmt: skip
+    raw = raw.map(
+        lambda row: {
+            args.data.chosen_key: row["response"],
+            args.data.rejected_key: row["response"],
+            "margin": float(row["label"]),
+        }
+    )
+    return RewardDataset(
+        raw,
+        tokenizer,
+        args.data.max_len,
+        strategy,
+        input_template=args.data.input_template,
+        num_processors=min(8, os.cpu_count() or 1),
+    )
 
 
 class PairsDrivePoints:
@@ -86,8 +101,9 @@ class PairPointLoss(torch.nn.Module):
         if scored is None:  # evaluate(): OpenRLHF's own pairwise loss
             return self.pairwise_loss(chosen, rejected, margin)
         rewards, labels = scored
-        loss, pair, point = pair_point_loss(self.pairwise_loss, self.pairwise_coef, self.pointwise_coef, chosen,
-                                            rejected, margin, rewards, labels)  # fmt: skip
+        loss, pair, point = pair_point_loss(
+            self.pairwise_loss, self.pairwise_coef, self.pointwise_coef, chosen, rejected, margin, rewards, labels
+        )
         trainer.record(
             pairwise_loss=pair.item(),
             pointwise_loss=point.item(),
@@ -131,8 +147,10 @@ class DistillRewardModelTrainer(RewardModelTrainer):
         self.train_dataloader = PairsDrivePoints(self.train_dataloader, points, self)
         self.loss_fn = PairPointLoss(self.loss_fn, self, options.pairwise_coef, options.pointwise_coef)
         # The marker that this trainer, not OpenRLHF's, is the one training (tests and users can look for it).
-        self.strategy.print(f"[openrlhf-distill] distilled RM trainer: pairwise x{options.pairwise_coef}, pointwise "
-                            f"x{options.pointwise_coef} on {len(points.dataset) if points else 0} points")  # fmt: skip
+        self.strategy.print(
+            f"[openrlhf-distill] distilled RM trainer: pairwise x{options.pairwise_coef}, pointwise "
+            f"x{options.pointwise_coef} on {len(points.dataset) if points else 0} points"
+        )
 
     def record(self, **values) -> None:
         for key, value in values.items():
@@ -146,8 +164,9 @@ class DistillRewardModelTrainer(RewardModelTrainer):
         point_ids, point_mask, _, _, labels = points  # RewardDataset's batch; labels rode in the margin slot
         ids, mask = self.concatenated_inputs(chosen_ids, c_mask, reject_ids, r_mask)
         ids, mask = self.concatenated_inputs(ids, mask, point_ids.to(ids.device), point_mask.to(ids.device))
-        values, output = model(ids, attention_mask=mask, return_output=True,
-                               ring_attn_group=self.strategy.ring_attn_group)  # fmt: skip
+        values, output = model(
+            ids, attention_mask=mask, return_output=True, ring_attn_group=self.strategy.ring_attn_group
+        )
         n_chosen, n_pairs = chosen_ids.shape[0], chosen_ids.shape[0] + reject_ids.shape[0]
         self.scored_points = (values[n_pairs:], torch.tensor(labels, dtype=torch.float32, device=values.device))
         aux_loss = output.aux_loss if "aux_loss" in output else []

@@ -323,8 +323,15 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         owner, path = self.server.owner, self._path()
         if path == "/health":
-            self._send(200, {"status": "ok", "model": owner.model_dir, "max_batch_size": owner.max_batch_size,
-                             "max_request_samples": owner.max_request_samples})  # fmt: skip
+            self._send(
+                200,
+                {
+                    "status": "ok",
+                    "model": owner.model_dir,
+                    "max_batch_size": owner.max_batch_size,
+                    "max_request_samples": owner.max_request_samples,
+                },
+            )
         elif path == "/stats":
             self._send(200, owner.stats())
         elif path == "/score":
@@ -341,8 +348,11 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             texts = texts_to_score(self._read_json(owner.max_body_bytes), owner.scorer.eos_token)
             if len(texts) > owner.max_request_samples:
-                raise BadRequest(413, f"{len(texts)} samples in one request, over the limit of "
-                                 f"{owner.max_request_samples}: send them in smaller requests")  # fmt: skip
+                raise BadRequest(
+                    413,
+                    f"{len(texts)} samples in one request, over the limit of "
+                    f"{owner.max_request_samples}: send them in smaller requests",
+                )
         except BadRequest as bad:
             self._send(bad.status, {"error": bad.message})
             return
@@ -449,8 +459,12 @@ def add_arguments(parser) -> None:
         default=5.0,
         help="how long a first queued sample waits for others to fill its batch",
     )
-    parser.add_argument("--max-request-samples", type=int, default=MAX_REQUEST_SAMPLES,
-                        help="most samples in one request (more: 413); no client holds the others up")  # fmt: skip
+    parser.add_argument(
+        "--max-request-samples",
+        type=int,
+        default=MAX_REQUEST_SAMPLES,
+        help="most samples in one request (more: 413); no client holds the others up",
+    )
 
 
 def run(args) -> int:
@@ -466,8 +480,14 @@ def run(args) -> int:
         raise ValueError("--max-batch-size and --max-request-samples must be >= 1, --max-wait-ms >= 0")
     check_reward_model(args.model)
 
-    server = RewardModelServer(args.model, host=args.host, port=args.port, max_batch_size=args.max_batch_size,
-                               max_wait_ms=args.max_wait_ms, max_request_samples=args.max_request_samples)  # fmt: skip
+    server = RewardModelServer(
+        args.model,
+        host=args.host,
+        port=args.port,
+        max_batch_size=args.max_batch_size,
+        max_wait_ms=args.max_wait_ms,
+        max_request_samples=args.max_request_samples,
+    )
     print(f"loading the reward model {args.model} ...", flush=True)
     server.start()
 

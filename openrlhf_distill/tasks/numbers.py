@@ -35,8 +35,23 @@ NUMBER = re.compile(
 # part of a mixed number ("2\frac{1}{2}", "2½"), so it gets a space: "21/2" would read as ten and a half.
 _LATEX_FRACTION = re.compile(r"(\d?)\\[dt]?frac\s*(?:\{\s*(-?\d+)\s*\}\s*\{\s*(\d+)\s*\}|(\d)\s*(\d))")
 _LATEX_REPLACEMENTS = (("{,}", ","), ("\\!", ""), ("\\,", ""), ("\u2212", "-"), ("\u2044", "/"))
-_VULGAR_FRACTIONS = {"½": "1/2", "⅓": "1/3", "⅔": "2/3", "¼": "1/4", "¾": "3/4", "⅕": "1/5", "⅖": "2/5", "⅗": "3/5",
-                     "⅘": "4/5", "⅙": "1/6", "⅚": "5/6", "⅛": "1/8", "⅜": "3/8", "⅝": "5/8", "⅞": "7/8"}  # fmt: skip
+_VULGAR_FRACTIONS = {
+    "½": "1/2",
+    "⅓": "1/3",
+    "⅔": "2/3",
+    "¼": "1/4",
+    "¾": "3/4",
+    "⅕": "1/5",
+    "⅖": "2/5",
+    "⅗": "3/5",
+    "⅘": "4/5",
+    "⅙": "1/6",
+    "⅚": "5/6",
+    "⅛": "1/8",
+    "⅜": "3/8",
+    "⅝": "5/8",
+    "⅞": "7/8",
+}
 _VULGAR_FRACTION = re.compile(r"(\d?)([" + "".join(_VULGAR_FRACTIONS) + "])")
 # "2 1/2", "2 and 1/2" and "2 and a half": a whole number and a proper fraction, read as one value.
 _MIXED_NUMBER = re.compile(
@@ -149,8 +164,10 @@ def last_number(text: str) -> str | None:
 
 
 # Number words: "eighteen", "twenty-five", "one hundred and five", "two thousand three hundred", "zero".
-_UNITS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-          "seventeen eighteen nineteen").split()  # fmt: skip
+_UNITS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen"
+).split()
 _TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
 _WORD_VALUES = {word: value for value, word in enumerate(_UNITS)} | {w: 10 * (i + 2) for i, w in enumerate(_TENS)}
 _NUMBER_WORD = "|".join([*_UNITS, *_TENS, *_SCALES])

@@ -106,10 +106,13 @@ def greedy_accuracy(model, tokenizer, records: Sequence[dict], *, batch_size: in
     """Share of records whose greedy response's answer (read by the arithmetic task) equals gold.
     ``tokenizer`` must pad on the left."""
     task = get_task("arithmetic")
-    responses = generate(model, tokenizer, [r["prompt"] for r in records], batch_size=batch_size,
-                         max_new_tokens=max_new_tokens)  # fmt: skip
-    right = [task.is_equivalent(task.extract_answer(texts[0]), task.parse_gold(r))
-             for texts, r in zip(responses, records, strict=True)]  # fmt: skip
+    responses = generate(
+        model, tokenizer, [r["prompt"] for r in records], batch_size=batch_size, max_new_tokens=max_new_tokens
+    )
+    right = [
+        task.is_equivalent(task.extract_answer(texts[0]), task.parse_gold(r))
+        for texts, r in zip(responses, records, strict=True)
+    ]
     return sum(right) / max(1, len(right))
 
 
@@ -171,8 +174,10 @@ def pretrain(
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=lr, betas=(0.9, 0.98), eps=1e-8,
-    )  # fmt: skip
+        lr=lr,
+        betas=(0.9, 0.98),
+        eps=1e-8,
+    )
     rng = random.Random(seed)
     pad = tokenizer.pad_token_id
     warmup = max(1, int(warmup_ratio * steps))
@@ -206,8 +211,11 @@ def pretrain(
             if log_every and (done % log_every == 0 or done == steps):
                 elapsed = time.monotonic() - started
                 left = elapsed / done * (steps - done)  # an upper bound where a target may stop it sooner
-                print(f"  step {done}/{steps} loss {curve[-1]['loss']:.4f} ({elapsed:.0f} s, at most "
-                      f"{left / 60:.0f} min left)", flush=True)  # fmt: skip
+                print(
+                    f"  step {done}/{steps} loss {curve[-1]['loss']:.4f} ({elapsed:.0f} s, at most "
+                    f"{left / 60:.0f} min left)",
+                    flush=True,
+                )
         every = eval_every // 2 if previous and previous[0] >= target_accuracy / 2 else eval_every
         if target_accuracy is None or done % max(1, every) or smoothed > eval_below_loss:
             continue
@@ -239,7 +247,7 @@ def pretrain(
         "kept": kept,  # which checkpoint was saved, and its dev accuracy (None: no dev records)
         "reached_target": None
         if target_accuracy is None
-        else bool(stopped_at < steps or (kept and kept["dev_accuracy"] >= target_accuracy)),  # fmt: skip
+        else bool(stopped_at < steps or (kept and kept["dev_accuracy"] >= target_accuracy)),
         "target_accuracy": target_accuracy,
         "lr": lr,
         "batch_size": batch_size,
@@ -286,15 +294,21 @@ def generate(
     prompts = chat_prompts(tokenizer, questions)
     per_batch = max(1, batch_size // n)
     for start in range(0, len(prompts), per_batch):
-        batch = tokenizer(prompts[start : start + per_batch], return_tensors="pt", padding=True,
-                          add_special_tokens=False)  # fmt: skip
+        batch = tokenizer(
+            prompts[start : start + per_batch], return_tensors="pt", padding=True, add_special_tokens=False
+        )
         options = {"do_sample": False}
         if temperature > 0:
             options = {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0}
             options["num_return_sequences"] = n
         with torch.no_grad():
-            ids = model.generate(**batch, max_new_tokens=max_new_tokens, eos_token_id=tokenizer.eos_token_id,
-                                 pad_token_id=tokenizer.pad_token_id, **options)  # fmt: skip
+            ids = model.generate(
+                **batch,
+                max_new_tokens=max_new_tokens,
+                eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+                **options,
+            )
         texts = tokenizer.batch_decode(ids[:, batch.input_ids.shape[1] :], skip_special_tokens=True)
         k = 1 if temperature == 0 else n
         out += [texts[i : i + k] for i in range(0, len(texts), k)]
@@ -313,8 +327,9 @@ def _vote_metrics(answer_lists: Sequence[Sequence[str | None]], gold: Sequence[s
     for answers, g in zip(answer_lists, gold, strict=True):
         samples += len(answers)
         single += sum(task.is_equivalent(a, g) for a in answers)
-        plurality += task.is_equivalent(majority_vote(answers, PLURALITY, is_equivalent=task.is_equivalent)
-                                        .pseudo_label, g)  # fmt: skip
+        plurality += task.is_equivalent(
+            majority_vote(answers, PLURALITY, is_equivalent=task.is_equivalent).pseudo_label, g
+        )
         vote = majority_vote(answers, VoteRule(), is_equivalent=task.is_equivalent)
         accepted += vote.accepted
         accepted_right += vote.accepted and task.is_equivalent(vote.pseudo_label, g)
@@ -364,8 +379,16 @@ def measure(
     }
     sampled = []
     for i, temperature in enumerate(temperatures):
-        texts = generate(model, tokenizer, questions, temperature=temperature, n=n, batch_size=batch_size,
-                         max_new_tokens=max_new_tokens, seed=seed + i + 1)  # fmt: skip
+        texts = generate(
+            model,
+            tokenizer,
+            questions,
+            temperature=temperature,
+            n=n,
+            batch_size=batch_size,
+            max_new_tokens=max_new_tokens,
+            seed=seed + i + 1,
+        )
         sampled.append([[task.extract_answer(t) for t in per_question] for per_question in texts])
         result[f"T{temperature:g}"] = _vote_metrics(sampled[-1], gold, task)
     if len(temperatures) > 1:

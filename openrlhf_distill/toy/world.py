@@ -210,8 +210,12 @@ def _prompt_record(split: str, index: int, problem: Problem) -> dict:
 
 
 def _pretrain_record(who: str, index: int, problem: Problem, response: str) -> dict:
-    return {"id": f"pretrain-{who}-{index:06d}", "prompt": problem.question, "response": response,
-            "answer": str(problem.answer)}  # fmt: skip
+    return {
+        "id": f"pretrain-{who}-{index:06d}",
+        "prompt": problem.question,
+        "response": response,
+        "answer": str(problem.answer),
+    }
 
 
 def write_world(
@@ -279,8 +283,10 @@ def write_world(
     student_rows = []
     student_pool = [p for p in pool if p.n_ops >= spec.min_ops][:n_pretrain_student]
     if len(student_pool) < n_pretrain_student:
-        raise ValueError(f"the teacher's corpus holds {len(student_pool)} questions of {spec.min_ops}+ operations, "
-                         f"fewer than n_pretrain_student={n_pretrain_student}")  # fmt: skip
+        raise ValueError(
+            f"the teacher's corpus holds {len(student_pool)} questions of {spec.min_ops}+ operations, "
+            f"fewer than n_pretrain_student={n_pretrain_student}"
+        )
     noisy = 0
     for i, p in enumerate(student_pool):
         worked = corrupt(p, noise_rng) if noise_rng.random() < student_noise else p.solution
@@ -312,7 +318,7 @@ def write_world(
             "dev": n_dev,
             "pretrain_teacher": len(teacher_rows),
             "pretrain_student": len(student_rows),
-        },  # fmt: skip
+        },
         "student_noisy": noisy,  # wrong worked solutions drawn (those given as the answer alone included)
     }
 
@@ -671,8 +677,14 @@ def build_toy_world(
 
 # --- The command: openrlhf-distill toy-world OUT_DIR ---------------------------------------------------------
 
-_SHAPE_KEYS = {"hidden": "hidden_size", "intermediate": "intermediate_size", "layers": "num_hidden_layers",
-               "heads": "num_attention_heads", "kv_heads": "num_key_value_heads", "arch": "arch"}  # fmt: skip
+_SHAPE_KEYS = {
+    "hidden": "hidden_size",
+    "intermediate": "intermediate_size",
+    "layers": "num_hidden_layers",
+    "heads": "num_attention_heads",
+    "kv_heads": "num_key_value_heads",
+    "arch": "arch",
+}
 
 
 def parse_shape(text: str, base: ToyModelSpec) -> ToyModelSpec:
@@ -698,8 +710,12 @@ _SCALAR_FLAGS = (
     ("--n-pretrain-teacher", "n_pretrain_teacher", int, None),
     ("--n-pretrain-student", "n_pretrain_student", int, None),
     ("--student-noise", "student_noise", float, "share of the student's pretraining solutions made wrong in one step"),
-    ("--teacher-worked-share", "teacher_worked_share", float,
-     "share of the teacher's pretraining answers worked out step by step; the rest are the answer alone (#### N)"),
+    (
+        "--teacher-worked-share",
+        "teacher_worked_share",
+        float,
+        "share of the teacher's pretraining answers worked out step by step; the rest are the answer alone (#### N)",
+    ),
     ("--student-worked-share", "student_worked_share", float, "the same for the student"),
     ("--student-shortcut-share", "student_shortcut_share", float, "share of its direct answers one step short"),
     ("--pretrain-min-ops", "pretrain_min_ops", int, "pretraining questions have at least N operations"),
@@ -711,7 +727,7 @@ _SCALAR_FLAGS = (
     ("--student-lr", "student_lr", float, None),
     ("--batch-size", "batch_size", int, None),
     ("--measure-questions", "measure_questions", int, None),
-)  # fmt: skip
+)
 _ARITHMETIC_FLAGS = (
     ("--min-ops", "min_ops", int, "operations per question, at least"),
     ("--max-ops", "max_ops", int, "operations per question, at most"),
@@ -720,27 +736,40 @@ _ARITHMETIC_FLAGS = (
     ("--multiply-prob", "multiply_prob", float, None),
     ("--halve-prob", "halve_prob", float, 'chance that an operation is "/ 2" (floor halving)'),
     ("--max-first", "max_first", int, "the first number is drawn from 1..N (default: --max-operand)"),
-)  # fmt: skip
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Every setting defaults to the chosen ``--preset``'s value (shown in brackets for the default preset)."""
     d = PRESETS[DEFAULT_PRESET]
-    parser.add_argument("out_dir", help="folder of the world: prompts_*.jsonl, pretrain_*.jsonl, teacher/, "
-                        "student/, world.json")  # fmt: skip
-    parser.add_argument("--preset", choices=sorted(PRESETS), default=DEFAULT_PRESET,
-                        help="which world: " + "; ".join(f"{k}: {v}" for k, v in PRESET_HELP.items()))  # fmt: skip
+    parser.add_argument(
+        "out_dir", help="folder of the world: prompts_*.jsonl, pretrain_*.jsonl, teacher/, student/, world.json"
+    )
+    parser.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default=DEFAULT_PRESET,
+        help="which world: " + "; ".join(f"{k}: {v}" for k, v in PRESET_HELP.items()),
+    )
     for flag, name, kind, text in _SCALAR_FLAGS:
         parser.add_argument(flag, type=kind, default=None, help=f"{text or ''} [{getattr(d, name)}]".strip())
     for flag, name, kind, text in _ARITHMETIC_FLAGS:
-        parser.add_argument(flag, type=kind, default=None,
-                            help=f"{text or ''} [{getattr(d.arithmetic, name)}]".strip())  # fmt: skip
+        parser.add_argument(
+            flag, type=kind, default=None, help=f"{text or ''} [{getattr(d.arithmetic, name)}]".strip()
+        )
     keys = "hidden, intermediate, layers, heads, kv_heads, arch (qwen2|llama); head size hidden/heads must suit vLLM"
     for role in ("teacher", "student"):
-        parser.add_argument(f"--{role}-shape", default="", metavar="KEY=N,...",
-                            help=f"changes to the preset's {role} shape; keys: {keys}")  # fmt: skip
-    parser.add_argument("--measure-sampling", action="store_true",
-                        help="also measure sampling at 0.3/0.7/1.0 (10 each): single, maj@10, the vote")  # fmt: skip
+        parser.add_argument(
+            f"--{role}-shape",
+            default="",
+            metavar="KEY=N,...",
+            help=f"changes to the preset's {role} shape; keys: {keys}",
+        )
+    parser.add_argument(
+        "--measure-sampling",
+        action="store_true",
+        help="also measure sampling at 0.3/0.7/1.0 (10 each): single, maj@10, the vote",
+    )
     parser.add_argument("--force", action="store_true", help="rebuild even when world.json has these settings")
     parser.add_argument(
         "--pretrain",
@@ -778,12 +807,16 @@ def summary_lines(world: dict) -> list[str]:
     for role in ("teacher", "student"):
         info = world[role]
         p, t = info["pretrain"], info["test"]
-        line = (f"{role:8s} {p['parameters']:>8,d} params  {p['steps_run']:>5d} steps  {p['wall_s']:6.1f} s  "
-                f"test greedy {t['greedy']:.3f} ({t['n_questions']} questions)")  # fmt: skip
+        line = (
+            f"{role:8s} {p['parameters']:>8,d} params  {p['steps_run']:>5d} steps  {p['wall_s']:6.1f} s  "
+            f"test greedy {t['greedy']:.3f} ({t['n_questions']} questions)"
+        )
         if "mixed" in t:
             vote = t["mixed"]
-            line += (f"  T=1 single {t['T1']['single']:.3f}  maj@10 {t['T1']['maj@10']:.3f}  "
-                     f"vote@10 (0.3/0.7/1.0) {vote['maj@10']:.3f}")  # fmt: skip
+            line += (
+                f"  T=1 single {t['T1']['single']:.3f}  maj@10 {t['T1']['maj@10']:.3f}  "
+                f"vote@10 (0.3/0.7/1.0) {vote['maj@10']:.3f}"
+            )
         lines.append(line)
     lines.append(f"wall {world['wall_s']['total']:.0f} s (data {world['wall_s']['data']:.0f} s)")
     return lines
