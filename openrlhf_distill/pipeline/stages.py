@@ -110,343 +110,313 @@ def _csv(values) -> str:
     return ",".join(str(v) for v in values)
 
 
+def _words(flags: dict) -> list[str]:
+    """Command-line words of ``{"--seed": 0, "--data.apply_chat_template": True}``: each flag with its value as
+    text, a True value as the bare flag."""
+    return [word for flag, value in flags.items() for word in ([flag] if value is True else [flag, str(value)])]
+
+
+def _command(name: str, *positional: str, flags: dict | None = None, extra: list[str] = ()) -> list[str]:
+    """``[name, *positional]``, the words of ``flags``, then ``extra`` unchanged."""
+    return [name, *positional, *_words(flags or {}), *extra]
+
+
 def plan(config: dict) -> list[Stage]:
     """Every stage of the run, in order."""
-    run = config["run_dir"]
-    task, seeds, engine, backend = config["task"], config["seeds"], config["engine"], config["backend"]
-    data, teacher, student = config["data"], config["teacher"], config["student"]
-    stages: list[Stage] = []
+    return _Planner(config).stages
 
-    def add(stage: Stage) -> Stage:
-        stages.append(stage)
+
+class _Planner:
+    """Lays the stages out in run order: the questions (0), the teacher's samples, labels and SFT data shared by
+    every seed (1-3), the evaluations of the untrained models, then each seed's chain (4-10) and the report."""
+
+    def __init__(self, config: dict):
+        self.config, self.run = config, config["run_dir"]
+        self.task, self.seeds = config["task"], config["seeds"]
+        self.engine, self.backend = config["engine"], config["backend"]
+        self.teacher, self.student, self.ev = config["teacher"], config["student"], config["eval"]
+        self.stages: list[Stage] = []
+        self._questions()
+        self._teacher()
+        for name in self.ev["models"]:
+            model = {"teacher": self.teacher_model, "student_base": self.student_model}[name]
+            flags = self.teacher["backend_flags"] if name == "teacher" else self.student["backend_flags"]
+            self._evaluation(name, model, self.seeds[0], self.upstream + self.external, flags)
+        for seed in self.seeds:
+            self._seed(seed)
+        measured = [s.output for s in self.stages if s.name in ("eval", "rm_eval", "rl", "labels", "teacher_labels")]
+        self._add(
+            Stage("report", "report", None, ["report", self.run], os.path.join(self.run, "results.json"), measured)
+        )
+
+    def _add(self, stage: Stage) -> Stage:
+        self.stages.append(stage)
         return stage
 
-    # 0: the questions (and, for the toy world, the models)
-    if data["source"] == "toy":
-        world = os.path.join(run, "world")
-        toy = data["toy"]
-        argv = [
-            "toy-world",
-            world,
-            "--preset",
-            toy["preset"],
-            "--seed",
-            str(seeds[0]),
-            "--n-train",
-            str(toy["n_train"]),
-            "--n-test",
-            str(toy["n_test"]),
-            *_flags(toy["flags"]),
-        ]
-        add(Stage("world", "world", None, argv, world, resolved=_world_settings(argv[1:])))
-        train, test = os.path.join(world, "prompts_train.jsonl"), os.path.join(world, "prompts_test.jsonl")
-        teacher_model = teacher["model"] or os.path.join(world, "teacher")
-        student_model = student["model"] or os.path.join(world, "student")
-        upstream = [world]
-    elif data["source"] == "hf":
-        folder = os.path.join(run, "data")
-        train, test = os.path.join(folder, "prompts_train.jsonl"), os.path.join(folder, "prompts_test.jsonl")
-        # MMLU-Pro has no train split: prepare-data cuts train / heldout out of its test set (split file in run).
-        test_split = "heldout" if task == "mmlu_pro" else "test"
-        for split, out, limit, local in (
-            ("train", train, data["limit_train"], data["train"]),
-            (test_split, test, data["limit_test"], data["test"]),
-        ):
-            argv = ["prepare-data", "--task", task, "--split", split, "--out", out, "--run-dir", run]
-            argv += (["--limit", str(limit)] if limit else []) + (["--source", local] if local else [])
-            add(Stage("data", f"data_{split}", None, argv, out, [local] if local else []))
-        teacher_model, student_model = teacher["model"], student["model"]
-        upstream = [train, test]
-    else:
-        train, test = data["train"], data["test"]
-        teacher_model, student_model = teacher["model"], student["model"]
-        upstream = [path for path in (train, test) if path]  # open-ended runs may have no test prompts
-    external = [] if data["source"] == "toy" else [teacher_model, student_model]
+    # --- 0: the questions (and, for the toy world, the models) ---------------------------------------------
 
-    def sampling(model, role, prompts, out, settings, seed, inputs):
-        argv = [
-            "generate",
-            "--model",
-            model,
-            "--role",
-            role,
-            "--prompts",
-            prompts,
-            "--out",
-            out,
-            "--task",
-            task,
-            "--temperatures",
-            _csv(settings["temperatures"]),
-            "--n-per-temperature",
-            str(settings["n_per_temperature"]),
-            "--max-new-tokens",
-            str(settings["max_new_tokens"]),
-            "--shard-size",
-            str(settings["shard_size"]),
-            "--seed",
-            str(seed),
-            "--backend",
-            backend,
-            *_flags(settings["backend_flags"]),
-        ]
-        return argv, inputs + [prompts]
+    def _questions(self) -> None:
+        data, run, task = self.config["data"], self.run, self.task
+        self.teacher_model, self.student_model = self.teacher["model"], self.student["model"]
+        if data["source"] == "toy":
+            world, toy = os.path.join(run, "world"), data["toy"]
+            argv = _command(
+                "toy-world",
+                world,
+                flags={
+                    "--preset": toy["preset"],
+                    "--seed": self.seeds[0],
+                    "--n-train": toy["n_train"],
+                    "--n-test": toy["n_test"],
+                },
+                extra=_flags(toy["flags"]),
+            )
+            self._add(Stage("world", "world", None, argv, world, resolved=_world_settings(argv[1:])))
+            self.train, self.test = (
+                os.path.join(world, "prompts_train.jsonl"),
+                os.path.join(world, "prompts_test.jsonl"),
+            )
+            self.teacher_model = self.teacher_model or os.path.join(world, "teacher")
+            self.student_model = self.student_model or os.path.join(world, "student")
+            self.upstream = [world]
+        elif data["source"] == "hf":
+            folder = os.path.join(run, "data")
+            self.train, self.test = (
+                os.path.join(folder, "prompts_train.jsonl"),
+                os.path.join(folder, "prompts_test.jsonl"),
+            )
+            # MMLU-Pro has no train split: prepare-data cuts train / heldout out of its test set (split file in run).
+            test_split = "heldout" if task == "mmlu_pro" else "test"
+            for split, out, limit, local in (
+                ("train", self.train, data["limit_train"], data["train"]),
+                (test_split, self.test, data["limit_test"], data["test"]),
+            ):
+                argv = ["prepare-data", "--task", task, "--split", split, "--out", out, "--run-dir", run]
+                argv += (["--limit", str(limit)] if limit else []) + (["--source", local] if local else [])
+                self._add(Stage("data", f"data_{split}", None, argv, out, [local] if local else []))
+            self.upstream = [self.train, self.test]
+        else:
+            self.train, self.test = data["train"], data["test"]
+            self.upstream = [path for path in (self.train, self.test) if path]  # open-ended runs may have no test
+        self.external = [] if data["source"] == "toy" else [self.teacher_model, self.student_model]
 
-    # 1-3: teacher samples, vote, SFT data (shared by every seed)
-    teacher_samples = os.path.join(run, "teacher_samples")
-    argv, inputs = sampling(teacher_model, "teacher", train, teacher_samples, teacher, seeds[0], upstream + external)
-    if teacher["adaptive"]["rule"]:  # it stops on the vote the label stage takes: the same rule
-        argv += [word for name, value in teacher["adaptive"].items() for word in (f"--adaptive.{name}", str(value))]
-        argv += _vote_flags(config["vote"])
-    add(Stage("teacher_samples", "teacher_samples", None, argv, teacher_samples, inputs))
+    # --- 1-3: teacher samples, vote, SFT data (shared by every seed) ---------------------------------------
 
-    judge = config["judge"]
-    judge_model = judge["model"] or teacher_model  # the teacher judges unless another model is named
+    def _sampling(self, model: str, role: str, out: str, settings: dict, seed: int) -> list[str]:
+        flags = {
+            "--model": model,
+            "--role": role,
+            "--prompts": self.train,
+            "--out": out,
+            "--task": self.task,
+            "--temperatures": _csv(settings["temperatures"]),
+            "--n-per-temperature": settings["n_per_temperature"],
+            "--max-new-tokens": settings["max_new_tokens"],
+            "--shard-size": settings["shard_size"],
+            "--seed": seed,
+            "--backend": self.backend,
+        }
+        return _command("generate", flags=flags, extra=_flags(settings["backend_flags"]))
 
-    def labelling(out, student_samples=None):
+    def _labelling(self, out: str, student_samples: str | None = None) -> list[str]:
         """`label` (the vote) or `judge` (the teacher scores every response) of the teacher's samples, and of a
         student's when given: both write the same labels folder."""
-        argv = ["--prompts", train, "--teacher-samples", teacher_samples]
-        argv += ["--student-samples", student_samples] if student_samples else []
-        argv += ["--out", out, "--task", task]
-        if config["labeller"] == "vote":
-            return ["label", *argv, *_vote_flags(config["vote"])]
-        flags = {**teacher["backend_flags"], **judge["flags"]} if judge_model == teacher_model else judge["flags"]
-        return ["judge", *argv, "--model", judge_model, "--backend", backend, "--seed", str(seeds[0]), *_flags(flags)]
-
-    labels = os.path.join(run, "labels")
-    judge_inputs = [judge_model] if config["labeller"] == "judge" and judge_model != teacher_model else []
-    add(
-        Stage(
-            "teacher_labels",
-            "teacher_labels",
-            None,
-            labelling(labels),
-            labels,
-            [train, teacher_samples, *judge_inputs],
+        flags = {"--prompts": self.train, "--teacher-samples": self.teacher_samples}
+        flags |= {"--student-samples": student_samples} if student_samples else {}
+        flags |= {"--out": out, "--task": self.task}
+        if self.config["labeller"] == "vote":
+            return _command("label", flags=flags, extra=_vote_flags(self.config["vote"]))
+        judge = self.config["judge"]
+        own = (
+            {**self.teacher["backend_flags"], **judge["flags"]}
+            if self.judge_model == self.teacher_model
+            else judge["flags"]
         )
-    )
-    # Each build stage is given only the settings of the files its consumers read: a change to the RM's pairs
-    # does not make the SFT data, and with it every SFT run, stale.
-    build = config["build"]
-    rm_build_flags = ["--rm.pairs_per_question", str(build["pairs_per_question"])]
-    rm_build_flags += ["--rm.pair_margin", str(build["pair_margin"])]
-    sft_build_flags = []
-    if build["sft_max_per_question"]:
-        sft_build_flags += ["--sft.max_per_question", str(build["sft_max_per_question"])]
-    if build["sft_min_label"] is not None:
-        sft_build_flags += ["--sft.min_label", str(build["sft_min_label"])]
-    sft_data = os.path.join(run, "sft_data")
-    sft_data_argv = ["build", "--prompts", train, "--labels", labels, "--out", sft_data, "--task", task]
-    add(Stage("sft_data", "sft_data", None, sft_data_argv + sft_build_flags, sft_data, [train, labels]))
+        flags |= {"--model": self.judge_model, "--backend": self.backend, "--seed": self.seeds[0]}
+        return _command("judge", flags=flags, extra=_flags(own))
 
-    # 10 (seed-independent models): the teacher and the student before any training
-    eval_dir = os.path.join(run, "eval")
-    ev = config["eval"]
+    def _teacher(self) -> None:
+        run, config = self.run, self.config
+        self.teacher_samples = os.path.join(run, "teacher_samples")
+        argv = self._sampling(self.teacher_model, "teacher", self.teacher_samples, self.teacher, self.seeds[0])
+        if self.teacher["adaptive"]["rule"]:  # it stops on the vote the label stage takes: the same rule
+            argv += [
+                word for name, value in self.teacher["adaptive"].items() for word in (f"--adaptive.{name}", str(value))
+            ]
+            argv += _vote_flags(config["vote"])
+        inputs = self.upstream + self.external + [self.train]
+        self._add(Stage("teacher_samples", "teacher_samples", None, argv, self.teacher_samples, inputs))
 
-    def evaluation(name, model, seed, inputs, backend_flags=student["backend_flags"]):
-        if not ev["enabled"]:
+        self.judge_model = config["judge"]["model"] or self.teacher_model  # the teacher judges unless named
+        judged_by_another = config["labeller"] == "judge" and self.judge_model != self.teacher_model
+        self.judge_inputs = [self.judge_model] if judged_by_another else []
+        self.labels = os.path.join(run, "labels")
+        inputs = [self.train, self.teacher_samples, *self.judge_inputs]
+        self._add(Stage("teacher_labels", "teacher_labels", None, self._labelling(self.labels), self.labels, inputs))
+
+        # Each build stage is given only the settings of the files its consumers read: a change to the RM's pairs
+        # does not make the SFT data, and with it every SFT run, stale.
+        build = config["build"]
+        self.rm_build_flags = _words(
+            {"--rm.pairs_per_question": build["pairs_per_question"], "--rm.pair_margin": build["pair_margin"]}
+        )
+        sft_flags = {}
+        if build["sft_max_per_question"]:
+            sft_flags["--sft.max_per_question"] = build["sft_max_per_question"]
+        if build["sft_min_label"] is not None:
+            sft_flags["--sft.min_label"] = build["sft_min_label"]
+        self.sft_data = os.path.join(run, "sft_data")
+        flags = {"--prompts": self.train, "--labels": self.labels, "--out": self.sft_data, "--task": self.task}
+        argv = _command("build", flags=flags | sft_flags)
+        self._add(Stage("sft_data", "sft_data", None, argv, self.sft_data, [self.train, self.labels]))
+
+    # --- 10: evaluation on the test prompts ----------------------------------------------------------------
+
+    def _evaluation(self, name: str, model: str, seed: int, inputs: list, backend_flags: dict | None = None) -> None:
+        if not self.ev["enabled"]:
             return
-        out = os.path.join(eval_dir, f"{name}_seed{seed}.json")
-        argv = [
-            "eval",
-            "--model",
-            model,
-            "--task",
-            task,
-            "--prompts",
-            test,
-            "--out",
-            out,
-            "--name",
-            name,
-            "--seed",
-            str(seed),
-            "--k",
-            str(ev["k"]),
-            "--temperature",
-            str(ev["temperature"]),
-            "--max-new-tokens",
-            str(ev["max_new_tokens"]),
-            "--backend",
-            backend,
-            *_flags(backend_flags),
-        ]
-        add(Stage("eval", f"eval_{name}@seed{seed}", seed, argv, out, inputs + [test], work=[samples_dir_for(out)]))
+        out = os.path.join(self.run, "eval", f"{name}_seed{seed}.json")
+        flags = {
+            "--model": model,
+            "--task": self.task,
+            "--prompts": self.test,
+            "--out": out,
+            "--name": name,
+            "--seed": seed,
+            "--k": self.ev["k"],
+            "--temperature": self.ev["temperature"],
+            "--max-new-tokens": self.ev["max_new_tokens"],
+            "--backend": self.backend,
+        }
+        backend_flags = self.student["backend_flags"] if backend_flags is None else backend_flags
+        argv = _command("eval", flags=flags, extra=_flags(backend_flags))
+        self._add(
+            Stage(
+                "eval", f"eval_{name}@seed{seed}", seed, argv, out, inputs + [self.test], work=[samples_dir_for(out)]
+            )
+        )
 
-    base_models = {"teacher": teacher_model, "student_base": student_model}
-    for name in ev["models"]:
-        flags = teacher["backend_flags"] if name == "teacher" else student["backend_flags"]
-        evaluation(name, base_models[name], seeds[0], upstream + external, flags)
+    # --- 4-10 per seed -------------------------------------------------------------------------------------
 
-    # 4-10 per seed
-    for seed in seeds:
-        here = os.path.join(run, f"seed{seed}")
+    def _seed(self, seed: int) -> None:
+        config, here, train = self.config, os.path.join(self.run, f"seed{seed}"), self.train
         sft = os.path.join(here, "student_sft")
         S = TRAIN_SFT
-        sft_argv = [
-            "sft",
-            "--engine",
-            engine,
-            S["model"],
-            student_model,
-            S["dataset"],
-            os.path.join(sft_data, "sft.jsonl"),
-            S["input_key"],
-            "input",
-            S["output_key"],
-            "output",
-            S["apply_chat_template"],
-            S["seed"],
-            str(seed),
-            *_launcher(config["sft"]),
-            *_flags(config["sft"]["flags"]),
-        ]
-        add(Stage("sft", f"sft@seed{seed}", seed, sft_argv, sft, upstream + external + [sft_data], partial=True))
+        flags = {
+            "--engine": self.engine,
+            S["model"]: self.student_model,
+            S["dataset"]: os.path.join(self.sft_data, "sft.jsonl"),
+            S["input_key"]: "input",
+            S["output_key"]: "output",
+            S["apply_chat_template"]: True,
+            S["seed"]: seed,
+        }
+        argv = _command("sft", flags=flags, extra=_launcher(config["sft"]) + _flags(config["sft"]["flags"]))
+        inputs = self.upstream + self.external + [self.sft_data]
+        self._add(Stage("sft", f"sft@seed{seed}", seed, argv, sft, inputs, partial=True))
+
         samples = os.path.join(here, "student_samples")
-        argv, inputs = sampling(sft, "student", train, samples, student, seed, [sft])
-        add(Stage("student_samples", f"student_samples@seed{seed}", seed, argv, samples, inputs))
-        seed_labels = os.path.join(here, "labels")
-        add(
+        argv = self._sampling(sft, "student", samples, self.student, seed)
+        self._add(Stage("student_samples", f"student_samples@seed{seed}", seed, argv, samples, [sft, train]))
+        labels = os.path.join(here, "labels")
+        inputs = [train, self.teacher_samples, samples, *self.judge_inputs]
+        self._add(Stage("labels", f"labels@seed{seed}", seed, self._labelling(labels, samples), labels, inputs))
+
+        teacher_only = "teacher_only" in config["rm"]["ablations"]
+        rms = {}
+        for suffix, sources in [("", "teacher,student")] + [("_teacher_only", "teacher")] * teacher_only:
+            rms[suffix] = self._reward_model(seed, here, sft, labels, suffix, sources)
+        rm, _ = rms[""]
+        self._evaluation("sft", sft, seed, [sft])
+        if self.ev["enabled"]:
+            self._rm_eval(seed, here, rm)
+        runs = [(scheme, "") for scheme in config["ppo"]["schemes"]] + [("rm", "_teacher_only")] * teacher_only
+        for scheme, suffix in runs:
+            rl = self._ppo(seed, here, sft, scheme, suffix, *rms.get(suffix, rms[""]))
+            self._evaluation(os.path.basename(rl), rl, seed, [rl])
+
+    def _reward_model(self, seed: int, here: str, sft: str, labels: str, suffix: str, sources: str) -> tuple:
+        """The RM-data and RM stages of one variant (``suffix``: "" or "_teacher_only"): (RM folder, its data)."""
+        rm_data = os.path.join(here, f"data{suffix}")
+        flags = {
+            "--prompts": self.train,
+            "--labels": labels,
+            "--out": rm_data,
+            "--task": self.task,
+            "--rm.sources": sources,
+            "--seed": seed,
+        }
+        argv = _command("build", flags=flags, extra=self.rm_build_flags)
+        self._add(Stage("rm_data", f"rm_data{suffix}@seed{seed}", seed, argv, rm_data, [self.train, labels]))
+        rm, R = os.path.join(here, f"rm{suffix}"), TRAIN_DISTILL_RM
+        flags = {
+            "--engine": self.engine,
+            R["model"]: sft,
+            R["dataset"]: os.path.join(rm_data, "rm_pairs.jsonl"),
+            R["prompt_key"]: "prompt",
+            R["chosen_key"]: "chosen",
+            R["rejected_key"]: "rejected",
+            R["apply_chat_template"]: True,
+            "--distill.rm.points": os.path.join(rm_data, "rm_points.jsonl"),
+            R["seed"]: seed,
+        }
+        argv = _command(
+            "train-rm", flags=flags, extra=_launcher(self.config["rm"]) + _flags(self.config["rm"]["flags"])
+        )
+        self._add(Stage("rm", f"rm{suffix}@seed{seed}", seed, argv, rm, [sft, rm_data], partial=True))
+        return rm, rm_data
+
+    def _rm_eval(self, seed: int, here: str, rm: str) -> None:
+        """The RM judged on held-out questions: the SFT student's evaluation samples (k per question for
+        best-of-N), which neither the RM nor the student trained on."""
+        sft_eval = self.stages[-1].output
+        sft_samples = os.path.join(samples_dir_for(sft_eval), "sampled" if self.ev["k"] > 1 else "greedy")
+        rm_eval = os.path.join(here, "rm_eval.json")
+        flags = {
+            "--model": rm,
+            "--prompts": self.test,
+            "--samples": sft_samples,
+            "--out": rm_eval,
+            "--scores-out": os.path.join(here, "rm_scores.jsonl"),
+            "--seed": seed,
+        }
+        self._add(
             Stage(
-                "labels",
-                f"labels@seed{seed}",
+                "rm_eval",
+                f"rm_eval@seed{seed}",
                 seed,
-                labelling(seed_labels, samples),
-                seed_labels,
-                [train, teacher_samples, samples, *judge_inputs],
+                _command("eval-rm", flags=flags),
+                rm_eval,
+                [rm, self.test, sft_eval],
             )
         )
-        teacher_only = "teacher_only" in config["rm"]["ablations"]
-        variants = [("", "teacher,student")] + [("_teacher_only", "teacher")] * teacher_only
-        rms = {}
-        for suffix, sources in variants:
-            rm_data = os.path.join(here, f"data{suffix}")
-            add(
-                Stage(
-                    "rm_data",
-                    f"rm_data{suffix}@seed{seed}",
-                    seed,
-                    [
-                        "build",
-                        "--prompts",
-                        train,
-                        "--labels",
-                        seed_labels,
-                        "--out",
-                        rm_data,
-                        "--task",
-                        task,
-                        "--rm.sources",
-                        sources,
-                        "--seed",
-                        str(seed),
-                        *rm_build_flags,
-                    ],
-                    rm_data,
-                    [train, seed_labels],
-                )
-            )
-            rm = os.path.join(here, f"rm{suffix}")
-            R = TRAIN_DISTILL_RM
-            rm_argv = [
-                "train-rm",
-                "--engine",
-                engine,
-                R["model"],
-                sft,
-                R["dataset"],
-                os.path.join(rm_data, "rm_pairs.jsonl"),
-                R["prompt_key"],
-                "prompt",
-                R["chosen_key"],
-                "chosen",
-                R["rejected_key"],
-                "rejected",
-                R["apply_chat_template"],
-                "--distill.rm.points",
-                os.path.join(rm_data, "rm_points.jsonl"),
-                R["seed"],
-                str(seed),
-                *_launcher(config["rm"]),
-                *_flags(config["rm"]["flags"]),
-            ]
-            add(Stage("rm", f"rm{suffix}@seed{seed}", seed, rm_argv, rm, [sft, rm_data], partial=True))
-            rms[suffix] = (rm, rm_data)
-        rm, rm_data = rms[""]
-        evaluation("sft", sft, seed, [sft])
-        if ev["enabled"]:
-            # The RM judged on held-out questions: the SFT student's evaluation samples (k per question for
-            # best-of-N), which neither the RM nor the student trained on.
-            sft_samples = os.path.join(samples_dir_for(stages[-1].output), "sampled" if ev["k"] > 1 else "greedy")
-            rm_eval = os.path.join(here, "rm_eval.json")
-            add(
-                Stage(
-                    "rm_eval",
-                    f"rm_eval@seed{seed}",
-                    seed,
-                    [
-                        "eval-rm",
-                        "--model",
-                        rm,
-                        "--prompts",
-                        test,
-                        "--samples",
-                        sft_samples,
-                        "--out",
-                        rm_eval,
-                        "--scores-out",
-                        os.path.join(here, "rm_scores.jsonl"),
-                        "--seed",
-                        str(seed),
-                    ],
-                    rm_eval,
-                    [rm, test, stages[-1].output],
-                )
-            )
-        runs = [(scheme, "") for scheme in config["ppo"]["schemes"]]
-        runs += [("rm", "_teacher_only")] * teacher_only
-        for scheme, suffix in runs:
-            name = f"rl_{scheme}{suffix}"
-            rl = os.path.join(here, name)
-            rm_for, data_for = rms.get(suffix, rms[""])
-            P = TRAIN_PPO_RAY
-            ppo_argv = [
-                "ppo",
-                "--reward.scheme",
-                scheme,
-                "--task",
-                task,
-                "--engine",
-                engine,
-                P["actor_model"],
-                sft,
-                P["prompt_dataset"],
-                os.path.join(data_for, "rl_prompts.jsonl"),
-                P["input_key"],
-                "input",
-                P["apply_chat_template"],
-                P["seed"],
-                str(seed),
-            ]
-            inputs = [sft, data_for]
-            if scheme in ("rm", "judge", "hybrid"):
-                ppo_argv += [P["reward_model"], rm_for]
-                inputs.append(rm_for)
-            cluster = config["cluster"]
-            if cluster["nodes"] and cluster["gpus_per_node"]:
-                ppo_argv += [
-                    "--distill.cluster.nodes",
-                    str(cluster["nodes"]),
-                    "--distill.cluster.gpus_per_node",
-                    str(cluster["gpus_per_node"]),
-                ]
-            ppo_argv += _flags(config["ppo"]["flags"])
-            add(Stage("rl", f"{name}@seed{seed}", seed, ppo_argv, rl, inputs, partial=True))
-            evaluation(name, rl, seed, [rl])
-    measured = [s.output for s in stages if s.name in ("eval", "rm_eval", "rl", "labels", "teacher_labels")]
-    add(Stage("report", "report", None, ["report", run], os.path.join(run, "results.json"), measured))
-    return stages
+
+    def _ppo(self, seed: int, here: str, sft: str, scheme: str, suffix: str, rm: str, data: str) -> str:
+        name = f"rl_{scheme}{suffix}"
+        rl, P = os.path.join(here, name), TRAIN_PPO_RAY
+        flags = {
+            "--reward.scheme": scheme,
+            "--task": self.task,
+            "--engine": self.engine,
+            P["actor_model"]: sft,
+            P["prompt_dataset"]: os.path.join(data, "rl_prompts.jsonl"),
+            P["input_key"]: "input",
+            P["apply_chat_template"]: True,
+            P["seed"]: seed,
+        }
+        inputs = [sft, data]
+        if scheme in ("rm", "judge", "hybrid"):
+            flags[P["reward_model"]] = rm
+            inputs.append(rm)
+        cluster = self.config["cluster"]
+        if cluster["nodes"] and cluster["gpus_per_node"]:
+            flags |= {
+                "--distill.cluster.nodes": cluster["nodes"],
+                "--distill.cluster.gpus_per_node": cluster["gpus_per_node"],
+            }
+        argv = _command("ppo", flags=flags, extra=_flags(self.config["ppo"]["flags"]))
+        self._add(Stage("rl", f"{name}@seed{seed}", seed, argv, rl, inputs, partial=True))
+        return rl
 
 
 def checkpoint_dir(output: str) -> str:
