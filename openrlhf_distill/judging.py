@@ -37,11 +37,13 @@ import secrets
 import unicodedata
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from .generation.backend import TEMPERATURE_RANGE, Backend, BackendError, Request
 from .generation.options import add_backend_arguments, backend_from_args
 from .questions import SeenSamples, load_questions, question_key, read_samples
 from .records import SOURCES, RecordError, atomic_output_dir, check_output_dir, write_json_atomic, write_jsonl_atomic
+from .voting import Vote
 
 JUDGE_RUBRIC = """\
 Rate how well the response serves the user who wrote the prompt, on a scale from 1 (worst) to 10 (best).
@@ -282,60 +284,95 @@ def judge_samples(
         raise ValueError("no samples to judge: give teacher and/or student samples")
     if unknown := set(samples_paths) - set(SOURCES):
         raise ValueError(f"unknown sample source(s) {sorted(unknown)}; use {', '.join(SOURCES)}")
-    low, high = TEMPERATURE_RANGE
-    for name, value in (("temperature", temperature), ("retry_temperature", retry_temperature)):
-        if not low <= value <= high:
-            raise ValueError(f"judge {name} must be in [{low}, {high}], got {value}")
-    for name, value, least in (
-        ("max_new_tokens", max_new_tokens, 1),
-        ("retries", retries, 0),
-        ("batch_size", batch_size, 1),
-    ):
-        if value < least:
-            raise ValueError(f"judge {name} must be >= {least}, got {value}")
-    sources = [s for s in SOURCES if s in samples_paths]
+    settings = _JudgeSettings(rubric, temperature, retry_temperature, max_new_tokens, seed, retries, batch_size)
+    settings.check()
     check_output_dir(out_dir, "judge", [prompts_path, *samples_paths.values()])
-
     questions = load_questions(prompts_path, default_task)
-    totals = Counter()  # samples per question key; this pass checks every sample before the judge starts
-    seen = SeenSamples()
-    for source in sources:
-        read = 0
-        for sample in read_samples(samples_paths[source], source, questions, seen):
-            totals[question_key(sample["id"])] += 1
-            read += 1
-        if read == 0:  # a wrong folder, or a sampling run that wrote nothing: say so before the judge starts
-            raise RecordError(samples_paths[source], None, None, f"no {source} samples in it (sample records)")
-    prompts = {}  # question key -> the prompt as the model saw it (the task's template applied)
+    run = _Judging(questions, {s: samples_paths[s] for s in SOURCES if s in samples_paths}, settings)
 
-    def prompt_of(sample):
+    with contextlib.ExitStack() as stack, atomic_output_dir(out_dir, "judge") as partial:
+        judge = backend if hasattr(backend, "generate") else stack.enter_context(backend())
+        for source in run.sources:
+            write_jsonl_atomic(os.path.join(partial, f"{source}.jsonl"), run.judged_samples(judge, source))
+        if not any(c["judged"] for c in run.counts.values()):  # nothing labelled: an error, not an empty result
+            outputs = sum(run.reasons.values())
+            raise BackendError(
+                f"none of the judge's {outputs} outputs ends in a score line that can be read "
+                f"({dict(run.reasons)}): does --model follow the rubric's format?"
+            )
+        write_jsonl_atomic(os.path.join(partial, "votes.jsonl"), run.votes())
+        metrics = run.metrics(getattr(getattr(judge, "info", None), "model", None))
+        write_json_atomic(os.path.join(partial, "metrics.json"), metrics)
+    return metrics
+
+
+@dataclass(frozen=True)
+class _JudgeSettings:
+    rubric: str
+    temperature: float
+    retry_temperature: float
+    max_new_tokens: int
+    seed: int
+    retries: int
+    batch_size: int
+
+    def check(self) -> None:
+        low, high = TEMPERATURE_RANGE
+        for name in ("temperature", "retry_temperature"):
+            if not low <= (value := getattr(self, name)) <= high:
+                raise ValueError(f"judge {name} must be in [{low}, {high}], got {value}")
+        for name, least in (("max_new_tokens", 1), ("retries", 0), ("batch_size", 1)):
+            if (value := getattr(self, name)) < least:
+                raise ValueError(f"judge {name} must be >= {least}, got {value}")
+
+
+class _Judging:
+    """One `judge` run: reads every sample once up front (so a bad input stops it before the judge starts),
+    then judges them source by source in batches, keeping the counts its metrics report."""
+
+    def __init__(self, questions: dict, samples_paths: dict[str, str], settings: _JudgeSettings):
+        self.questions, self.samples_paths, self.settings = questions, samples_paths, settings
+        self.sources = list(samples_paths)
+        self.totals = Counter()  # samples per question key
+        seen = SeenSamples()
+        for source in self.sources:
+            read = 0
+            for sample in read_samples(samples_paths[source], source, questions, seen):
+                self.totals[question_key(sample["id"])] += 1
+                read += 1
+            if read == 0:  # a wrong folder, or a sampling run that wrote nothing: say so before the judge starts
+                raise RecordError(samples_paths[source], None, None, f"no {source} samples in it (sample records)")
+        self.prompts = {}  # question key -> the prompt as the model saw it (the task's template applied)
+        self.counts = {
+            s: Counter(read=0, judged=0, retried=0, excluded=0, unparseable_outputs=0) for s in self.sources
+        }
+        self.scores = {s: Counter() for s in self.sources}
+        self.reasons, self.judged_per_question = Counter(), Counter()
+
+    def _prompt_of(self, sample: dict):
         key = question_key(sample["id"])
-        if key not in prompts:
-            prompts[key] = questions[key].task.format_prompt(questions[key].record)
-        return prompts[key]
+        if key not in self.prompts:
+            self.prompts[key] = self.questions[key].task.format_prompt(self.questions[key].record)
+        return self.prompts[key]
 
-    counts = {s: Counter(read=0, judged=0, retried=0, excluded=0, unparseable_outputs=0) for s in sources}
-    scores = {s: Counter() for s in sources}
-    reasons, judged_per_question = Counter(), Counter()
+    def _request(self, source: str, sample: dict, attempt: int) -> Request:
+        s = self.settings
+        return Request(
+            prompt=build_judge_prompt(self._prompt_of(sample), sample["response"], rubric=s.rubric, nonce=new_nonce()),
+            temperature=s.temperature if attempt == 0 else max(s.temperature, s.retry_temperature),
+            n=1,
+            max_new_tokens=s.max_new_tokens,
+            seed=_request_seed(s.seed, source, sample, attempt),
+        )
 
-    def judge_batch(judge: Backend, source: str, batch: list[dict]) -> list[dict]:
+    def _judge_batch(self, judge: Backend, source: str, batch: list[dict]) -> list[dict]:
+        counts = self.counts[source]
         verdicts, outputs = [None] * len(batch), [None] * len(batch)
         pending = list(range(len(batch)))
-        for attempt in range(retries + 1):
+        for attempt in range(self.settings.retries + 1):
             if attempt:
-                counts[source]["retried"] += len(pending)
-            requests = [
-                Request(
-                    prompt=build_judge_prompt(
-                        prompt_of(batch[i]), batch[i]["response"], rubric=rubric, nonce=new_nonce()
-                    ),
-                    temperature=temperature if attempt == 0 else max(temperature, retry_temperature),
-                    n=1,
-                    max_new_tokens=max_new_tokens,
-                    seed=_request_seed(seed, source, batch[i], attempt),
-                )
-                for i in pending
-            ]
+                counts["retried"] += len(pending)
+            requests = [self._request(source, batch[i], attempt) for i in pending]
             answers = judge.generate(requests)
             if len(answers) != len(requests) or not all(answers):
                 raise BackendError(
@@ -346,90 +383,75 @@ def judge_samples(
             for i, completions in zip(pending, answers, strict=True):
                 score, reason = read_verdict(completions[0].text, batch[i]["response"])
                 if score is None:
-                    counts[source]["unparseable_outputs"] += 1
-                    reasons[reason] += 1
+                    counts["unparseable_outputs"] += 1
+                    self.reasons[reason] += 1
                     unparsed.append(i)
                 else:
                     verdicts[i], outputs[i] = score, completions[0].text
             pending = unparsed
             if not pending:
                 break
-        counts[source]["excluded"] += len(pending)
+        counts["excluded"] += len(pending)
         judged = []
         for sample, score, output in zip(batch, verdicts, outputs, strict=True):
             if score is not None:
-                counts[source]["judged"] += 1
-                scores[source][score] += 1
-                judged_per_question[question_key(sample["id"])] += 1
+                counts["judged"] += 1
+                self.scores[source][score] += 1
+                self.judged_per_question[question_key(sample["id"])] += 1
                 judged.append({**sample, "score": score, "label": score / 10, "judge_output": output})
         return judged
 
-    def judged_samples(judge: Backend, source: str):
+    def judged_samples(self, judge: Backend, source: str):
         batch = []
-        for sample in read_samples(samples_paths[source], source, questions, None):
-            counts[source]["read"] += 1
+        for sample in read_samples(self.samples_paths[source], source, self.questions, None):
+            self.counts[source]["read"] += 1
             batch.append(sample)
-            if len(batch) == batch_size:
-                yield from judge_batch(judge, source, batch)
+            if len(batch) == self.settings.batch_size:
+                yield from self._judge_batch(judge, source, batch)
                 batch = []
         if batch:
-            yield from judge_batch(judge, source, batch)
+            yield from self._judge_batch(judge, source, batch)
 
-    def votes():
-        for key, question in questions.items():
-            if judged_per_question[key]:
-                yield {
-                    "id": question.id,
-                    "pseudo_label": None,
-                    "counts": {},
-                    "valid": judged_per_question[key],
-                    "total": totals[key],
-                    "majority_ratio": 0.0,
-                    "accepted": True,
-                    "reason": None,
-                }
+    def votes(self):
+        """A vote record per question with a judged sample: no pseudo-label (judged tasks have none)."""
+        for key, question in self.questions.items():
+            if judged := self.judged_per_question[key]:
+                vote = Vote(None, {}, valid=judged, total=self.totals[key], majority_ratio=0.0, accepted=True)
+                yield vote.to_record(question.id)
 
-    with contextlib.ExitStack() as stack, atomic_output_dir(out_dir, "judge") as partial:
-        judge = backend if hasattr(backend, "generate") else stack.enter_context(backend())
-        for source in sources:
-            write_jsonl_atomic(os.path.join(partial, f"{source}.jsonl"), judged_samples(judge, source))
-        if not any(c["judged"] for c in counts.values()):  # nothing labelled: an error, not an empty result
-            outputs = sum(reasons.values())
-            raise BackendError(
-                f"none of the judge's {outputs} outputs ends in a score line that can be read "
-                f"({dict(reasons)}): does --model follow the rubric's format?"
-            )
-        write_jsonl_atomic(os.path.join(partial, "votes.jsonl"), votes())
-        info = getattr(judge, "info", None)
-        metrics = {
+    def metrics(self, judge_model: str | None) -> dict:
+        s, counts, scores = self.settings, self.counts, self.scores
+        return {
             "judge": {
-                "model": getattr(info, "model", None),
-                "rubric": "default" if rubric == JUDGE_RUBRIC else "custom",
-                "rubric_sha256": hashlib.sha256(rubric.encode()).hexdigest(),
-                "temperature": temperature,
-                "retry_temperature": retry_temperature,
-                "max_new_tokens": max_new_tokens,
-                "retries": retries,
-                "seed": seed,
+                "model": judge_model,
+                "rubric": "default" if s.rubric == JUDGE_RUBRIC else "custom",
+                "rubric_sha256": hashlib.sha256(s.rubric.encode()).hexdigest(),
+                "temperature": s.temperature,
+                "retry_temperature": s.retry_temperature,
+                "max_new_tokens": s.max_new_tokens,
+                "retries": s.retries,
+                "seed": s.seed,
             },
             "questions": {
-                "total": len(questions),
-                "with_samples": len(totals),
-                "judged": sum(1 for n in judged_per_question.values() if n),
+                "total": len(self.questions),
+                "with_samples": len(self.totals),
+                "judged": sum(1 for n in self.judged_per_question.values() if n),
             },
-            "samples": {s: dict(c) for s, c in counts.items()},
+            "samples": {source: dict(c) for source, c in counts.items()},
             "unparseable": sum(c["unparseable_outputs"] for c in counts.values()),
-            "unparseable_reasons": dict(reasons),
+            "unparseable_reasons": dict(self.reasons),
             "retried": sum(c["retried"] for c in counts.values()),
             "excluded": sum(c["excluded"] for c in counts.values()),
-            "score_histogram": {s: {str(n): scores[s][n] for n in range(SCORE_MIN, SCORE_MAX + 1)} for s in sources},
+            "score_histogram": {
+                source: {str(n): scores[source][n] for n in range(SCORE_MIN, SCORE_MAX + 1)} for source in self.sources
+            },
             "mean_score": {
-                s: sum(n * k for n, k in scores[s].items()) / counts[s]["judged"] if counts[s]["judged"] else None
-                for s in sources
+                source: sum(n * k for n, k in scores[source].items()) / counts[source]["judged"]
+                if counts[source]["judged"]
+                else None
+                for source in self.sources
             },
         }
-        write_json_atomic(os.path.join(partial, "metrics.json"), metrics)
-    return metrics
 
 
 # ---------------------------------------------------------------------------------------------------------------
