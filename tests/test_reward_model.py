@@ -29,11 +29,17 @@ def test_combined_loss_matches_a_hand_computation(pairwise_coef, pointwise_coef)
     chosen, rejected = [1.0, -0.5], [0.2, 0.3]
     rewards, labels = [2.0, -1.0, 0.5, 0.0], [1.0, 0.0, 0.7, 0.2]  # 0.7 and 0.2: judge-style soft labels
     tensors = [torch.tensor(values) for values in (chosen, rejected, rewards, labels)]
-    loss, pair, point = pair_point_loss(PairWiseLoss(), pairwise_coef, pointwise_coef, tensors[0], tensors[1], None,
-                                        tensors[2], tensors[3])  # fmt: skip
+    loss, pair, point = pair_point_loss(
+        PairWiseLoss(), pairwise_coef, pointwise_coef, tensors[0], tensors[1], None, tensors[2], tensors[3]
+    )
     want_pair = sum(-math.log(_sigmoid(c - r)) for c, r in zip(chosen, rejected, strict=True)) / 2
-    want_point = -sum(y * math.log(_sigmoid(r)) + (1 - y) * math.log(1 - _sigmoid(r))
-                      for r, y in zip(rewards, labels, strict=True)) / 4  # fmt: skip
+    want_point = (
+        -sum(
+            y * math.log(_sigmoid(r)) + (1 - y) * math.log(1 - _sigmoid(r))
+            for r, y in zip(rewards, labels, strict=True)
+        )
+        / 4
+    )
     assert pair.item() == pytest.approx(want_pair, rel=1e-5)
     assert point.item() == pytest.approx(want_point, rel=1e-5)
     assert loss.item() == pytest.approx(pairwise_coef * want_pair + pointwise_coef * want_point, rel=1e-5)
@@ -56,10 +62,16 @@ def test_unusable_pairs_are_dropped_and_counted(tmp_path):
             "prompt": "q5",
             "chosen": [{"role": "assistant", "content": "a"}],
             "rejected": [{"role": "assistant", "content": ""}],
-        },  # empty chat response  # fmt: skip
+        },  # empty chat response
     ]
-    kept, counts = clean_pairs(_write(tmp_path / "pairs.jsonl", rows), prompt_key="prompt", chosen_key="chosen",
-                               rejected_key="rejected", max_len=20, prompt_length=len)  # fmt: skip
+    kept, counts = clean_pairs(
+        _write(tmp_path / "pairs.jsonl", rows),
+        prompt_key="prompt",
+        chosen_key="chosen",
+        rejected_key="rejected",
+        max_len=20,
+        prompt_length=len,
+    )
     assert counts == {"read": 5, "kept": 1, "identical_chosen_rejected": 1, "empty_response": 2, "prompt_too_long": 1}
     assert [row["prompt"] for row in kept] == ["q1"]
 
@@ -68,13 +80,21 @@ def test_unusable_pairs_are_dropped_and_counted(tmp_path):
 def test_a_response_that_is_not_text_is_an_error_not_a_dropped_row(tmp_path, chosen):
     from openrlhf_distill.reward_model.data import clean_pairs
 
-    rows = [{"prompt": "q1", "chosen": "#### 5", "rejected": "#### 6"}, {"prompt": "q2", "chosen": chosen,
-            "rejected": "#### 6"}]  # fmt: skip
+    rows = [
+        {"prompt": "q1", "chosen": "#### 5", "rejected": "#### 6"},
+        {"prompt": "q2", "chosen": chosen, "rejected": "#### 6"},
+    ]
     with pytest.raises(
         RecordError, match=r"pairs.jsonl:2 field 'chosen': must be a string or a non-empty list of chat"
     ):
-        clean_pairs(_write(tmp_path / "pairs.jsonl", rows), prompt_key="prompt", chosen_key="chosen",
-                    rejected_key="rejected", max_len=20, prompt_length=len)  # fmt: skip
+        clean_pairs(
+            _write(tmp_path / "pairs.jsonl", rows),
+            prompt_key="prompt",
+            chosen_key="chosen",
+            rejected_key="rejected",
+            max_len=20,
+            prompt_length=len,
+        )
 
 
 def test_a_label_outside_zero_one_is_an_error_naming_file_line_and_field(tmp_path):
@@ -90,6 +110,12 @@ def test_a_label_outside_zero_one_is_an_error_naming_file_line_and_field(tmp_pat
 
 
 # Separable on purpose: a correct response ends "correct", a wrong one "wrong".
+# The RM trained below (3 epochs, pointwise term on) measured 0.247 on the held-out points. A constant 0.5 would
+# score 0.5 on these balanced points, inverted probabilities about 0.75, and raw rewards read as probabilities
+# fall outside [0, 1]: any of those breaks the bound.
+ECE_BOUND = 0.4
+
+
 def _separable(n, seed):
     rng = random.Random(seed)
     pairs, points = [], []
@@ -105,13 +131,40 @@ def _separable(n, seed):
 
 def _train(tmp_path, tiny_model, name, *extra):
     pairs, points = _separable(64, seed=1)
-    cmd = [sys.executable, "-m", "openrlhf_distill.cli", "train-rm", "--engine", "cpu",
-           "--model.model_name_or_path", tiny_model, "--data.dataset", _write(tmp_path / "pairs.jsonl", pairs),
-           "--data.prompt_key", "prompt", "--data.apply_chat_template", "--data.max_len", "64",
-           "--train.batch_size", "8", "--train.micro_batch_size", "4", "--train.max_epochs", "3",
-           "--adam.lr", "2e-3", "--ds.param_dtype", "bf16", "--ckpt.output_dir", str(tmp_path / name),
-           "--distill.rm.points", _write(tmp_path / "points.jsonl", points),
-           "--distill.rm.metrics_file", str(tmp_path / f"{name}.metrics.jsonl"), *extra]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "openrlhf_distill.cli",
+        "train-rm",
+        "--engine",
+        "cpu",
+        "--model.model_name_or_path",
+        tiny_model,
+        "--data.dataset",
+        _write(tmp_path / "pairs.jsonl", pairs),
+        "--data.prompt_key",
+        "prompt",
+        "--data.apply_chat_template",
+        "--data.max_len",
+        "64",
+        "--train.batch_size",
+        "8",
+        "--train.micro_batch_size",
+        "4",
+        "--train.max_epochs",
+        "3",
+        "--adam.lr",
+        "2e-3",
+        "--ds.param_dtype",
+        "bf16",
+        "--ckpt.output_dir",
+        str(tmp_path / name),
+        "--distill.rm.points",
+        _write(tmp_path / "points.jsonl", points),
+        "--distill.rm.metrics_file",
+        str(tmp_path / f"{name}.metrics.jsonl"),
+        *extra,
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     return result
 
@@ -187,7 +240,8 @@ def test_if_the_trainer_swap_did_not_take_effect_openrlhfs_stock_trainer_refuses
 def test_pairs_and_points_train_a_reward_model_that_ranks_held_out_pairs(trained_rm):
     steps = [json.loads(line) for line in open(trained_rm / "rm.metrics.jsonl")]
     assert steps and {"pairwise_loss", "pointwise_loss", "pointwise_acc", "reward_label1", "reward_label0"} <= set(
-        steps[-1])  # fmt: skip
+        steps[-1]
+    )
     assert steps[-1]["pointwise_loss"] < steps[0]["pointwise_loss"]
     config = json.load(open(trained_rm / "rm" / "config.json"))
     assert config["value_head_prefix"] == "score" and config["std"] > 0  # an ordinary OpenRLHF RM checkpoint
@@ -209,8 +263,16 @@ def test_eval_rm_reports_pairs_auc_calibration_and_best_of_n(trained_rm, tmp_pat
         prompts.append({"id": f"g{q}", "task": "arithmetic", "prompt": f"what is {a} + {b}?", "gold": str(a + b)})
         for i, answer in enumerate([a + b, a + b + 1, a + b, a + b + 3]):
             word = "correct" if answer == a + b else "wrong"
-            samples.append({"id": f"g{q}", "source": "student", "model": "s", "temperature": 1.0, "sample_index": i,
-                            "response": f"#### {answer} {word}"})  # fmt: skip
+            samples.append(
+                {
+                    "id": f"g{q}",
+                    "source": "student",
+                    "model": "s",
+                    "temperature": 1.0,
+                    "sample_index": i,
+                    "response": f"#### {answer} {word}",
+                }
+            )
     files = {
         name: _write(tmp_path / f"{name}.jsonl", rows)
         for name, rows in (("pairs", held_out), ("points", points), ("prompts", prompts), ("samples", samples))
@@ -226,13 +288,14 @@ def test_eval_rm_reports_pairs_auc_calibration_and_best_of_n(trained_rm, tmp_pat
         "--out",
         str(tmp_path / "report.json"),
     ]
-    # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.load(open(tmp_path / "report.json"))
     assert report["pseudo_pairs"]["n"] == 12 and report["pseudo_pairs"]["accuracy"] >= 0.9
     assert report["gold_pairs"]["n"] == 6 * 4 and report["gold_pairs"]["accuracy"] >= 0.9
-    assert report["points"]["auc"] >= 0.9 and 0 <= report["points"]["ece"] <= 1
+    assert report["points"]["auc"] >= 0.9
+    # sigmoid(reward) is calibrated better than a coin (see ECE_BOUND)
+    assert report["points"]["ece"] < ECE_BOUND, report["points"]
     assert report["best_of_n"]["questions"] == 6 and report["best_of_n"]["random"] == 0.5
     assert report["best_of_n"]["rm_top"] >= 0.9 > report["best_of_n"]["random"]
     assert "best-of-N accuracy: RM's top" in result.stdout
@@ -255,18 +318,23 @@ def test_auc_and_calibration_error_on_literal_values():
 # Scored samples as eval-rm's scorer yields them, (response, RM score) per question, written by hand: a1 and a2
 # are arithmetic questions whose samples are "worked" or "direct", g1 the same numbers under gsm8k (no styles).
 SCORED = {
-    "a1": [("14 / 2 = 7. 7 - 4 = 3. 3 + 3 = 6. #### 6", 2.0), ("#### 6", 0.5),  # right: worked, direct
-           ("14 / 2 = 8. 8 - 4 = 4. 4 + 3 = 7. #### 7", 1.0), ("#### 5", -1.0)],  # wrong: worked, direct
+    "a1": [
+        ("14 / 2 = 7. 7 - 4 = 3. 3 + 3 = 6. #### 6", 2.0),
+        ("#### 6", 0.5),  # right: worked, direct
+        ("14 / 2 = 8. 8 - 4 = 4. 4 + 3 = 7. #### 7", 1.0),
+        ("#### 5", -1.0),
+    ],  # wrong: worked, direct
     "a2": [("#### 7", 0.3), ("#### 8", 0.4), ("#### 9", 0.3)],  # right direct below one wrong, tied with one
     "g1": [("#### 6", 0.9), ("#### 5", 0.1)],
-}  # fmt: skip
+}
 
 
 def _scored(tmp_path, task_of):
     from openrlhf_distill.questions import load_questions
 
-    prompts = [{"id": q, "task": task_of(q), "prompt": f"question {q}", "gold": {"a2": "7"}.get(q, "6")}
-               for q in SCORED]  # fmt: skip
+    prompts = [
+        {"id": q, "task": task_of(q), "prompt": f"question {q}", "gold": {"a2": "7"}.get(q, "6")} for q in SCORED
+    ]
     questions = load_questions(_write(tmp_path / f"prompts_{task_of('a1')}.jsonl", prompts))
     out = []
     for key, rows in SCORED.items():
@@ -294,8 +362,12 @@ def test_gold_pairs_are_split_by_the_styles_of_the_right_and_the_wrong_sample(tm
         "direct_vs_worked": {"accuracy": 0.0, "n": 1, "ties": 0.0},
         "direct_vs_direct": {"accuracy": 0.5, "n": 3, "ties": pytest.approx(1 / 3)},
     }
-    assert list(measures["gold_pairs_by_type"]) == ["worked_vs_worked", "worked_vs_direct", "direct_vs_worked",
-                                                    "direct_vs_direct"]  # fmt: skip
+    assert list(measures["gold_pairs_by_type"]) == [
+        "worked_vs_worked",
+        "worked_vs_direct",
+        "direct_vs_worked",
+        "direct_vs_direct",
+    ]
     # Fewer pairs per question: the types count exactly the pairs kept (a1: 2 of its 4, a2: 1).
     capped = _gold_measures(scored, max_pairs=2, seed=0)
     assert capped["gold_pairs"]["n"] == 2 + 2 + 1
@@ -346,10 +418,30 @@ def test_train_rm_takes_every_openrlhf_train_rm_flag_plus_ours():
     cmd = [sys.executable, "-m", "openrlhf_distill.reward_model.train", "--help"]
     result = subprocess.run(cmd, env=patches.subprocess_env(), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    for flag in ("--ds.value_head_prefix", "--data.chosen_key", "--eval.dataset", "--distill.rm.points",
-                 "--distill.rm.pairwise_coef", "--distill.rm.pointwise_coef"):  # fmt: skip
+    for flag in (
+        "--ds.value_head_prefix",
+        "--data.chosen_key",
+        "--eval.dataset",
+        "--distill.rm.points",
+        "--distill.rm.pairwise_coef",
+        "--distill.rm.pointwise_coef",
+    ):
         assert flag in result.stdout
-    dry = subprocess.run([sys.executable, "-m", "openrlhf_distill.cli", "train-rm", "--engine", "cpu", "--dry-run",
-                          "--data.dataset", "p.jsonl"], capture_output=True, text=True, timeout=120)  # fmt: skip
+    dry = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "openrlhf_distill.cli",
+            "train-rm",
+            "--engine",
+            "cpu",
+            "--dry-run",
+            "--data.dataset",
+            "p.jsonl",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert "-m openrlhf_distill.reward_model.train --data.dataset p.jsonl" in dry.stdout
     assert "--eval.dataset p.jsonl" in dry.stdout  # the CPU engine's eval set, as for OpenRLHF's own train_rm

@@ -37,9 +37,13 @@ def test_generator_is_deterministic_per_seed_and_differs_across_seeds():
 
 @pytest.mark.parametrize(
     "spec",
-    [ArithmeticSpec(), ArithmeticSpec(min_ops=3, max_ops=3, max_operand=9, max_value=20),
-     ArithmeticSpec(multiply_prob=0.5), ArithmeticSpec(min_ops=1, max_ops=1, max_operand=99, max_value=198)],
-)  # fmt: skip
+    [
+        ArithmeticSpec(),
+        ArithmeticSpec(min_ops=3, max_ops=3, max_operand=9, max_value=20),
+        ArithmeticSpec(multiply_prob=0.5),
+        ArithmeticSpec(min_ops=1, max_ops=1, max_operand=99, max_value=198),
+    ],
+)
 def test_solutions_are_right_step_by_step_and_end_in_the_gold_answer(spec):
     for problem in _problems(3, 400, spec):
         numbers, ops = parse_question(problem.question)
@@ -78,8 +82,9 @@ def test_spec_rejects_impossible_settings():
     with pytest.raises(ValueError):
         ArithmeticSpec(max_operand=100, max_value=50)
     with pytest.raises(ValueError, match="too small"):
-        generate_problems(1000, random.Random(0), ArithmeticSpec(min_ops=1, max_ops=1, max_operand=3, max_value=6),
-                          set())  # fmt: skip
+        generate_problems(
+            1000, random.Random(0), ArithmeticSpec(min_ops=1, max_ops=1, max_operand=3, max_value=6), set()
+        )
 
 
 def _read_jsonl(path):
@@ -90,8 +95,9 @@ def _read_jsonl(path):
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     out = tmp_path_factory.mktemp("world")
-    info = write_world(str(out), n_train=300, n_test=200, seed=11, n_pretrain_teacher=3000, n_pretrain_student=1000,
-                       student_noise=0.2)  # fmt: skip
+    info = write_world(
+        str(out), n_train=300, n_test=200, seed=11, n_pretrain_teacher=3000, n_pretrain_student=1000, student_noise=0.2
+    )
     return out, info
 
 
@@ -182,11 +188,20 @@ def test_response_style_tells_worked_answers_from_answers_alone():
 @pytest.fixture(scope="module")
 def styles_world(tmp_path_factory):
     out = tmp_path_factory.mktemp("styles")
-    info = write_world(str(out), n_train=200, n_test=200, n_dev=100, seed=3, n_pretrain_teacher=4000,
-                       n_pretrain_student=2000, teacher_worked_share=STYLES.teacher_worked_share,
-                       student_worked_share=STYLES.student_worked_share,
-                       student_shortcut_share=STYLES.student_shortcut_share, spec=STYLES.arithmetic,
-                       pretrain_min_ops=STYLES.pretrain_min_ops)  # fmt: skip
+    info = write_world(
+        str(out),
+        n_train=200,
+        n_test=200,
+        n_dev=100,
+        seed=3,
+        n_pretrain_teacher=4000,
+        n_pretrain_student=2000,
+        teacher_worked_share=STYLES.teacher_worked_share,
+        student_worked_share=STYLES.student_worked_share,
+        student_shortcut_share=STYLES.student_shortcut_share,
+        spec=STYLES.arithmetic,
+        pretrain_min_ops=STYLES.pretrain_min_ops,
+    )
     return out, info
 
 
@@ -201,8 +216,7 @@ def test_styles_world_teacher_learns_answers_alone_and_the_student_a_mix(styles_
     assert all(r["response"] == f"#### {r['answer']}" for r in teacher)
     worked = [r for r in student if response_style(r["response"]) == "worked"]
     assert 0.25 < len(worked) / len(student) < 0.35
-    assert all(all(check_steps(r["response"])) and TASK.extract_answer(r["response"]) == r["answer"]
-               for r in worked)  # fmt: skip
+    assert all(all(check_steps(r["response"])) and TASK.extract_answer(r["response"]) == r["answer"] for r in worked)
     # its answers alone are all one step short: always wrong, so its direct style is its worse one
     assert STYLES.student_shortcut_share == 1.0
     for r in student:
@@ -218,8 +232,12 @@ def test_styles_world_teacher_learns_answers_alone_and_the_student_a_mix(styles_
 def test_styles_world_splits_are_disjoint_and_gold_stays_in_the_prompt_records(styles_world):
     out, _ = styles_world
     questions = {name: [r["prompt"] for r in _read_jsonl(out / file)] for name, file in FILES.items()}
-    sets = {"train": set(questions["train"]), "test": set(questions["test"]), "dev": set(questions["dev"]),
-            "pretrain": set(questions["pretrain_teacher"]) | set(questions["pretrain_student"])}  # fmt: skip
+    sets = {
+        "train": set(questions["train"]),
+        "test": set(questions["test"]),
+        "dev": set(questions["dev"]),
+        "pretrain": set(questions["pretrain_teacher"]) | set(questions["pretrain_student"]),
+    }
     names = list(sets)
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
@@ -243,9 +261,19 @@ def test_a_shortcut_answer_is_the_value_before_the_last_step_and_always_wrong():
 def test_a_students_shortcut_share_replaces_that_share_of_its_direct_answers(tmp_path):
     from openrlhf_distill.tasks.arithmetic import response_style
 
-    write_world(str(tmp_path), n_train=20, n_test=20, n_dev=20, seed=1, n_pretrain_teacher=3000,
-                n_pretrain_student=2000, teacher_worked_share=0.0, student_worked_share=0.3,
-                student_shortcut_share=0.5, spec=STYLES.arithmetic)  # fmt: skip
+    write_world(
+        str(tmp_path),
+        n_train=20,
+        n_test=20,
+        n_dev=20,
+        seed=1,
+        n_pretrain_teacher=3000,
+        n_pretrain_student=2000,
+        teacher_worked_share=0.0,
+        student_worked_share=0.3,
+        student_shortcut_share=0.5,
+        spec=STYLES.arithmetic,
+    )
     student = _read_jsonl(tmp_path / FILES["pretrain_student"])
     direct = [r for r in student if response_style(r["response"]) == "direct"]
     short = [r for r in direct if r["response"] != f"#### {r['answer']}"]
@@ -261,11 +289,25 @@ def test_a_students_shortcut_share_replaces_that_share_of_its_direct_answers(tmp
 
 def test_worked_shares_outside_zero_to_one_are_refused(tmp_path):
     with pytest.raises(ValueError, match="student_worked_share"):
-        write_world(str(tmp_path), n_train=5, n_test=5, seed=0, n_pretrain_teacher=20, n_pretrain_student=10,
-                    student_worked_share=1.5)  # fmt: skip
+        write_world(
+            str(tmp_path),
+            n_train=5,
+            n_test=5,
+            seed=0,
+            n_pretrain_teacher=20,
+            n_pretrain_student=10,
+            student_worked_share=1.5,
+        )
     with pytest.raises(ValueError, match="student_shortcut_share"):
-        write_world(str(tmp_path), n_train=5, n_test=5, seed=0, n_pretrain_teacher=20, n_pretrain_student=10,
-                    student_shortcut_share=-0.1)  # fmt: skip
+        write_world(
+            str(tmp_path),
+            n_train=5,
+            n_test=5,
+            seed=0,
+            n_pretrain_teacher=20,
+            n_pretrain_student=10,
+            student_shortcut_share=-0.1,
+        )
     with pytest.raises(ValueError, match="halve_prob"):
         ArithmeticSpec(halve_prob=1.0)
 
@@ -278,8 +320,9 @@ def test_make_problem_question_format():
 
 # --- Pretraining and measuring (small, fast) ------------------------------------------------------------------
 
-TINY_SPEC_KW = dict(hidden_size=64, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                    num_key_value_heads=1)  # fmt: skip
+TINY_SPEC_KW = dict(
+    hidden_size=64, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1
+)
 
 
 def _corpus(n: int, seed: int = 0):
@@ -333,12 +376,15 @@ def test_pretrain_is_deterministic_per_seed(tmp_path):
 
 @pytest.mark.parametrize(
     ("accuracies", "stop", "kept"),
-    [([0.1, 0.4, 0.7], 3, 3),  # 0.7 is closer to 0.65 than 0.4: the last checkpoint is kept
-     ([0.1, 0.6, 0.9], 3, 2),  # 0.6 is closer than 0.9: the one before is kept, its weights saved
-     ([0.1, 0.2, 0.3, 0.3, 0.3, 0.3], 6, 6)],  # never reached: trained to the end
-)  # fmt: skip
-def test_pretraining_stops_on_the_dev_target_and_keeps_the_closer_checkpoint(tmp_path, monkeypatch, accuracies,
-                                                                              stop, kept):  # fmt: skip
+    [
+        ([0.1, 0.4, 0.7], 3, 3),  # 0.7 is closer to 0.65 than 0.4: the last checkpoint is kept
+        ([0.1, 0.6, 0.9], 3, 2),  # 0.6 is closer than 0.9: the one before is kept, its weights saved
+        ([0.1, 0.2, 0.3, 0.3, 0.3, 0.3], 6, 6),
+    ],  # never reached: trained to the end
+)
+def test_pretraining_stops_on_the_dev_target_and_keeps_the_closer_checkpoint(
+    tmp_path, monkeypatch, accuracies, stop, kept
+):
     from safetensors.torch import load_file
 
     from openrlhf_distill.toy import pretrain as pt
@@ -353,8 +399,19 @@ def test_pretraining_stops_on_the_dev_target_and_keeps_the_closer_checkpoint(tmp
     dev = [{"id": 1, "prompt": "What is 1 + 1?", "gold": "2"}]
     monkeypatch.setattr(pt, "greedy_accuracy", fake_accuracy)
     out = str(tmp_path / "m")
-    metrics = pt.pretrain(out, _corpus(16), pt.ToyModelSpec(**TINY_SPEC_KW), steps=6, lr=1e-3, batch_size=2, seed=0,
-                          target_accuracy=0.65, dev=dev, eval_every=1, eval_below_loss=1e9)  # fmt: skip
+    metrics = pt.pretrain(
+        out,
+        _corpus(16),
+        pt.ToyModelSpec(**TINY_SPEC_KW),
+        steps=6,
+        lr=1e-3,
+        batch_size=2,
+        seed=0,
+        target_accuracy=0.65,
+        dev=dev,
+        eval_every=1,
+        eval_below_loss=1e9,
+    )
     assert metrics["steps_run"] == stop and metrics["kept"]["step"] == kept
     assert metrics["reached_target"] is (max(accuracies) >= 0.65)
     assert [d["step"] for d in metrics["dev_curve"]] == list(range(1, stop + 1))
@@ -366,8 +423,16 @@ def test_target_needs_dev_records(tmp_path):
     from openrlhf_distill.toy.pretrain import ToyModelSpec, pretrain
 
     with pytest.raises(ValueError, match="dev"):
-        pretrain(str(tmp_path), _corpus(4), ToyModelSpec(**TINY_SPEC_KW), steps=1, lr=1e-3, batch_size=1, seed=0,
-                 target_accuracy=0.5)  # fmt: skip
+        pretrain(
+            str(tmp_path),
+            _corpus(4),
+            ToyModelSpec(**TINY_SPEC_KW),
+            steps=1,
+            lr=1e-3,
+            batch_size=1,
+            seed=0,
+            target_accuracy=0.5,
+        )
 
 
 def test_measure_reads_answers_with_the_task_and_votes(tmp_path, monkeypatch):
@@ -384,8 +449,10 @@ def test_measure_reads_answers_with_the_task_and_votes(tmp_path, monkeypatch):
         # samples must be readable for a label), ties elsewhere
         if temperature == 0.5:
             return [[f"#### {i + 1}"] * 6 + ["#### 0"] * 2 + ["no answer"] * 2 for i in range(len(questions))]
-        return [[f"#### {i + 1}"] * 3 + ["#### 0"] * 2 + ["x"] * 5 if i == 0 else ["#### 7", "#### 8"] + ["x"] * 8
-                for i in range(len(questions))]  # fmt: skip
+        return [
+            [f"#### {i + 1}"] * 3 + ["#### 0"] * 2 + ["x"] * 5 if i == 0 else ["#### 7", "#### 8"] + ["x"] * 8
+            for i in range(len(questions))
+        ]
 
     monkeypatch.setattr(pt, "generate", fake_generate)
     result = pt.measure("unused", records, temperatures=(0.5, 1.0), n=10)
@@ -394,8 +461,14 @@ def test_measure_reads_answers_with_the_task_and_votes(tmp_path, monkeypatch):
     # question 0 only; the 7-vs-8 ties count as wrong and get no label
     assert result["T1"] == {"single": 0.075, "maj@10": 0.25, "vote_coverage": 0.25, "vote_label_accuracy": 1.0}
     # 5 samples of each temperature: the first 5 at T=0.5 are all right, so every question's vote is
-    assert result["mixed"] == {"temperatures": [0.5, 1.0], "samples": [5, 5], "single": 0.575, "maj@10": 1.0,
-                               "vote_coverage": 1.0, "vote_label_accuracy": 1.0}  # fmt: skip
+    assert result["mixed"] == {
+        "temperatures": [0.5, 1.0],
+        "samples": [5, 5],
+        "single": 0.575,
+        "maj@10": 1.0,
+        "vote_coverage": 1.0,
+        "vote_label_accuracy": 1.0,
+    }
 
 
 # --- Building a world, and the command ------------------------------------------------------------------------
@@ -417,9 +490,24 @@ def test_command_line_settings(capsys, monkeypatch):
 
     parser = argparse.ArgumentParser()
     w.add_arguments(parser)
-    args = parser.parse_args(["OUT", "--preset", "chains", "--seed", "2", "--n-train", "64", "--teacher-shape",
-                              "hidden=256,heads=4", "--student-target", "0", "--max-ops", "2",
-                              "--measure-sampling"])  # fmt: skip
+    args = parser.parse_args(
+        [
+            "OUT",
+            "--preset",
+            "chains",
+            "--seed",
+            "2",
+            "--n-train",
+            "64",
+            "--teacher-shape",
+            "hidden=256,heads=4",
+            "--student-target",
+            "0",
+            "--max-ops",
+            "2",
+            "--measure-sampling",
+        ]
+    )
     settings = w.settings_from_args(args)
     assert settings.seed == 2 and settings.n_train == 64 and settings.arithmetic.max_ops == 2
     assert settings.teacher_spec.hidden_size == 256 and settings.teacher_spec.head_dim == 64
@@ -438,8 +526,13 @@ def test_command_line_settings(capsys, monkeypatch):
             w.parse_shape(bad, w.TEACHER_SPEC)
 
     calls = []
-    fake = {role: {"pretrain": {"parameters": 10, "steps_run": 5, "wall_s": 1.0}, "test": {"greedy": 0.5,
-            "n_questions": 2}} for role in ("teacher", "student")}  # fmt: skip
+    fake = {
+        role: {
+            "pretrain": {"parameters": 10, "steps_run": 5, "wall_s": 1.0},
+            "test": {"greedy": 0.5, "n_questions": 2},
+        }
+        for role in ("teacher", "student")
+    }
     fake["wall_s"] = {"total": 3.0, "data": 1.0}
     fake["models_from"] = "pretrained"
 
@@ -465,15 +558,24 @@ def test_small_world_teacher_beats_student_and_checkpoints_answer(tmp_path, monk
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from openrlhf_distill.toy.pretrain import ToyModelSpec, chat_prompts
+    from openrlhf_distill.toy.pretrain import ToyModelSpec, chat_prompts, measure
     from openrlhf_distill.toy.world import WorldSettings, build_toy_world, read_prompts
 
     settings = WorldSettings(
-        seed=0, n_train=50, n_test=100, n_dev=100, n_pretrain_teacher=5000, n_pretrain_student=1000,
+        seed=0,
+        n_train=50,
+        n_test=100,
+        n_dev=100,
+        n_pretrain_teacher=5000,
+        n_pretrain_student=1000,
         arithmetic=ArithmeticSpec(max_ops=2, max_operand=20, max_value=40),
-        teacher_steps=600, teacher_target=0.15, student_steps=60, student_target=None,
-        student_spec=ToyModelSpec(**TINY_SPEC_KW), measure_questions=100,
-    )  # fmt: skip
+        teacher_steps=600,
+        teacher_target=0.15,
+        student_steps=60,
+        student_target=None,
+        student_spec=ToyModelSpec(**TINY_SPEC_KW),
+        measure_questions=100,
+    )
     out = str(tmp_path / "world")
     world = build_toy_world(out, settings)
     teacher, student = world["teacher"], world["student"]
@@ -481,7 +583,9 @@ def test_small_world_teacher_beats_student_and_checkpoints_answer(tmp_path, monk
     assert teacher["pretrain"]["steps_run"] < 600
     assert teacher["pretrain"]["parameters"] > 2 * student["pretrain"]["parameters"]
     assert teacher["test"]["greedy"] > student["test"]["greedy"]
-    assert teacher["test"]["greedy"] >= 0.05
+    # The recorded test accuracy is the saved teacher's (the kept checkpoint, not the last step's), measured again.
+    remeasured = measure(f"{out}/teacher", read_prompts(f"{out}/prompts_test.jsonl")[: settings.measure_questions])
+    assert remeasured["greedy"] == teacher["test"]["greedy"]
     assert world["counts"]["test"] == 100 and world["settings"] == settings.to_dict()
     with open(f"{out}/world.json") as f:
         assert json.load(f)["fingerprint"] == settings.fingerprint()
@@ -497,8 +601,9 @@ def test_small_world_teacher_beats_student_and_checkpoints_answer(tmp_path, monk
     tok = AutoTokenizer.from_pretrained(f"{out}/teacher")
     model = AutoModelForCausalLM.from_pretrained(f"{out}/teacher")
     ids = tok(chat_prompts(tok, [question["prompt"]]), return_tensors="pt", add_special_tokens=False).input_ids
-    response = tok.decode(model.generate(ids, max_new_tokens=64, do_sample=False)[0, ids.shape[1] :],
-                          skip_special_tokens=True)  # fmt: skip
+    response = tok.decode(
+        model.generate(ids, max_new_tokens=64, do_sample=False)[0, ids.shape[1] :], skip_special_tokens=True
+    )
     assert TASK.extract(response).rule == "hashes", response
 
 
