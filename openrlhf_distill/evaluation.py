@@ -484,6 +484,7 @@ def evaluate(
 
 def add_arguments(p) -> None:
     from .generation.options import add_backend_arguments
+    from .generation.sampling import add_decoding_arguments
     from .task_data import DEFAULT_TRAIN_FRACTION, SPLIT_FILE
 
     p.add_argument("--model", required=True, help="model folder (hf, vllm) or served model name (openai)")
@@ -510,17 +511,7 @@ def add_arguments(p) -> None:
     )
     p.add_argument("--temperature", type=float, default=0.7, help="temperature of the k samples")
     p.add_argument("--limit", type=int, default=None, help="evaluate the first N questions")
-    p.add_argument("--max-new-tokens", "--max_new_tokens", dest="max_new_tokens", type=int, default=512)
-    p.add_argument("--prompt-style", "--prompt_style", dest="prompt_style", default="zero_shot_cot")
-    p.add_argument("--stop", action="append", default=[], help="a string that ends a sample (repeatable)")
-    p.add_argument(
-        "--shard-size",
-        "--shard_size",
-        dest="shard_size",
-        type=int,
-        default=64,
-        help="prompts per shard; a killed run loses at most one shard",
-    )
+    add_decoding_arguments(p)
     p.add_argument("--role", choices=["teacher", "student"], default="student", help="the `source` of the samples")
     p.add_argument(
         "--bootstrap-resamples",

@@ -320,6 +320,27 @@ def summarise(out: str, expected: int, *, adaptive: bool = False) -> dict:
 # --- `openrlhf-distill generate` ---------------------------------------------------------------------------------
 
 
+def add_decoding_arguments(p) -> None:
+    """The flags `generate` and `eval` share, with SamplingConfig's defaults."""
+    p.add_argument(
+        "--max-new-tokens",
+        "--max_new_tokens",
+        dest="max_new_tokens",
+        type=positive_int,
+        default=SamplingConfig.max_new_tokens,
+    )
+    p.add_argument("--prompt-style", "--prompt_style", dest="prompt_style", default=SamplingConfig.prompt_style)
+    p.add_argument("--stop", action="append", default=[], help="a string that ends a sample (repeatable)")
+    p.add_argument(
+        "--shard-size",
+        "--shard_size",
+        dest="shard_size",
+        type=positive_int,
+        default=SamplingConfig.shard_size,
+        help="prompts per shard; a killed run loses at most one shard",
+    )
+
+
 def add_arguments(p) -> None:
     p.add_argument("--model", required=True, help="model folder (hf, vllm) or served model name (openai)")
     p.add_argument("--role", choices=["teacher", "student"], required=True, help="the `source` of the samples")
@@ -330,18 +351,8 @@ def add_arguments(p) -> None:
     p.add_argument(
         "--n-per-temperature", "--n_per_temperature", dest="n_per_temperature", type=positive_int, default=4
     )
-    p.add_argument("--max-new-tokens", "--max_new_tokens", dest="max_new_tokens", type=positive_int, default=512)
-    p.add_argument("--top-p", "--top_p", dest="top_p", type=float, default=1.0)
-    p.add_argument("--stop", action="append", default=[], help="a string that ends a sample (repeatable)")
-    p.add_argument("--prompt-style", "--prompt_style", dest="prompt_style", default="zero_shot_cot")
-    p.add_argument(
-        "--shard-size",
-        "--shard_size",
-        dest="shard_size",
-        type=int,
-        default=64,
-        help="prompts per shard; a killed run loses at most one shard",
-    )
+    p.add_argument("--top-p", "--top_p", dest="top_p", type=float, default=SamplingConfig.top_p)
+    add_decoding_arguments(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="discard samples made with other arguments")
     p.add_argument("--no-progress", action="store_true")
