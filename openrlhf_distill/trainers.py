@@ -6,11 +6,8 @@ from __future__ import annotations
 
 from .compat.flags import TRAIN_DISTILL_RM, TRAIN_SFT
 
-# subcommand -> (OpenRLHF CLI it runs, help)
-TRAINER_COMMANDS = {
-    "sft": (TRAIN_SFT, "SFT warm-up: OpenRLHF's train_sft"),
-    "train-rm": (TRAIN_DISTILL_RM, "reward model: OpenRLHF's train_rm with the pairwise + pointwise loss"),
-}
+# subcommand -> the OpenRLHF CLI it runs
+TRAINERS = {"sft": TRAIN_SFT, "train-rm": TRAIN_DISTILL_RM}
 
 
 def add_arguments(p) -> None:
@@ -32,7 +29,7 @@ def run(args, openrlhf_argv: list[str]) -> int:
     from .compat.flags import flag_value
     from .model_folders import check_model_folder
 
-    cli = TRAINER_COMMANDS[args.command][0]
+    cli = TRAINERS[args.command]
     model = flag_value(openrlhf_argv, cli["model"])
     if model:  # at once, not after the trainer's imports
         check_model_folder(model, cli["model"])
