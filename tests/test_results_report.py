@@ -14,7 +14,7 @@ import pytest
 
 from openrlhf_distill.labelling import label_samples
 from openrlhf_distill.results import add_arguments, build_report, run
-from openrlhf_distill.results.stats import sample_std, t_interval, t_quantile_975
+from openrlhf_distill.stats import sample_std, t_interval, t_quantile_975
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKED = os.path.join(REPO, "examples", "worked_example")

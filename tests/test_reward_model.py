@@ -305,7 +305,7 @@ def test_eval_rm_reports_pairs_auc_calibration_and_best_of_n(trained_rm, tmp_pat
 
 
 def test_auc_and_calibration_error_on_literal_values():
-    from openrlhf_distill.reward_model.evaluate import auc, expected_calibration_error
+    from openrlhf_distill.stats import auc, expected_calibration_error
 
     assert auc([0.9, 0.8, 0.1], [1, 1, 0]) == 1.0
     assert auc([0.1, 0.8, 0.9], [1, 1, 0]) == 0.0

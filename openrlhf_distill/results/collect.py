@@ -24,7 +24,7 @@ import math
 import os
 import re
 
-from .stats import mean, sample_std, t_interval
+from ..stats import mean, sample_std, t_interval
 
 SCHEMA_VERSION = 1
 RESULTS_FILE = "results.json"
@@ -533,7 +533,7 @@ def read_rm_scores(path: str) -> list[dict]:
 
 
 def _score_summary(rows: list[dict]) -> dict:
-    from ..reward_model.evaluate import auc
+    from ..stats import auc
 
     good = [r["score"] for r in rows if r.get("gold_correct") is True]
     bad = [r["score"] for r in rows if r.get("gold_correct") is False]

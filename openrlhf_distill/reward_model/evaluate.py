@@ -44,6 +44,7 @@ from ..records import (
     write_json_atomic,
     write_jsonl_atomic,
 )
+from ..stats import auc, expected_calibration_error, mean, pair_accuracy
 from ..voting import majority_vote
 
 
@@ -115,35 +116,6 @@ class RewardScorer:
         return ids[: self.max_len - 1] + [self.tokenizer.eos_token_id]
 
 
-def auc(scores: list[float], labels: list[int]) -> float | None:
-    """Probability that a random positive outscores a random negative (ties count half)."""
-    positives = [s for s, y in zip(scores, labels, strict=True) if y]
-    negatives = [s for s, y in zip(scores, labels, strict=True) if not y]
-    if not positives or not negatives:
-        return None
-    wins = sum((p > n) + 0.5 * (p == n) for p in positives for n in negatives)
-    return wins / (len(positives) * len(negatives))
-
-
-def expected_calibration_error(probabilities: list[float], labels: list[float], bins: int = 10) -> float:
-    """Mean |observed label - predicted probability| over equal-width bins, weighted by bin size."""
-    groups = defaultdict(list)
-    for p, y in zip(probabilities, labels, strict=True):
-        groups[min(int(p * bins), bins - 1)].append((p, y))
-    return sum(abs(sum(y for _, y in g) - sum(p for p, _ in g)) for g in groups.values()) / len(probabilities)
-
-
-def pair_accuracy(better_worse: list[tuple[float, float]]) -> dict:
-    """Share of (better, worse) score pairs ranked right, a tie counting half (as in ``auc``), and the share of
-    ties. Ties are common: a reward model scored in bf16 has about 256 distinct values per power of two, so two
-    answers that differ in one number often get the very same score. Counting a tie as a miss would read "no
-    preference" as "the wrong preference"."""
-    credit = [1.0 if b > w else 0.5 if b == w else 0.0 for b, w in better_worse]
-    ties = sum(b == w for b, w in better_worse)
-    n = len(better_worse)
-    return {"accuracy": _mean(credit), "n": n, "ties": ties / n if n else None}
-
-
 def pairwise_accuracy(scorer: RewardScorer, pairs: list[dict], prompt_key="prompt") -> dict:
     """How often the chosen response scores above the rejected one (``pair_accuracy``)."""
     chosen = scorer.scores([scorer.text(p[prompt_key], p["chosen"]) for p in pairs])
@@ -160,14 +132,10 @@ def _pointwise(scorer: RewardScorer, points: list[dict]) -> dict:
     return {
         "auc": auc(rewards, [y >= 0.5 for y in labels]),
         "ece": expected_calibration_error(probabilities, labels),
-        "mean_reward_label_1": _mean([r for r, y in zip(rewards, labels, strict=True) if y >= 0.5]),
-        "mean_reward_label_0": _mean([r for r, y in zip(rewards, labels, strict=True) if y < 0.5]),
+        "mean_reward_label_1": mean([r for r, y in zip(rewards, labels, strict=True) if y >= 0.5]),
+        "mean_reward_label_0": mean([r for r, y in zip(rewards, labels, strict=True) if y < 0.5]),
         "n": len(points),
     }
-
-
-def _mean(values):
-    return sum(values) / len(values) if values else None
 
 
 def _read_pseudo_labels(votes: str) -> dict[str, str]:
@@ -244,7 +212,7 @@ def _gold_measures(scored, max_pairs: int, seed: int) -> dict:
         names += sorted(set(typed) - set(names))  # a style outside the task's list (not expected)
         result["gold_pairs_by_type"] = {name: pair_accuracy(typed[name]) for name in names}
     result["best_of_n"] = {
-        name: _mean([float(v) for v in values]) for name, values in best_of_n.items() if name != "questions"
+        name: mean([float(v) for v in values]) for name, values in best_of_n.items() if name != "questions"
     }
     result["best_of_n"]["questions"] = best_of_n["questions"]
     return result
