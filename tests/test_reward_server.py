@@ -81,7 +81,7 @@ class DirectScoring:
     (Batches of 64 here give bit-identical rewards to one text at a time: see TOLERANCE.)"""
 
     def __init__(self, model_dir):
-        from openrlhf_distill.reward_model.evaluate import RewardScorer
+        from openrlhf_distill.reward_model.scorer import RewardScorer
 
         self.scorer = RewardScorer(model_dir, batch_size=64, normalize=True)
 

@@ -123,7 +123,7 @@ class RewardModelServer:
     """Serves an OpenRLHF reward model over HTTP, batching concurrent requests (see the module docstring).
 
     ``scorer``: anything with ``scores(texts) -> list[float]`` and ``eos_token``; by default the RM in
-    ``model_dir`` is loaded on :meth:`start` by :class:`~openrlhf_distill.reward_model.evaluate.RewardScorer`
+    ``model_dir`` is loaded on :meth:`start` by :class:`~openrlhf_distill.reward_model.scorer.RewardScorer`
     with normalised rewards. Tests pass their own.
     """
 
@@ -167,7 +167,7 @@ class RewardModelServer:
         if self._http is not None:
             raise RuntimeError("the server is already running")
         if self.scorer is None:
-            from ..reward_model.evaluate import RewardScorer
+            from ..reward_model.scorer import RewardScorer
 
             self.scorer = RewardScorer(self.model_dir, batch_size=self.max_batch_size, normalize=True)
         self._stopping = False
