@@ -27,7 +27,7 @@ class Command:
 # evaluate the RM, RL, evaluate, report; then the whole pipeline and the toy helpers.
 COMMANDS = {
     "doctor": Command("doctor", "report installed components, the OpenRLHF version check and the engine"),
-    "prepare-data": Command("task_data", "GSM8K / MMLU-Pro (datasets, or a local copy) as prompt records"),
+    "prepare-data": Command("prepare_data", "GSM8K / MMLU-Pro (datasets, or a local copy) as prompt records"),
     "generate": Command(
         "generation.sampling", "sample the teacher or the student: several temperatures, resumable shards"
     ),

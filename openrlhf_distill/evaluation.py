@@ -375,7 +375,7 @@ def evaluate(
     progress: bool = True,
     bootstrap_resamples: int = DEFAULT_BOOTSTRAP_RESAMPLES,
 ) -> dict:
-    """Evaluates ``model`` on ``prompts`` (a prompt-records file, or records e.g. from ``task_data.load_split``)
+    """Evaluates ``model`` on ``prompts`` (a prompt-records file, or records e.g. from ``prepare_data.load_split``)
     and writes the result JSON to ``out`` (schema: the module docstring); returns it.
 
     ``backend``: "auto", "hf", "vllm" or "openai", started with ``backend_options`` (e.g. ``batch_size`` for hf,
@@ -485,7 +485,7 @@ def evaluate(
 def add_arguments(p) -> None:
     from .generation.options import add_backend_arguments
     from .generation.sampling import add_decoding_arguments
-    from .task_data import DEFAULT_TRAIN_FRACTION, SPLIT_FILE
+    from .prepare_data import DEFAULT_TRAIN_FRACTION, SPLIT_FILE
 
     p.add_argument("--model", required=True, help="model folder (hf, vllm) or served model name (openai)")
     p.add_argument("--task", required=True, help="gsm8k, mmlu_pro, math, arithmetic, ...")
@@ -563,7 +563,7 @@ def run(args) -> int:
     """Runs the evaluation and prints one summary; errors (ValueError, RecordError, BackendError) go to the
     caller, which prints them."""
     from .generation.options import backend_from_args
-    from .task_data import load_split
+    from .prepare_data import load_split
 
     get_task(args.task)  # an unknown task fails before any data is loaded
     if args.k < 1:

@@ -9,9 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from openrlhf_distill import task_data
-from openrlhf_distill.records import PROMPT, RecordError, read_records
-from openrlhf_distill.task_data import (
+from openrlhf_distill import prepare_data
+from openrlhf_distill.prepare_data import (
     SPLIT_FILE,
     DataError,
     add_arguments,
@@ -19,6 +18,7 @@ from openrlhf_distill.task_data import (
     run,
     stratified_split,
 )
+from openrlhf_distill.records import PROMPT, RecordError, read_records
 from openrlhf_distill.tasks import get_task
 
 # Rows as the Hugging Face datasets hold them (openai/gsm8k "main"; TIGER-Lab/MMLU-Pro).
@@ -150,7 +150,7 @@ def test_unknown_task_split_source_and_the_toy_task(tmp_path):
 def test_offline_without_a_local_copy_says_how_to_get_one(tmp_path, run_python):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf_home")}
     code = (
-        "from openrlhf_distill.task_data import load_split, DataError\n"
+        "from openrlhf_distill.prepare_data import load_split, DataError\n"
         "try:\n    load_split('gsm8k', 'test')\nexcept DataError as error:\n    print('ERROR', error)\n"
     )
     result = run_python(code, env=env, timeout=120)
@@ -262,7 +262,7 @@ def test_mmlu_pro_split_is_persisted_and_read_back(tmp_path, monkeypatch):
     assert saved["per_category"]["physics"] == {"train": 6, "heldout": 6}
 
     # Afterwards the file decides, not the code: a changed splitting rule does not move a question.
-    monkeypatch.setattr(task_data, "stratified_split", lambda *a, **k: pytest.fail("split recomputed"))
+    monkeypatch.setattr(prepare_data, "stratified_split", lambda *a, **k: pytest.fail("split recomputed"))
     assert load_split("mmlu_pro", "train", source=source, seed=1, run_dir=str(run_dir)) == train
     heldout = load_split("mmlu_pro", "heldout", source=source, seed=1, run_dir=str(run_dir))
     assert [r["meta"]["question_id"] for r in heldout] == saved["heldout"]
