@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from ..records import write_json_atomic
+from ..records import write_json_atomic, write_text_atomic
 from .collect import RESULTS_FILE, collect_results
 
 REPORT_FILE = "report.md"
@@ -32,11 +32,7 @@ def build_report(run_dir: str, *, plots: bool = True) -> dict:
     from .markdown import render
 
     write_json_atomic(os.path.join(run_dir, RESULTS_FILE), results)
-    text = render(results)
-    tmp = os.path.join(run_dir, f"{REPORT_FILE}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-        f.write(text)
-    os.replace(tmp, os.path.join(run_dir, REPORT_FILE))
+    write_text_atomic(os.path.join(run_dir, REPORT_FILE), render(results))
     return results
 
 

@@ -41,7 +41,7 @@ import re
 import sys
 import traceback
 
-from ..records import RewardLabel, decode_reward_label
+from ..records import RewardLabel, decode_reward_label, write_text_atomic
 from .schemes import RewardConfig
 
 logger = logging.getLogger(__name__)
@@ -274,13 +274,5 @@ def write_reward_file(path: str, config: RewardConfig) -> str:
     text = _FILE_TEMPLATE.format(
         version=__version__, scheme=config.scheme, path=path, config_json=json.dumps(config.to_dict(), sort_keys=True)
     )
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    write_text_atomic(path, text)
     return path
