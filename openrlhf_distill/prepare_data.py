@@ -53,7 +53,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .records import PROMPT, RecordError, write_json_atomic, write_jsonl_atomic
+from .records import ANY_OBJECT, PROMPT, RecordError, read_records, write_json_atomic, write_jsonl_atomic
 from .tasks import get_task
 
 SPLIT_FILE = "mmlu_pro_split.json"
@@ -119,18 +119,8 @@ class Rows:
 
 
 def _read_jsonl(path: str) -> Rows:
-    rows, lines = [], []
-    with open(path, encoding="utf-8") as f:
-        for number, text in enumerate(f, start=1):
-            if not text.strip():
-                continue
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as error:
-                raise RecordError(path, number, None, f"malformed JSON: {error.msg} at column {error.colno}") from None
-            rows.append(row)
-            lines.append(number)
-    return Rows(rows, path, lines)
+    numbered = list(read_records(path, ANY_OBJECT))  # each line a JSON object; the columns are checked by name
+    return Rows([row for _, row in numbered], path, [number for number, _ in numbered])
 
 
 def _read_json(path: str) -> Rows:
