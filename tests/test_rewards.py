@@ -421,3 +421,13 @@ def test_the_reward_file_through_openrlhfs_single_turn_agent_executor(openrlhf_a
     # ... but ours has already reached stderr, with its traceback
     err = capsys.readouterr().err
     assert "reward_func (scheme 'vote') failed: ValueError" in err and "Traceback" in err
+
+
+def test_the_reward_functions_examples_hold():
+    """vote_reward, gold_reward and style_reward carry their examples as doctests: they are run here."""
+    import doctest
+
+    from openrlhf_distill.rewards import function
+
+    result = doctest.testmod(function, raise_on_error=False)
+    assert result.attempted >= 6 and result.failed == 0

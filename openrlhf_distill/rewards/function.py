@@ -100,6 +100,48 @@ def split_response(query: str, prompt: str) -> str:
     return response
 
 
+# --- The rewards themselves: plain functions of a response ----------------------------------------------------
+#
+# What the schemes reward, one response at a time; `_Rewarder` below is the OpenRLHF side (decoding its batch, the
+# labels, the logs). ``reference`` is a canonical answer (``task.parse_gold``); None means none is known.
+
+
+def vote_reward(response: str, pseudo_label: str | None, task) -> float:
+    """The ``vote`` scheme: 1.0 when the response's final answer equals the question's pseudo-label (the
+    teacher's majority answer), else 0.0; 0.0 for a question without one.
+
+    >>> from openrlhf_distill.tasks import get_task
+    >>> vote_reward("3 boxes of 6 is 18. #### 18", "18", get_task("gsm8k"))
+    1.0
+    >>> vote_reward("#### 17", "18", get_task("gsm8k")), vote_reward("#### 18", None, get_task("gsm8k"))
+    (0.0, 0.0)
+    """
+    return float(pseudo_label is not None and task.is_equivalent(task.extract_answer(response), pseudo_label))
+
+
+def gold_reward(response: str, gold: str, task) -> float:
+    """The ``gold`` scheme (an upper bound, for prompts with known answers): 1.0 for the gold answer.
+
+    >>> from openrlhf_distill.tasks import get_task
+    >>> gold_reward("#### 18.00", "18", get_task("gsm8k"))
+    1.0
+    """
+    return vote_reward(response, gold, task)
+
+
+def style_reward(response: str, style: str, task) -> float:
+    """The ``style`` control: 1.0 when the response is written in ``style`` (a task with response styles, the
+    toy world's arithmetic: "worked" or "direct"), whether or not its answer is right.
+
+    >>> from openrlhf_distill.tasks import get_task
+    >>> style_reward("14 / 2 = 7. 7 - 4 = 3. #### 3", "worked", get_task("arithmetic"))
+    1.0
+    >>> style_reward("#### 3", "worked", get_task("arithmetic"))
+    0.0
+    """
+    return float(task.response_style(response) == style)
+
+
 def _row(label: RewardLabel) -> str:
     return f"row {label.id!r}" if label.id is not None else "a row without id"
 
@@ -175,25 +217,29 @@ class _Rewarder:
             task = self.task(label)
             raw_response = split_response(query, prompt)
             raw_responses.append(raw_response)
-            answer = task.extract_answer(strip_trailing_special_tokens(raw_response))
+            response = strip_trailing_special_tokens(raw_response)
             pseudo, gold = self.reference_answers(task, label)
             if scheme == "gold" and gold is None:
                 raise ValueError(
                     f"scheme 'gold' needs a gold answer, and the reward label of {_row(label)} has "
                     "none (the gold scheme is an upper bound for prompts with known answers)"
                 )
-            pseudo_correct = pseudo is not None and task.is_equivalent(answer, pseudo)
-            gold_correct = gold is not None and task.is_equivalent(answer, gold)
+            pseudo_correct, gold_correct = vote_reward(response, pseudo, task), vote_reward(response, gold, task)
             if scheme == "random":
                 agreement.append(float(self._coins.random() < self.config.random_p))
             elif scheme == "style":
-                style = task.response_style(strip_trailing_special_tokens(raw_response))
-                agreement.append(float(style == self.config.style))
+                agreement.append(style_reward(response, self.config.style, task))
             else:
-                agreement.append(float(gold_correct if scheme == "gold" else pseudo_correct))
+                agreement.append(gold_correct if scheme == "gold" else pseudo_correct)
             for key, value in zip(
                 LOG_KEYS,
-                (pseudo_correct, pseudo is not None, gold_correct, gold is not None, answer is not None),
+                (
+                    pseudo_correct,
+                    pseudo is not None,
+                    gold_correct,
+                    gold is not None,
+                    task.extract_answer(response) is not None,
+                ),
                 strict=True,
             ):
                 logs[key].append(float(value))
