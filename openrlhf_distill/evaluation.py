@@ -73,6 +73,7 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from .generation.backend import TEMPERATURE_RANGE, Backend
 from .questions import question_key
@@ -350,30 +351,52 @@ class _SharedBackend(Backend):
             self._engine = None
 
 
+@dataclass(frozen=True)
+class EvalSettings:
+    """How a model is evaluated (`eval`'s flags and their defaults)."""
+
+    k: int = 1  # maj@k and pass@k over k samples; 1: greedy accuracy only
+    n_samples: int | None = None  # samples per question for pass@k (n >= k; None: k)
+    temperature: float = 0.7  # of the k samples
+    max_new_tokens: int = 512
+    prompt_style: str = "zero_shot_cot"
+    stop: tuple[str, ...] = ()
+    shard_size: int = 64
+    limit: int | None = None  # the first N questions
+    role: str = "student"  # the `source` of the samples
+    seed: int = 0  # sampling seed, and the bootstrap's
+    bootstrap_resamples: int = DEFAULT_BOOTSTRAP_RESAMPLES
+
+    @property
+    def samples_per_question(self) -> int:
+        return self.k if self.n_samples is None else self.n_samples
+
+    def check(self) -> None:
+        if self.k < 1:
+            raise ValueError(f"--k must be >= 1, got {self.k}")
+        if self.samples_per_question < self.k:
+            raise ValueError(f"--n-samples ({self.n_samples}) must be >= --k ({self.k})")
+        high = TEMPERATURE_RANGE[1]
+        if self.k > 1 and not 0 < self.temperature <= high:
+            raise ValueError(f"--temperature must be in (0, {high}] for maj@k / pass@k, got {self.temperature}")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"--limit must be >= 1, got {self.limit}")
+
+
 def evaluate(
     model: str,
     prompts: str | list[dict],
     task: str,
     out: str,
+    settings: EvalSettings = EvalSettings(),
     *,
     name: str | None = None,
     split: str = "test",
-    seed: int = 0,
-    k: int = 1,
-    n_samples: int | None = None,
-    temperature: float = 0.7,
     backend: str = "auto",
     backend_options: dict | None = None,
     make_backend: Callable[[], Backend] | None = None,
-    max_new_tokens: int = 512,
-    prompt_style: str = "zero_shot_cot",
-    stop: tuple[str, ...] = (),
-    shard_size: int = 64,
-    limit: int | None = None,
-    role: str = "student",
     overwrite: bool = False,
     progress: bool = True,
-    bootstrap_resamples: int = DEFAULT_BOOTSTRAP_RESAMPLES,
 ) -> dict:
     """Evaluates ``model`` on ``prompts`` (a prompt-records file, or records e.g. from ``prepare_data.load_split``)
     and writes the result JSON to ``out`` (schema: the module docstring); returns it.
@@ -384,47 +407,85 @@ def evaluate(
     """
     from .generation import choose_backend
     from .generation import make_backend as start_backend
-    from .generation.sampling import SamplingConfig, generate_samples
 
     started = time.perf_counter()
     task_obj = get_task(task)
-    if k < 1:
-        raise ValueError(f"--k must be >= 1, got {k}")
-    n_samples = k if n_samples is None else n_samples
-    if n_samples < k:
-        raise ValueError(f"--n-samples ({n_samples}) must be >= --k ({k})")
-    if k > 1 and not 0 < temperature <= TEMPERATURE_RANGE[1]:
-        raise ValueError(f"--temperature must be in (0, {TEMPERATURE_RANGE[1]}] for maj@k / pass@k, got {temperature}")
-    if limit is not None and limit < 1:
-        raise ValueError(f"--limit must be >= 1, got {limit}")
+    settings.check()
     if isinstance(prompts, str):
         records = read_eval_records(prompts, task_obj)
     else:
         records = check_eval_records(enumerate(prompts, start=1), "prompt records (in memory)", task_obj)
-    records = records[:limit] if limit is not None else records
+    records = records[: settings.limit] if settings.limit is not None else records
 
     samples_dir = samples_dir_for(out)
     prompts_file = os.path.join(samples_dir, PROMPTS_FILE)
     write_jsonl_atomic(prompts_file, records)  # the same questions give the same file: generation resumes
-    options = dict(backend_options or {})
     if make_backend is None:
+        options = dict(backend_options or {})
         if backend == "auto":
             backend = choose_backend(model, options.get("openai_base_url"))
-        name_, options_ = backend, options
-        make_backend = lambda: start_backend(name_, model, **options_)
-    shared = _SharedBackend(make_backend)
-    common = dict(
-        max_new_tokens=max_new_tokens, seed=seed, shard_size=shard_size, prompt_style=prompt_style, stop=tuple(stop)
+        name_ = backend
+        make_backend = lambda: start_backend(name_, model, **options)
+    tokens = _sample(model, prompts_file, samples_dir, task, settings, backend, make_backend, overwrite, progress)
+
+    k = settings.k
+    metrics = score_sample_files(
+        records,
+        os.path.join(samples_dir, GREEDY_DIR),
+        os.path.join(samples_dir, SAMPLED_DIR) if k > 1 else None,
+        task=task_obj,
+        k=k,
+        seed=settings.seed,
+        bootstrap_resamples=settings.bootstrap_resamples,
     )
-    runs = [(GREEDY_DIR, SamplingConfig(role=role, temperatures=(0.0,), n_per_temperature=1, **common))]
-    if k > 1:
-        runs.append(
-            (
-                SAMPLED_DIR,
-                SamplingConfig(role=role, temperatures=(temperature,), n_per_temperature=n_samples, **common),
-            )
+    for key in ("maj_at_k", "pass_at_k"):
+        if metrics[key] is not None:
+            metrics[key]["temperature"] = settings.temperature
+    base = os.path.basename(out)
+    result = {
+        "name": name or (base[: -len(".json")] if base.endswith(".json") else base),
+        "seed": settings.seed,
+        "model": model,
+        "task": task,
+        "split": split,
+        "decoding": "greedy",
+        **metrics,
+        "tokens_generated": tokens,
+        "wall_seconds": round(time.perf_counter() - started, 3),
+        "samples_dir": samples_dir,
+        "settings": {
+            "prompt_style": settings.prompt_style,
+            "max_new_tokens": settings.max_new_tokens,
+            "backend": backend,
+            "role": settings.role,
+            "bootstrap_resamples": settings.bootstrap_resamples,
+            "stop": list(settings.stop),
+        },
+    }
+    write_json_atomic(out, result)
+    return result
+
+
+def _sample(model, prompts_file, samples_dir, task, settings, backend, make_backend, overwrite, progress) -> int:
+    """The greedy pass and, with k > 1, the sampled one, through the generation stage on one backend started
+    at most once; returns the tokens both passes' samples hold."""
+    from .generation.sampling import SamplingConfig, generate_samples
+
+    common = dict(
+        role=settings.role,
+        max_new_tokens=settings.max_new_tokens,
+        seed=settings.seed,
+        shard_size=settings.shard_size,
+        prompt_style=settings.prompt_style,
+        stop=tuple(settings.stop),
+    )
+    runs = [(GREEDY_DIR, SamplingConfig(temperatures=(0.0,), n_per_temperature=1, **common))]
+    if settings.k > 1:
+        sampled = SamplingConfig(
+            temperatures=(settings.temperature,), n_per_temperature=settings.samples_per_question, **common
         )
-    tokens = 0
+        runs.append((SAMPLED_DIR, sampled))
+    shared, tokens = _SharedBackend(make_backend), 0
     try:
         for folder, config in runs:
             summary = generate_samples(
@@ -441,42 +502,7 @@ def evaluate(
             tokens += summary["tokens"]
     finally:
         shared.shutdown()
-
-    metrics = score_sample_files(
-        records,
-        os.path.join(samples_dir, GREEDY_DIR),
-        os.path.join(samples_dir, SAMPLED_DIR) if k > 1 else None,
-        task=task_obj,
-        k=k,
-        seed=seed,
-        bootstrap_resamples=bootstrap_resamples,
-    )
-    for key in ("maj_at_k", "pass_at_k"):
-        if metrics[key] is not None:
-            metrics[key]["temperature"] = temperature
-    base = os.path.basename(out)
-    result = {
-        "name": name or (base[: -len(".json")] if base.endswith(".json") else base),
-        "seed": seed,
-        "model": model,
-        "task": task,
-        "split": split,
-        "decoding": "greedy",
-        **metrics,
-        "tokens_generated": tokens,
-        "wall_seconds": round(time.perf_counter() - started, 3),
-        "samples_dir": samples_dir,
-        "settings": {
-            "prompt_style": prompt_style,
-            "max_new_tokens": max_new_tokens,
-            "backend": backend,
-            "role": role,
-            "bootstrap_resamples": bootstrap_resamples,
-            "stop": list(stop),
-        },
-    }
-    write_json_atomic(out, result)
-    return result
+    return tokens
 
 
 # --- `openrlhf-distill eval` --------------------------------------------------------------------------------
@@ -566,8 +592,20 @@ def run(args) -> int:
     from .prepare_data import load_split
 
     get_task(args.task)  # an unknown task fails before any data is loaded
-    if args.k < 1:
-        raise ValueError(f"--k must be >= 1, got {args.k}")
+    settings = EvalSettings(
+        k=args.k,
+        n_samples=args.n_samples,
+        temperature=args.temperature,
+        max_new_tokens=args.max_new_tokens,
+        prompt_style=args.prompt_style,
+        stop=tuple(args.stop),
+        shard_size=args.shard_size,
+        limit=args.limit,
+        role=args.role,
+        seed=args.seed,
+        bootstrap_resamples=args.bootstrap_resamples,
+    )
+    settings.check()  # before any data is loaded
     if args.prompts is not None:
         prompts = args.prompts
     else:
@@ -586,23 +624,13 @@ def run(args) -> int:
         prompts,
         args.task,
         args.out,
+        settings,
         name=args.name,
         split=args.split,
-        seed=args.seed,
-        k=args.k,
-        n_samples=args.n_samples,
-        temperature=args.temperature,
         backend=name,
         make_backend=start,
-        max_new_tokens=args.max_new_tokens,
-        prompt_style=args.prompt_style,
-        stop=tuple(args.stop),
-        shard_size=args.shard_size,
-        limit=args.limit,
-        role=args.role,
         overwrite=args.overwrite,
         progress=not args.no_progress,
-        bootstrap_resamples=args.bootstrap_resamples,
     )
     parts = [f"{result['name']}: greedy {_percent(result['accuracy'], result['ci95'])} (n={result['n']})"]
     for key, label in (("maj_at_k", "maj"), ("pass_at_k", "pass")):

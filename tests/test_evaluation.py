@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from openrlhf_distill.evaluation import (
+    EvalSettings,
     add_arguments,
     evaluate,
     run,
@@ -326,8 +327,11 @@ def test_evaluate_tiny_model_then_resume_without_the_model(tmp_path, tiny_model)
     prompts = _prompts_file(tmp_path / "prompts.jsonl")
     out = str(tmp_path / "eval" / "sft.json")
     starts = []
-    options = dict(k=3, temperature=1.0, max_new_tokens=6, shard_size=2, backend="hf", progress=False)
-    result = evaluate(tiny_model, prompts, "gsm8k", out, make_backend=_counting_backend(tiny_model, starts), **options)
+    settings = EvalSettings(k=3, temperature=1.0, max_new_tokens=6, shard_size=2)
+    options = dict(backend="hf", progress=False)
+    result = evaluate(
+        tiny_model, prompts, "gsm8k", out, settings, make_backend=_counting_backend(tiny_model, starts), **options
+    )
     assert starts == [1]  # one engine for the greedy and the sampled pass
     assert set(result) == RESULT_KEYS and json.loads(open(out).read()) == result
     assert result["name"] == "sft" and result["decoding"] == "greedy" and result["n"] == 4
@@ -356,11 +360,13 @@ def test_evaluate_tiny_model_then_resume_without_the_model(tmp_path, tiny_model)
     # with the same samples.
     with open(os.path.join(samples, "sampled", "shard-00001.jsonl")) as f:
         lost = f.read()
-    again = evaluate(tiny_model, prompts, "gsm8k", out, make_backend=_counting_backend(tiny_model, starts), **options)
+    again = evaluate(
+        tiny_model, prompts, "gsm8k", out, settings, make_backend=_counting_backend(tiny_model, starts), **options
+    )
     assert starts == [1]
     os.remove(os.path.join(samples, "sampled", "shard-00001.jsonl"))
     resumed = evaluate(
-        tiny_model, prompts, "gsm8k", out, make_backend=_counting_backend(tiny_model, starts), **options
+        tiny_model, prompts, "gsm8k", out, settings, make_backend=_counting_backend(tiny_model, starts), **options
     )
     assert starts == [1, 1]
     with open(os.path.join(samples, "sampled", "shard-00001.jsonl")) as f:
@@ -486,11 +492,11 @@ def test_evaluate_refuses_bad_input_before_loading_a_model(tmp_path):
     with pytest.raises(ValueError, match="unknown task 'gsm9k'"):
         evaluate("m", prompts, "gsm9k", out, make_backend=never)
     with pytest.raises(ValueError, match="--k must be >= 1, got 0"):
-        evaluate("m", prompts, "gsm8k", out, k=0, make_backend=never)
+        evaluate("m", prompts, "gsm8k", out, EvalSettings(k=0), make_backend=never)
     with pytest.raises(ValueError, match=r"--n-samples \(2\) must be >= --k \(3\)"):
-        evaluate("m", prompts, "gsm8k", out, k=3, n_samples=2, make_backend=never)
+        evaluate("m", prompts, "gsm8k", out, EvalSettings(k=3, n_samples=2), make_backend=never)
     with pytest.raises(ValueError, match="--temperature must be in"):
-        evaluate("m", prompts, "gsm8k", out, k=3, temperature=0.0, make_backend=never)
+        evaluate("m", prompts, "gsm8k", out, EvalSettings(k=3, temperature=0.0), make_backend=never)
 
     rows = [GSM8K_PROMPTS[0], {"id": "q2", "task": "gsm8k", "prompt": "2 + 2?"}]
     with pytest.raises(RecordError, match="gold.*missing: evaluation needs the gold answer") as error:
