@@ -200,6 +200,8 @@ def test_t_quantile_and_interval_match_printed_tables():
         and lo == pytest.approx(t_interval([0.94, 0.963, 0.977])[0])
         and t_interval([0.94, 0.963, 0.977])[1] > 1
     )
+    # two seeds' gains of about 92 points: a difference of accuracies cannot pass 100 points either
+    assert t_interval([0.913, 0.94], within=(-1.0, 1.0))[1] == 1.0 < t_interval([0.913, 0.94])[1]
 
 
 def test_results_json_numbers_match_hand_computation(report):
@@ -253,6 +255,7 @@ def test_results_json_numbers_match_hand_computation(report):
     assert [p["diff"] for p in c["per_seed"]] == pytest.approx([0.10, 0.14, 0.09])
     assert c["mean_diff"] == pytest.approx(0.11) and c["std_diff"] == pytest.approx(math.sqrt(0.0007))
     assert c["ci95"] == pytest.approx([0.11 - T2 * math.sqrt(0.0007 / 3), 0.11 + T2 * math.sqrt(0.0007 / 3)])
+    assert c["ci95_method"] == "t-interval over paired seed differences, cut to [-1, 1]"
     c = comparisons["rl_rm - teacher"]  # the teacher was evaluated once: every seed against it
     assert c["pairing"] == "every seed of rl_rm against the single evaluation of teacher"
     assert [p["diff"] for p in c["per_seed"]] == pytest.approx([-0.20, -0.14, -0.17])
@@ -566,7 +569,9 @@ def test_styles_and_control_rewards_are_reported_with_means_over_seeds(tmp_path)
     share = sft["greedy"]["worked"]["share"]
     assert share["mean"] == pytest.approx(0.15) and share["n_seeds"] == 2
     assert share["std"] == pytest.approx(sample_std([0.1, 0.2]))
-    assert share["ci95_mean"] == pytest.approx(t_interval([0.1, 0.2]))
+    # a share's interval stops at 0, where the t-interval of two seeds would go below it
+    assert share["ci95_mean"] == pytest.approx(t_interval([0.1, 0.2], within=(0.0, 1.0)))
+    assert share["ci95_mean"][0] == 0.0 > t_interval([0.1, 0.2])[0]
     assert sft["sampled"]["worked"]["share"]["mean"] == pytest.approx(0.25)
     assert sft["greedy"]["worked"]["accuracy"]["mean"] == pytest.approx(0.85)
     assert sft["greedy"]["direct"]["accuracy"]["mean"] == pytest.approx(0.445)

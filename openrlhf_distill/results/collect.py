@@ -49,7 +49,8 @@ SEED_INDEPENDENT = ("teacher", "student_base")
 
 CI_METHOD = (
     "summary.ci95_mean and comparisons[].ci95: two-sided 95% Student t-interval of the mean over seeds, "
-    "mean +- t(0.975, n_seeds - 1) * std / sqrt(n_seeds), std with ddof = 1; null with fewer than 2 seeds. "
+    "mean +- t(0.975, n_seeds - 1) * std / sqrt(n_seeds), std with ddof = 1, cut to the range the quantity lives "
+    "in (an accuracy [0, 1], a difference of accuracies [-1, 1]); null with fewer than 2 seeds. "
     "rows[].ci95: the evaluator's interval over questions for one evaluation (see rows[].ci_method)."
 )
 
@@ -333,7 +334,8 @@ def _over_seeds(values: list) -> dict | None:
     values = [v for v in values if _number(v) is not None]
     if not values:
         return None
-    return {"n_seeds": len(values), "mean": mean(values), "std": sample_std(values), "ci95_mean": t_interval(values)}
+    ci = t_interval(values, within=(0.0, 1.0))  # shares and accuracies
+    return {"n_seeds": len(values), "mean": mean(values), "std": sample_std(values), "ci95_mean": ci}
 
 
 def _styles(rows: list[dict]) -> dict | None:
@@ -438,8 +440,8 @@ def _compare(a: str, b: str, why: str, summary: dict) -> dict | None:
         "per_seed": [{"seed": s, "a": x, "b": y, "diff": x - y} for s, x, y in pairs],
         "mean_diff": mean(diffs),
         "std_diff": sample_std(diffs),
-        "ci95": t_interval(diffs),
-        "ci95_method": "t-interval over paired seed differences" if len(diffs) >= 2 else None,
+        "ci95": t_interval(diffs, within=(-1.0, 1.0)),
+        "ci95_method": "t-interval over paired seed differences, cut to [-1, 1]" if len(diffs) >= 2 else None,
     }
 
 
@@ -593,7 +595,8 @@ def _reward_model(reader: _Reader, seeds: list[int]) -> dict:
         values = [v for v in (get(e) for e in entries) if _number(v) is not None]
         if not values:
             return None
-        return {"mean": mean(values), "std": sample_std(values), "n_seeds": len(values), "ci95": t_interval(values)}
+        ci = t_interval(values, within=(0.0, 1.0))  # accuracies, AUC and calibration error all lie in [0, 1]
+        return {"mean": mean(values), "std": sample_std(values), "n_seeds": len(values), "ci95": ci}
 
     kinds: dict[str, None] = {}  # pair types in eval-rm's order, over the seeds
     for e in entries:
