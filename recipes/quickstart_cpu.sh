@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The toy world on a CPU: what `make demo` runs. `make study` adds --ppo.schemes rm,vote,gold
+# The toy world on a CPU: what `make demo` runs. `make study` adds --ppo.schemes rm,gold,vote,random,style
 # --rm.ablations teacher_only (the same run folder: the demo's finished stages are reused).
 # Hardware: any x86-64 CPU with 2 cores and ~6 GB of free memory. No GPU, no download.
 # Time: see README "The toy world" for the measured times (demo: the main comparison over 3 seeds).
