@@ -49,3 +49,59 @@ def test_the_architecture_page_names_every_module_of_the_package():
             if not shown:
                 missing.append(rel)
     assert not missing, f"docs/architecture.md does not name: {missing}"
+
+
+def _layout_order(page: str) -> list[str]:
+    """The modules of the architecture page's layout, in its order, as paths inside the package."""
+    layout = page[page.index("## Layout") : page.index("## A record")]
+    order, package = [], None
+    for line in layout.splitlines():
+        if heading := re.match(r"- \*\*`(\w+)/`\*\*", line):
+            package = heading.group(1)
+        elif line.startswith("- **"):
+            package = None
+            order += re.findall(r"`([\w/]+\.py)`", line)
+        elif item := re.match(r"\s+- `([\w/]+\.py)`", line):
+            name = item.group(1)
+            order.append(f"{package}/{name}" if package and not name.startswith(f"{package}/") else name)
+    return order
+
+
+def _package_imports(path: str, module_parts: list[str]) -> set[str]:
+    """The package modules (paths inside it) that a module imports with relative imports, lazy ones included."""
+    import ast
+
+    package = os.path.join(ROOT, "openrlhf_distill")
+    found = set()
+    with open(os.path.join(package, path)) as f:
+        tree = ast.parse(f.read())
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.ImportFrom) and node.level):
+            continue
+        base = module_parts[: len(module_parts) - node.level + 1] + (node.module.split(".") if node.module else [])
+        for candidate in [base] + [base + [alias.name] for alias in node.names]:
+            rel = "/".join(candidate[1:])
+            for target in (f"{rel}.py", f"{rel}/__init__.py"):
+                if rel and os.path.isfile(os.path.join(package, target)):
+                    found.add(target)
+    return found
+
+
+def test_the_architecture_pages_order_is_the_import_order():
+    """The page lists modules in the order a record flows and says a module imports only what is above it (plus
+    the adapter and the helpers; a package's __init__ gathers its own modules), with one named exception."""
+    order = _layout_order(_read("docs/architecture.md"))
+    position = {path: i for i, path in enumerate(order)}
+    exempt = ("compat/", "argtypes.py", "model_folders.py", "cluster_paths.py")
+    upward = set()
+    for path in order:
+        if path.endswith("__init__.py") or path.startswith(exempt):
+            continue
+        parts = ["openrlhf_distill", *path.split("/")[:-1]]
+        for target in _package_imports(path, parts):
+            if target != path and not target.startswith(exempt) and target.endswith(".py"):
+                if target.endswith("__init__.py") and target.split("/")[0] == path.split("/")[0]:
+                    continue
+                if position.get(target, -1) > position[path]:
+                    upward.add((path, target))
+    assert upward == {("results/collect.py", "pipeline/stages.py")}

@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+from ..records import ANY_OBJECT, read_records
 from ..tasks import get_task
 from ..voting import PLURALITY, VoteRule, majority_vote
 from .tiny_models import TinyModelSpec, build_tokenizer, random_causal_lm
@@ -88,10 +89,8 @@ def encode_pairs(tokenizer, pairs: Sequence[tuple[str, str]]) -> list[tuple[list
 
 
 def _corpus_pairs(corpus) -> list[tuple[str, str]]:
-    if isinstance(corpus, str):
-        from .world import read_corpus
-
-        corpus = read_corpus(corpus)
+    if isinstance(corpus, str):  # a corpus file of {"prompt", "response"} lines, as the world writes it
+        corpus = [row for _, row in read_records(corpus, ANY_OBJECT)]
     return [(row["prompt"], row["response"]) for row in corpus]
 
 

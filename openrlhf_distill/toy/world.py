@@ -327,11 +327,6 @@ def read_prompts(path: str) -> list[dict]:
     return [record for _, record in read_records(path, PROMPT)]
 
 
-def read_corpus(path: str) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
 # --- Building a whole toy world: data, the two pretrained models, world.json ----------------------------------
 
 # Defaults chosen on the 2-core development machine (world.json of a build holds the numbers of each run). The
