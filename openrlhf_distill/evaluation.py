@@ -159,6 +159,10 @@ def read_eval_records(path: str, task: Task) -> list[dict]:
 # --- scoring ------------------------------------------------------------------------------------------------
 
 
+# One question's answers: (sample_index, answer or None, style or None), in index order.
+Answers = list[tuple[int, str | None, str | None]]
+
+
 def score_samples(
     records: list[dict],
     greedy: Iterable[dict],
@@ -188,99 +192,127 @@ def score_samples(
         raise ValueError("prompt records repeat a question id")
     styles = getattr(task, "styles_of_responses", None)
 
-    def read(samples: Iterable[dict], what: str) -> dict[str, list[tuple[int, str | None, str | None]]]:
-        """Question key -> (sample_index, answer, style or None) in index order."""
-        answers: dict[str, list[tuple[int, str | None, str | None]]] = defaultdict(list)
-        for sample in samples:
-            key = question_key(sample["id"])
-            if key not in golds:
-                raise RecordError(
-                    where,
-                    None,
-                    "id",
-                    f"{what} sample of question {sample['id']!r}, which is not among the prompts evaluated",
-                )
-            style = task.response_style(sample["response"]) if styles else None
-            answer = task.extract(sample["response"], finish_reason=sample.get("finish_reason")).answer
-            answers[key].append((sample["sample_index"], answer, style))
-        for key, found in answers.items():
-            indices = [item[0] for item in found]
-            if len(set(indices)) != len(indices):
-                raise RecordError(where, None, "sample_index", f"question {key!r} repeats a {what} sample_index")
-            found.sort(key=lambda item: item[0])
-        missing = [key for key in golds if key not in answers]
-        if missing:
-            raise RecordError(
-                where, None, "id", f"{len(missing)} questions have no {what} sample, e.g. {missing[0]!r}"
-            )
-        return answers
-
-    greedy_answers = read(greedy, "greedy")
-    correct, no_answer = {}, 0
-    for key, found in greedy_answers.items():
-        if len(found) != 1:
-            raise RecordError(where, None, "id", f"question {key!r} has {len(found)} greedy samples; one expected")
-        answer = found[0][1]
-        no_answer += answer is None
-        correct[key] = task.is_equivalent(answer, golds[key])
+    greedy_answers = _read_answers(greedy, "greedy", golds, task, where)
+    correct = _greedy_correct(greedy_answers, golds, task, where)
     n = len(records)
+    no_answer = sum(found[0][1] is None for found in greedy_answers.values())
     result = {
         "n": n,
         **{name: value for name, value in _proportion(sum(correct.values()), n).items() if name != "n"},
         "ci_method": WILSON,
         "maj_at_k": None,
         "pass_at_k": None,
-        "per_category": None,
+        "per_category": _per_category(records, correct),
         "no_answer_rate": no_answer / n,
     }
     if styles:
         greedy_styles = style_shares(styles, ((found[0][2], correct[key]) for key, found in greedy_answers.items()))
         result["styles"] = {"greedy": greedy_styles, "sampled": None}
-    categories = {question_key(r["id"]): (r.get("meta") or {}).get("category") for r in records}
-    if any(category is not None for category in categories.values()):
-        groups: dict[str, list[bool]] = defaultdict(list)
-        for key, category in categories.items():
-            groups[str(category) if category is not None else "(none)"].append(correct[key])
-        result["per_category"] = {c: _proportion(sum(v), len(v)) for c, v in sorted(groups.items())}
     if sampled is not None:
-        sampled_answers = read(sampled, "sampled")
-        counts = {len(found) for found in sampled_answers.values()}
-        if len(counts) != 1:
-            raise RecordError(
-                where,
-                None,
-                "sample_index",
-                f"questions have different numbers of sampled answers "
-                f"({sorted(counts)}); every question needs the same n",
-            )
-        per_question = counts.pop()
-        if per_question < k:
-            raise ValueError(f"{where}: {per_question} sampled answers per question, fewer than k={k}")
-        majority_correct, pass_values, graded = 0, [], []
-        for key, found in sampled_answers.items():
-            answers = [answer for _, answer, _ in found]
-            vote = majority_vote(answers[:k], PLURALITY, is_equivalent=task.is_equivalent)
-            majority_correct += vote.pseudo_label is not None and task.is_equivalent(vote.pseudo_label, golds[key])
-            rights = [task.is_equivalent(answer, golds[key]) for answer in answers]
-            pass_values.append(pass_at_k(per_question, sum(rights), k))
-            graded += [(style, right) for (_, _, style), right in zip(found, rights, strict=True)]
-        result["maj_at_k"] = {"k": k, **_proportion(majority_correct, n), "ci_method": WILSON}
-        if per_question == k:  # 0/1 per question: a plain proportion
-            pass_ci, method = _interval(round(sum(pass_values)), n), WILSON
-        else:
-            interval = bootstrap_mean_interval(pass_values, resamples=bootstrap_resamples, seed=seed)
-            pass_ci, method = [round(x, 6) for x in interval], BOOTSTRAP
-        result["pass_at_k"] = {
-            "k": k,
-            "n": n,
-            "accuracy": sum(pass_values) / n,
-            "ci95": pass_ci,
-            "ci_method": method,
-            "samples_per_question": per_question,
-        }
+        sampled_answers = _read_answers(sampled, "sampled", golds, task, where)
+        result["maj_at_k"], result["pass_at_k"], graded = _sampled_metrics(
+            sampled_answers, golds, task, k, where, seed=seed, bootstrap_resamples=bootstrap_resamples
+        )
         if styles:
             result["styles"]["sampled"] = style_shares(styles, graded)
     return result
+
+
+def _read_answers(samples: Iterable[dict], what: str, golds: dict, task: Task, where: str) -> dict[str, Answers]:
+    """Question key -> its answers, each read from the response by the task; every question evaluated has at
+    least one sample, no sample is of another question and no sample_index repeats."""
+    styles = getattr(task, "styles_of_responses", None)
+    answers: dict[str, Answers] = defaultdict(list)
+    for sample in samples:
+        key = question_key(sample["id"])
+        if key not in golds:
+            raise RecordError(
+                where,
+                None,
+                "id",
+                f"{what} sample of question {sample['id']!r}, which is not among the prompts evaluated",
+            )
+        style = task.response_style(sample["response"]) if styles else None
+        answer = task.extract(sample["response"], finish_reason=sample.get("finish_reason")).answer
+        answers[key].append((sample["sample_index"], answer, style))
+    for key, found in answers.items():
+        indices = [item[0] for item in found]
+        if len(set(indices)) != len(indices):
+            raise RecordError(where, None, "sample_index", f"question {key!r} repeats a {what} sample_index")
+        found.sort(key=lambda item: item[0])
+    missing = [key for key in golds if key not in answers]
+    if missing:
+        raise RecordError(where, None, "id", f"{len(missing)} questions have no {what} sample, e.g. {missing[0]!r}")
+    return answers
+
+
+def _greedy_correct(greedy_answers: dict[str, Answers], golds: dict, task: Task, where: str) -> dict[str, bool]:
+    """Question key -> whether its one greedy answer is right (no answer is wrong)."""
+    correct = {}
+    for key, found in greedy_answers.items():
+        if len(found) != 1:
+            raise RecordError(where, None, "id", f"question {key!r} has {len(found)} greedy samples; one expected")
+        correct[key] = task.is_equivalent(found[0][1], golds[key])
+    return correct
+
+
+def _per_category(records: list[dict], correct: dict[str, bool]) -> dict | None:
+    """Greedy accuracy per ``meta.category`` ("(none)" for records without one); None when no record has one."""
+    categories = {question_key(r["id"]): (r.get("meta") or {}).get("category") for r in records}
+    if all(category is None for category in categories.values()):
+        return None
+    groups: dict[str, list[bool]] = defaultdict(list)
+    for key, category in categories.items():
+        groups[str(category) if category is not None else "(none)"].append(correct[key])
+    return {c: _proportion(sum(v), len(v)) for c, v in sorted(groups.items())}
+
+
+def _sampled_metrics(
+    sampled_answers: dict[str, Answers],
+    golds: dict,
+    task: Task,
+    k: int,
+    where: str,
+    *,
+    seed: int,
+    bootstrap_resamples: int,
+) -> tuple[dict, dict, list[tuple[str | None, bool]]]:
+    """maj@k and pass@k over the sampled answers, and (style, right) for every sampled answer."""
+    counts = {len(found) for found in sampled_answers.values()}
+    if len(counts) != 1:
+        raise RecordError(
+            where,
+            None,
+            "sample_index",
+            f"questions have different numbers of sampled answers ({sorted(counts)}); every question needs the same n",
+        )
+    per_question = counts.pop()
+    if per_question < k:
+        raise ValueError(f"{where}: {per_question} sampled answers per question, fewer than k={k}")
+    n = len(sampled_answers)
+    majority_correct, pass_values, graded = 0, [], []
+    for key, found in sampled_answers.items():
+        answers = [answer for _, answer, _ in found]
+        vote = majority_vote(answers[:k], PLURALITY, is_equivalent=task.is_equivalent)
+        majority_correct += vote.pseudo_label is not None and task.is_equivalent(vote.pseudo_label, golds[key])
+        rights = [task.is_equivalent(answer, golds[key]) for answer in answers]
+        pass_values.append(pass_at_k(per_question, sum(rights), k))
+        graded += [(style, right) for (_, _, style), right in zip(found, rights, strict=True)]
+    maj_at_k = {"k": k, **_proportion(majority_correct, n), "ci_method": WILSON}
+    if per_question == k:  # 0/1 per question: a plain proportion
+        pass_ci, method = _interval(round(sum(pass_values)), n), WILSON
+    else:
+        interval = bootstrap_mean_interval(pass_values, resamples=bootstrap_resamples, seed=seed)
+        pass_ci, method = [round(x, 6) for x in interval], BOOTSTRAP
+    pass_at_k_result = {
+        "k": k,
+        "n": n,
+        "accuracy": sum(pass_values) / n,
+        "ci95": pass_ci,
+        "ci_method": method,
+        "samples_per_question": per_question,
+    }
+    return maj_at_k, pass_at_k_result, graded
 
 
 def _read_sample_files(path: str, known: set[str]) -> Iterable[dict]:

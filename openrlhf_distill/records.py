@@ -282,6 +282,11 @@ def check_output_dir(path: str, command: str, inputs: Iterable[str | None] = ())
     )
 
 
+# A folder being written: a trainer's output while it runs (the pipeline renames it when the trainer finishes), or
+# a command's outputs before they replace the folder asked for (``.partial-PID``). Never a finished result.
+PARTIAL_SUFFIX = ".partial"
+
+
 @contextlib.contextmanager
 def atomic_output_dir(path: str, command: str) -> Iterator[str]:
     """Yields a temporary folder beside ``path`` to write ``command``'s outputs into; on success it replaces
@@ -290,7 +295,7 @@ def atomic_output_dir(path: str, command: str) -> Iterator[str]:
     check_output_dir(path, command)
     path = os.path.abspath(path)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    partial = f"{path}.partial-{os.getpid()}"
+    partial = f"{path}{PARTIAL_SUFFIX}-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
     os.makedirs(partial)
     try:

@@ -139,6 +139,11 @@ def make_run(root) -> str:
             )
     summary = {"steps": 5, "wall_seconds": 42.5}
     _write_json(os.path.join(run_dir, "seed0", "rl_rm", "distill_ppo", "summary.json"), summary)
+    # A killed run of another scheme: the trainer's folder is still OUTPUT.partial (not a scheme called style.partial).
+    _write_jsonl(
+        os.path.join(run_dir, "seed2", "rl_style.partial", "distill_ppo", "metrics.jsonl"),
+        [{"step": 1, "rollout/reward_mean": 0.3}],
+    )
     rm_eval = {0: (0.9, 0.7, 0.85, 0.10, 0.8), 1: (0.8, 0.75, 0.95, 0.05, 0.7)}
     for seed, (pseudo, gold, auc, ece, top) in rm_eval.items():
         _write_json(
@@ -300,7 +305,8 @@ def test_results_json_numbers_match_hand_computation(report):
     assert scores["mean_score_gold_incorrect"] == pytest.approx(sum(bad) / 24)
     assert scores["auc_gold"] == 1.0  # every right sample outscores every wrong one
 
-    # RL: the half-written last line of seed 1's rl_rm is skipped (and listed); gold accuracy only where logged
+    # RL: the half-written last line of seed 1's rl_rm is skipped (and listed); gold accuracy only where logged;
+    # seed 2's killed rl_style.partial is not a run
     rl = {(r["seed"], r["scheme"]): r for r in results["rl"]}
     assert list(rl) == [(seed, scheme) for seed in (0, 1, 2) for scheme in ("rm", "vote", "gold")]
     assert rl[(1, "rm")]["steps"] == [1, 2, 3, 4, 5] and rl[(1, "rm")]["reward_mean"] == pytest.approx(

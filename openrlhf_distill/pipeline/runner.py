@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 
-from ..records import write_json_atomic
+from ..records import PARTIAL_SUFFIX, write_json_atomic
 from .stages import STAGE_NAMES, Stage, checkpoint_dir, output_flags, resume_flags
 
 
@@ -218,7 +218,7 @@ def describe(stages: list[Stage], run_dir: str, forced: set, written: dict[str, 
     lines = []
     for stage in stages:
         state = "rerun" if stage.key in forced else status(stage, run_dir, prints[stage.key])
-        command = stage.command + (output_flags(stage.output + ".partial") if stage.partial else [])
+        command = stage.command + (output_flags(stage.output + PARTIAL_SUFFIX) if stage.partial else [])
         lines.append(f"[{state:>6}] {stage.key}\n    {' '.join(command)}")
     return lines
 
@@ -237,7 +237,7 @@ def run_stages(
             log(f"[  done] {stage.key}")
             continue
         if state in ("stale", "rerun"):  # other settings or a forced rerun: start from nothing
-            for path in (stage.output, stage.output + ".partial", *stage.work):
+            for path in (stage.output, stage.output + PARTIAL_SUFFIX, *stage.work):
                 _remove(path)
         previous = _read_record(run_dir, stage.key) if state == "resume" else None
         spent = previous.get("wall_seconds", 0.0) if previous else 0.0
@@ -254,7 +254,7 @@ def run_stages(
         log(f"[{'resume' if state == 'resume' else '   run'}] {stage.key}")
         command = stage.command
         if stage.partial:
-            partial = stage.output + ".partial"
+            partial = stage.output + PARTIAL_SUFFIX
             if state == "resume" and _has_checkpoint(partial):
                 # OpenRLHF saved a checkpoint (ckpt.save_steps) before the kill: its trainer continues from it.
                 command = command + resume_flags(partial)
@@ -274,7 +274,7 @@ def run_stages(
             )
         if stage.partial:
             _remove(stage.output)
-            os.replace(stage.output + ".partial", stage.output)
+            os.replace(stage.output + PARTIAL_SUFFIX, stage.output)
         record.update(status="done", **_counts(stage))
         write_json_atomic(_record_path(run_dir, stage.key), record)
     return seen

@@ -24,6 +24,7 @@ import math
 import os
 import re
 
+from ..records import PARTIAL_SUFFIX
 from ..stats import mean, sample_std, t_interval
 
 SCHEMA_VERSION = 1
@@ -635,8 +636,11 @@ def _rl(reader: _Reader, seeds: list[int], expected_schemes: set[str]) -> list[d
         folder = reader.path(f"seed{seed}")
         found = set()
         if os.path.isdir(folder):
+            # A run still being written (or killed) is rl_SCHEME.partial: not a scheme of its own.
             found = {
-                n[3:] for n in os.listdir(folder) if n.startswith("rl_") and os.path.isdir(os.path.join(folder, n))
+                n[3:]
+                for n in os.listdir(folder)
+                if n.startswith("rl_") and PARTIAL_SUFFIX not in n and os.path.isdir(os.path.join(folder, n))
             }
         for scheme in sorted(found | expected_schemes, key=lambda scheme: model_sort_key(f"rl_{scheme}")):
             rel = f"seed{seed}/rl_{scheme}/distill_ppo/metrics.jsonl"

@@ -115,6 +115,71 @@ def greedy_accuracy(model, tokenizer, records: Sequence[dict], *, batch_size: in
     return sum(right) / max(1, len(right))
 
 
+def _adamw(model, lr: float, weight_decay: float):
+    """AdamW with weight decay on the matrices only (not on norms and biases)."""
+    import torch
+
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=lr,
+        betas=(0.9, 0.98),
+        eps=1e-8,
+    )
+
+
+def _batch_tensors(batch: Sequence[tuple[list[int], int]], pad: int):
+    """(input_ids, labels) for encoded (ids, prompt length) pairs, right-padded; labels are -100 on the prompt and
+    the padding, so the loss covers the response tokens only."""
+    import torch
+
+    width = max(len(ids) for ids, _ in batch)
+    input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
+    labels = torch.full((len(batch), width), -100, dtype=torch.long)
+    for row, (ids, prompt_len) in enumerate(batch):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        labels[row, prompt_len : len(ids)] = input_ids[row, prompt_len : len(ids)]
+    return input_ids, labels
+
+
+class _Calibration:
+    """Stopping on a dev accuracy (see :func:`pretrain`): when to measure, and which checkpoint to keep."""
+
+    def __init__(self, target, dev, tokenizer, eval_every: int, eval_below_loss: float, log_every: int):
+        self.target, self.dev, self.tokenizer = target, dev, tokenizer
+        self.eval_every, self.eval_below_loss, self.log_every = eval_every, eval_below_loss, log_every
+        self.previous = None  # (dev accuracy, step, state) of the last measured checkpoint
+        self.dev_curve: list[dict] = []
+        self.kept: dict | None = None  # the checkpoint kept once the target is reached
+
+    def due(self, done: int, smoothed_loss: float) -> bool:
+        if self.target is None or smoothed_loss > self.eval_below_loss:
+            return False
+        past_half = self.previous and self.previous[0] >= self.target / 2
+        every = self.eval_every // 2 if past_half else self.eval_every
+        return done % max(1, every) == 0
+
+    def reached(self, model, done: int) -> bool:
+        """Measures the model on dev; True when it reached the target, with the kept checkpoint loaded."""
+        model.eval()
+        accuracy = greedy_accuracy(model, self.tokenizer, self.dev)
+        model.train()
+        self.dev_curve.append({"step": done, "accuracy": round(accuracy, 4)})
+        if self.log_every:
+            print(f"  step {done}: dev greedy accuracy {accuracy:.3f}", flush=True)
+        if accuracy >= self.target:
+            previous = self.previous
+            if previous and abs(previous[0] - self.target) < abs(accuracy - self.target):
+                model.load_state_dict(previous[2])
+                self.kept = {"step": previous[1], "dev_accuracy": round(previous[0], 4)}
+            else:
+                self.kept = {"step": done, "dev_accuracy": round(accuracy, 4)}
+            return True
+        self.previous = (accuracy, done, {k: v.detach().clone() for k, v in model.state_dict().items()})
+        return False
+
+
 def pretrain(
     out_dir: str,
     corpus,
@@ -169,28 +234,15 @@ def pretrain(
     longest = max(len(ids) for ids, _ in examples)
     if longest > spec.max_position_embeddings:
         raise ValueError(f"a pretraining sequence has {longest} tokens > max_position_embeddings")
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=lr,
-        betas=(0.9, 0.98),
-        eps=1e-8,
-    )
+    optimizer = _adamw(model, lr, weight_decay)
+    calibration = _Calibration(target_accuracy, dev, eval_tokenizer, eval_every, eval_below_loss, log_every)
     rng = random.Random(seed)
-    pad = tokenizer.pad_token_id
     warmup = max(1, int(warmup_ratio * steps))
-    curve, dev_curve, recent, tokens, smoothed = [], [], [], 0, None
-    previous = None  # (dev accuracy, step, state) of the last measured checkpoint
-    stopped_at, kept = steps, None
+    curve, recent, tokens, smoothed = [], [], 0, None
+    stopped_at = steps
     for step in range(steps):
         batch = [examples[rng.randrange(len(examples))] for _ in range(batch_size)]
-        width = max(len(ids) for ids, _ in batch)
-        input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        labels = torch.full((len(batch), width), -100, dtype=torch.long)
-        for row, (ids, prompt_len) in enumerate(batch):
-            input_ids[row, : len(ids)] = torch.tensor(ids)
-            labels[row, prompt_len : len(ids)] = input_ids[row, prompt_len : len(ids)]
+        input_ids, labels = _batch_tensors(batch, tokenizer.pad_token_id)
         # Right padding under a causal mask: real tokens never see the padding after them, so no attention mask
         # is needed (and SDPA takes its causal fast path); padding carries no loss.
         loss = model(input_ids=input_ids, labels=labels).loss
@@ -215,29 +267,15 @@ def pretrain(
                     f"{left / 60:.0f} min left)",
                     flush=True,
                 )
-        every = eval_every // 2 if previous and previous[0] >= target_accuracy / 2 else eval_every
-        if target_accuracy is None or done % max(1, every) or smoothed > eval_below_loss:
-            continue
-        model.eval()
-        accuracy = greedy_accuracy(model, eval_tokenizer, dev)
-        model.train()
-        dev_curve.append({"step": done, "accuracy": round(accuracy, 4)})
-        if log_every:
-            print(f"  step {done}: dev greedy accuracy {accuracy:.3f}", flush=True)
-        if accuracy >= target_accuracy:
+        if calibration.due(done, smoothed) and calibration.reached(model, done):
             stopped_at = done
-            if previous and abs(previous[0] - target_accuracy) < abs(accuracy - target_accuracy):
-                model.load_state_dict(previous[2])
-                kept = {"step": previous[1], "dev_accuracy": round(previous[0], 4)}
-            else:
-                kept = {"step": done, "dev_accuracy": round(accuracy, 4)}
             break
-        previous = (accuracy, done, {k: v.detach().clone() for k, v in model.state_dict().items()})
     if recent:  # stopped between two points of the loss curve
         curve.append({"step": stopped_at, "loss": round(sum(recent) / len(recent), 4)})
     model.eval()
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
+    kept = calibration.kept
     if kept is None and dev:
         kept = {"step": stopped_at, "dev_accuracy": round(greedy_accuracy(model, eval_tokenizer, dev), 4)}
     return {
@@ -256,7 +294,7 @@ def pretrain(
         "response_tokens_seen": tokens,
         "final_loss": curve[-1]["loss"],
         "loss_curve": curve,
-        "dev_curve": dev_curve,
+        "dev_curve": calibration.dev_curve,
         "wall_s": round(time.monotonic() - started, 1),
         "cpu_s": round(time.process_time() - cpu_started, 1),
         "threads": torch.get_num_threads(),

@@ -218,6 +218,41 @@ def _pretrain_record(who: str, index: int, problem: Problem, response: str) -> d
     }
 
 
+def _check_world_settings(sizes: dict[str, int], student_noise: float, shares: dict[str, float]) -> None:
+    if min(sizes.values()) < 1:
+        raise ValueError("every split needs at least one question")
+    if sizes["n_pretrain_student"] > sizes["n_pretrain_teacher"]:
+        raise ValueError("the student's pretraining corpus is part of the teacher's: n_pretrain_student too big")
+    if not 0.0 <= student_noise < 1.0:
+        raise ValueError(f"student_noise must be in [0, 1), got {student_noise}")
+    for name, share in shares.items():
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {share}")
+
+
+class _Styler:
+    """Picks each pretraining answer's style: the worked solution with probability ``share``, else the answer
+    alone, which is one step short with probability ``shortcut_share``. One random stream for both corpora, drawn
+    in corpus order (so a world is the same for the same seed)."""
+
+    def __init__(self, rng: random.Random):
+        self.rng = rng
+
+    def __call__(self, problem: Problem, worked: str, share: float, shortcut_share: float = 0.0) -> str:
+        if share >= 1.0 or self.rng.random() < share:
+            return worked
+        if shortcut_share and self.rng.random() < shortcut_share:
+            return shortcut_answer(problem)
+        return direct_answer(problem)
+
+
+def _assert_disjoint(**sets: set[str]) -> None:
+    names = list(sets)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            assert not sets[a] & sets[b], f"{a} and {b} questions overlap"
+
+
 def write_world(
     out_dir: str,
     *,
@@ -244,19 +279,11 @@ def write_world(
     step with probability ``<role>_worked_share``, else with the answer alone (`direct_answer`), which for the
     student is a share ``student_shortcut_share`` of the time the answer one step short (`shortcut_answer`).
     """
-    if min(n_train, n_test, n_dev, n_pretrain_teacher, n_pretrain_student) < 1:
-        raise ValueError("every split needs at least one question")
-    if n_pretrain_student > n_pretrain_teacher:
-        raise ValueError("the student's pretraining corpus is part of the teacher's: n_pretrain_student too big")
-    if not 0.0 <= student_noise < 1.0:
-        raise ValueError(f"student_noise must be in [0, 1), got {student_noise}")
-    for name, share in (
-        ("teacher_worked_share", teacher_worked_share),
-        ("student_worked_share", student_worked_share),
-        ("student_shortcut_share", student_shortcut_share),
-    ):
-        if not 0.0 <= share <= 1.0:
-            raise ValueError(f"{name} must be in [0, 1], got {share}")
+    sizes = {"n_train": n_train, "n_test": n_test, "n_dev": n_dev}
+    sizes.update(n_pretrain_teacher=n_pretrain_teacher, n_pretrain_student=n_pretrain_student)
+    shares = {"teacher_worked_share": teacher_worked_share, "student_worked_share": student_worked_share}
+    shares["student_shortcut_share"] = student_shortcut_share
+    _check_world_settings(sizes, student_noise, shares)
     rng = random.Random(f"toy-world-{seed}")
     seen: set[str] = set()
     test = generate_problems(n_test, rng, spec, seen)
@@ -266,17 +293,7 @@ def write_world(
     pool_spec = dataclasses.replace(spec, min_ops=pretrain_min_ops) if pretrain_min_ops else spec
     pool = generate_problems(n_pretrain_teacher, rng, pool_spec, seen)
     noise_rng = random.Random(f"toy-world-noise-{seed}")
-    style_rng = random.Random(f"toy-world-style-{seed}")
-
-    def styled(problem: Problem, worked: str, share: float, shortcut_share: float = 0.0) -> str:
-        if share >= 1.0 or style_rng.random() < share:
-            return worked
-        return (
-            shortcut_answer(problem)
-            if shortcut_share and style_rng.random() < shortcut_share
-            else direct_answer(problem)
-        )
-
+    styled = _Styler(random.Random(f"toy-world-style-{seed}"))
     teacher_rows = [
         _pretrain_record("teacher", i, p, styled(p, p.solution, teacher_worked_share)) for i, p in enumerate(pool)
     ]
@@ -294,16 +311,12 @@ def write_world(
         student_rows.append(
             _pretrain_record("student", i, p, styled(p, worked, student_worked_share, student_shortcut_share))
         )
-    sets = {
-        "test": {p.question for p in test},
-        "dev": {p.question for p in dev},
-        "train": {p.question for p in train},
-        "pretrain": {r["prompt"] for r in teacher_rows} | {r["prompt"] for r in student_rows},
-    }
-    names = list(sets)
-    for i, a in enumerate(names):
-        for b in names[i + 1 :]:
-            assert not sets[a] & sets[b], f"{a} and {b} questions overlap"
+    _assert_disjoint(
+        test={p.question for p in test},
+        dev={p.question for p in dev},
+        train={p.question for p in train},
+        pretrain={r["prompt"] for r in teacher_rows} | {r["prompt"] for r in student_rows},
+    )
     os.makedirs(out_dir, exist_ok=True)
     paths = {name: os.path.join(out_dir, file) for name, file in FILES.items()}
     for split, problems in (("test", test), ("dev", dev), ("train", train)):
