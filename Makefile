@@ -32,7 +32,7 @@ test: lint
 
 # Everything except the tests that run OpenRLHF trainers or vLLM engines.
 test-fast: lint
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -m "not slow and not subprocess"
 
 demo: venv
 	PATH=$(abspath $(VENV))/bin:$$PATH bash recipes/quickstart_cpu.sh

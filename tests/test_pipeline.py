@@ -386,6 +386,7 @@ def test_a_rerun_skips_what_is_done_and_a_changed_setting_reruns_from_there(tmp_
     assert record["status"] == "done" and record["samples"] == 2 * len(QUESTIONS) and record["tokens"] > 0
 
 
+@pytest.mark.subprocess
 def test_a_second_run_in_a_run_folder_in_use_is_refused_and_a_dead_holder_never_blocks(tmp_path, prompts, tiny_model):
     from openrlhf_distill.pipeline.runner import run_folder_lock
 

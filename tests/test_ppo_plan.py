@@ -211,6 +211,7 @@ def test_openrlhf_step_lines_are_parsed_into_metrics():
     assert ppo.parse_step_line("(PPOTrainer pid=1) Sample: ['hello', 0.5]") is None
 
 
+@pytest.mark.subprocess
 def test_cli_dry_run_prints_the_command_and_its_gpu_plan_and_writes_nothing(tmp_path, tiny_model):
     out, prompts = tmp_path / "out", tmp_path / "rl_prompts.jsonl"
     prompts.write_text(json.dumps({"input": "What is 1 + 1?", "distill_label": "2"}) + "\n")
@@ -237,6 +238,7 @@ def test_cli_dry_run_prints_the_command_and_its_gpu_plan_and_writes_nothing(tmp_
     assert not out.exists()
 
 
+@pytest.mark.subprocess
 def test_cli_reports_a_refused_command_in_one_line(tmp_path):
     command = [
         sys.executable,
