@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import importlib.util
 import json
 import platform
 import sys
 
-from .compat.version import SUPPORTED_RANGE, OpenRLHFNotSupported, check_openrlhf, check_vllm_for_cpu_rl
+from .compat.version import (
+    SUPPORTED_RANGE,
+    OpenRLHFNotSupported,
+    check_openrlhf,
+    check_vllm_for_cpu_rl,
+    installed_version,
+)
 
 # distribution name, required?, why it matters
 COMPONENTS = [
@@ -22,22 +27,15 @@ COMPONENTS = [
 ]
 
 
-def _version(dist: str) -> str | None:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
 def collect() -> dict:
     report = {"python": platform.python_version(), "platform": platform.platform(), "components": {}, "problems": []}
     try:
         report["openrlhf"] = {"version": check_openrlhf(), "supported": SUPPORTED_RANGE, "ok": True}
     except OpenRLHFNotSupported as error:
-        report["openrlhf"] = {"version": _version("openrlhf"), "supported": SUPPORTED_RANGE, "ok": False}
+        report["openrlhf"] = {"version": installed_version("openrlhf"), "supported": SUPPORTED_RANGE, "ok": False}
         report["problems"].append(str(error))
     for dist, required, why in COMPONENTS:
-        version = _version(dist)
+        version = installed_version(dist)
         report["components"][dist] = {"version": version, "why": why}
         if required and version is None:
             report["problems"].append(f"{dist} is not installed (needed for {why})")

