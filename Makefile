@@ -30,7 +30,7 @@ lint: venv
 test: lint
 	$(PY) -m pytest
 
-# Everything except the tests that run OpenRLHF trainers or vLLM engines.
+# The in-process tests only: no OpenRLHF trainer or vLLM engine (slow), no test that starts a process (subprocess).
 test-fast: lint
 	$(PY) -m pytest -m "not slow and not subprocess"
 

@@ -1,8 +1,11 @@
 """Shared fixtures. Tests run offline on CPU with tiny models built here, in seconds, from nothing downloaded."""
 
+import ast
+import inspect
 import os
 import subprocess
 import sys
+import textwrap
 
 import pytest
 from hypothesis import settings
@@ -18,6 +21,51 @@ os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# `make test-fast` leaves out the tests marked `subprocess`: every test that starts a process (a fresh Python with
+# its start-up hooks and imports, a recipe script, a CLI command) costs seconds where an in-process test costs
+# milliseconds. The mark is given here, by reading each test, rather than by hand, so a new test cannot forget it.
+PROCESS_STARTERS = {"run", "Popen", "check_output", "check_call"}  # of the subprocess module
+
+
+def _starts_a_process(call: ast.Call) -> bool:
+    func = call.func
+    if isinstance(func, ast.Name):
+        return func.id == "run_python"  # the fixture below
+    return (
+        isinstance(func, ast.Attribute)
+        and func.attr in PROCESS_STARTERS
+        and isinstance(func.value, ast.Name)
+        and func.value.id == "subprocess"
+    )
+
+
+def _code_run_by(item) -> list[ast.AST]:
+    """The test function, its module's functions it calls by name, and the fixtures it uses from tests/."""
+    function = item.function
+    module = inspect.getmodule(function)
+    trees = [ast.parse(textwrap.dedent(inspect.getsource(function)))]
+    for node in ast.walk(trees[0]):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            called = getattr(module, node.func.id, None)
+            if inspect.isfunction(called) and inspect.getmodule(called) is module:
+                trees.append(ast.parse(textwrap.dedent(inspect.getsource(called))))
+    tests_dir = os.path.dirname(os.path.abspath(__file__))
+    for name in item.fixturenames:
+        for definition in item._fixtureinfo.name2fixturedefs.get(name, ()):
+            path = inspect.getsourcefile(definition.func) or ""
+            if os.path.dirname(os.path.abspath(path)) == tests_dir:
+                trees.append(ast.parse(textwrap.dedent(inspect.getsource(definition.func))))
+    return trees
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if not hasattr(item, "function") or item.get_closest_marker("slow"):
+            continue
+        calls = (node for tree in _code_run_by(item) for node in ast.walk(tree) if isinstance(node, ast.Call))
+        if any(_starts_a_process(call) for call in calls):
+            item.add_marker(pytest.mark.subprocess)
 
 
 @pytest.fixture(scope="session")

@@ -206,7 +206,6 @@ def _listing(root):
     return sorted(os.path.join(d, f) for d, _, names in os.walk(root) for f in names)
 
 
-@pytest.mark.subprocess
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_bad_input_is_one_line_naming_where_with_exit_2_and_nothing_changed(case, files):
     command, expected = CASES[case]

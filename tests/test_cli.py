@@ -5,8 +5,6 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 BIN = os.path.join(os.path.dirname(sys.executable), "openrlhf-distill")
 
 
@@ -49,7 +47,6 @@ def test_unknown_arguments_to_commands_that_take_none_are_rejected():
     assert result.returncode == 2 and "unrecognized arguments: --frobnicate" in result.stderr
 
 
-@pytest.mark.subprocess
 def test_tiny_model_command_writes_a_loadable_folder(tmp_path):
     result = run("tiny-model", str(tmp_path / "m"), "--arch", "llama")
     assert result.returncode == 0, result.stderr

@@ -3,8 +3,6 @@
 import os
 import sys
 
-import pytest
-
 REPO_TESTS = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -33,7 +31,6 @@ def test_pytest_collects_only_our_tests_folder():
     assert options["testpaths"] == ["tests"] and "--import-mode=importlib" in options["addopts"]
 
 
-@pytest.mark.subprocess
 def test_the_wheel_ships_the_boot_hook_that_carries_patches_to_every_process(tmp_path):
     import subprocess
     import zipfile

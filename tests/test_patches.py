@@ -3,12 +3,9 @@
 import os
 import textwrap
 
-import pytest
-
 from openrlhf_distill.compat import patches
 
 # Every test here runs its code in a fresh interpreter (the run_python fixture): the patches act at start-up.
-pytestmark = pytest.mark.subprocess
 
 
 def _env(**extra) -> dict:

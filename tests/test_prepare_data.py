@@ -147,7 +147,6 @@ def test_unknown_task_split_source_and_the_toy_task(tmp_path):
         load_split("gsm8k", "test", source=str(tmp_path / "empty_dir"))
 
 
-@pytest.mark.subprocess
 def test_offline_without_a_local_copy_says_how_to_get_one(tmp_path, run_python):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf_home")}
     code = (

@@ -228,7 +228,6 @@ GUARD = textwrap.dedent(
 )
 
 
-@pytest.mark.subprocess
 def test_if_the_trainer_swap_did_not_take_effect_openrlhfs_stock_trainer_refuses_to_train(run_python):
     result = run_python(GUARD, env=patches.subprocess_env())
     assert result.returncode == 0, result.stderr[-3000:]
@@ -414,7 +413,6 @@ def test_each_loss_alone_also_learns_and_bad_labels_stop_the_run(tmp_path, tiny_
     assert failed.returncode == 2 and "bad_points.jsonl:1 field 'label'" in failed.stderr
 
 
-@pytest.mark.subprocess
 def test_train_rm_takes_every_openrlhf_train_rm_flag_plus_ours():
     # OpenRLHF's own parser is extended, not copied: its flags (and help) come from the installed train_rm.
     cmd = [sys.executable, "-m", "openrlhf_distill.reward_model.train", "--help"]

@@ -57,7 +57,6 @@ HIDE_OR_FAKE = textwrap.dedent(
 @pytest.mark.parametrize(
     "mode, expected", [("missing", "OpenRLHF is not installed"), ("old", "OpenRLHF 0.9.6 is installed")]
 )
-@pytest.mark.subprocess
 def test_cli_reports_a_missing_or_old_openrlhf_without_a_traceback(mode, expected, tmp_path):
     dist = tmp_path / "openrlhf-0.9.6.dist-info"
     dist.mkdir()
