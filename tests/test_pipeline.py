@@ -237,6 +237,14 @@ def test_from_and_until_stage(tmp_path):
     chosen, forced = runner.select(planned, "teacher_labels", "sft_data")
     assert [s.key for s in chosen] == ["world", "teacher_samples", "teacher_labels", "sft_data"]
     assert forced == {"teacher_labels", "sft_data"}
+    # A name stops every seed at that stage; a key stops the plan at that one stage.
+    config = cfg.load_config(None, ["--data.source", "toy", "--run_dir", str(tmp_path), "--seeds", "0,1"])
+    planned = stages.plan(config)
+    by_name, _ = runner.select(planned, None, "rm_eval")
+    assert {"rm_eval@seed0", "rm_eval@seed1", "rm@seed1"} <= {s.key for s in by_name}
+    assert not [s.key for s in by_name if s.name in ("rl", "eval", "report")]
+    by_key, _ = runner.select(planned, None, "rm_eval@seed0")
+    assert by_key[-1].key == "rm_eval@seed0" and not [s.key for s in by_key if s.seed == 1]
     with pytest.raises(ValueError, match="unknown stage 'nope'"):
         runner.select(planned, "nope", None)
 
@@ -386,7 +394,6 @@ def test_a_rerun_skips_what_is_done_and_a_changed_setting_reruns_from_there(tmp_
     assert record["status"] == "done" and record["samples"] == 2 * len(QUESTIONS) and record["tokens"] > 0
 
 
-@pytest.mark.subprocess
 def test_a_second_run_in_a_run_folder_in_use_is_refused_and_a_dead_holder_never_blocks(tmp_path, prompts, tiny_model):
     from openrlhf_distill.pipeline.runner import run_folder_lock
 

@@ -195,7 +195,11 @@ def status(stage: Stage, run_dir: str, fingerprint: str) -> str:
 
 
 def select(stages: list[Stage], from_stage: str | None, until_stage: str | None) -> tuple[list[Stage], set]:
-    """The stages to consider (up to ``until_stage``), and the keys forced to rerun (``from_stage`` on)."""
+    """The stages to consider (up to ``until_stage``), and the keys forced to rerun (``from_stage`` on).
+
+    A stage's name stops every seed after that stage (``rm_eval``: every seed's RM evaluated, no PPO yet); a key
+    stops the plan after that one stage (``rm_eval@seed0``: seed 0 up to its RM evaluation, nothing of later seeds).
+    """
     for name in (from_stage, until_stage):
         if name is not None and name not in STAGE_NAMES and not any(s.key == name for s in stages):
             raise ValueError(f"unknown stage {name!r}; stages: {', '.join(STAGE_NAMES)} (or a key like rm@seed0)")
@@ -203,7 +207,10 @@ def select(stages: list[Stage], from_stage: str | None, until_stage: str | None)
     def matches(stage, name):
         return stage.name == name or stage.key == name
 
-    if until_stage is not None:
+    if until_stage in STAGE_NAMES:
+        # The plan runs seed after seed: a stage's name means that stage of every seed, and what comes before it.
+        stages = [s for s in stages if STAGE_NAMES.index(s.name) <= STAGE_NAMES.index(until_stage)]
+    elif until_stage is not None:  # a key (rm@seed0): up to that one stage of the plan
         last = max(i for i, s in enumerate(stages) if matches(s, until_stage))
         stages = stages[: last + 1]
     forced = set()
