@@ -52,19 +52,12 @@ def test_gpu_engine_is_the_deepspeed_launcher_with_the_users_flags_untouched():
     assert "RANK" not in plan.env or plan.env["RANK"] == os.environ.get("RANK")
 
 
-def test_cpu_engine_builds_torch_extensions_per_environment_and_clears_a_killed_builds_lock(
-    tmp_path, monkeypatch, capsys
-):
+def test_cpu_engine_builds_torch_extensions_per_environment_and_clears_a_killed_builds_lock(tmp_path, monkeypatch):
     # A build lock left by a killed trainer made every later trainer wait on it for ever (a CI run hung so).
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("TORCH_EXTENSIONS_DIR", raising=False)
     root = launch.plan(TRAIN_SFT, ["--data.dataset", "d.jsonl"], engine="cpu").env["TORCH_EXTENSIONS_DIR"]
     assert root.startswith(str(tmp_path))
-    assert "DeepSpeed compiles its CPU Adam once" in capsys.readouterr().err  # nothing built yet: say so
-    os.makedirs(os.path.join(root, "fused_adam"))
-    open(os.path.join(root, "fused_adam", "fused_adam.so"), "w").close()
-    launch.plan(TRAIN_SFT, ["--data.dataset", "d.jsonl"], engine="cpu")
-    assert "CPU Adam" not in capsys.readouterr().err  # built: nothing to announce
     assert root == launch.plan(TRAIN_RM, ["--data.dataset", "p.jsonl"], engine="cpu").env["TORCH_EXTENSIONS_DIR"]
 
     for name, age in (("fused_adam", launch.STALE_BUILD_LOCK_S + 60), ("cpu_adam", 30)):

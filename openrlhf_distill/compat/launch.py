@@ -4,7 +4,6 @@ needs; and the PPO loop (train_ppo_ray) through our Ray driver, on a cluster or 
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import os
@@ -61,7 +60,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-# A JIT build of DeepSpeed's CPU Adam takes about 3 minutes on 2 cores; a build lock older than this is left over
+# A JIT build of one of DeepSpeed's ops takes 1-2 minutes on 2 cores; a build lock older than this is left over
 # from a killed process.
 STALE_BUILD_LOCK_S = 20 * 60
 
@@ -69,7 +68,8 @@ STALE_BUILD_LOCK_S = 20 * 60
 def cpu_extensions_env(env: dict) -> None:
     """Gives this Python environment its own torch-extension build folder (unless TORCH_EXTENSIONS_DIR is set).
 
-    DeepSpeed compiles its CPU Adam on first use into one folder per user, keyed by Python and torch only. Two
+    The CPU patches spare DeepSpeed's compiled ops (its FusedAdam and shared-memory all-reduce), but a process with
+    those patches skipped compiles them on first use into one folder per user, keyed by Python and torch only. Two
     environments (a checkout and a fresh clone) then rebuild over each other's build, and a build killed part way
     leaves its lock file behind, on which every later trainer waits for ever. One folder per environment, and a
     lock of a build that cannot still be running is removed.
@@ -79,12 +79,6 @@ def cpu_extensions_env(env: dict) -> None:
     key = hashlib.sha256(os.path.realpath(sys.prefix).encode()).hexdigest()[:12]
     root = os.path.join(os.path.expanduser("~"), ".cache", "openrlhf_distill", "torch_extensions", key)
     env["TORCH_EXTENSIONS_DIR"] = root
-    if not glob.glob(os.path.join(root, "*", "*.so")):  # the first trainer would otherwise sit silent for minutes
-        print(
-            f"[openrlhf-distill] first CPU trainer in this environment: DeepSpeed compiles its CPU Adam once "
-            f"(1-3 min) into {root}",
-            file=sys.stderr,
-        )
     if not os.path.isdir(root):
         return
     for lock in (os.path.join(root, d, "lock") for d in sorted(os.listdir(root))):
