@@ -455,7 +455,12 @@ def add_arguments(p) -> None:
         "that does not fit is refused before Ray starts (OpenRLHF would wait for ever)",
     )
     p.add_argument("--distill.cluster.gpus_per_node", type=positive_int, default=None)
-    p.add_argument("--ray.address", default=None, help="join this Ray cluster (default: $RAY_ADDRESS, else local)")
+    p.add_argument(
+        "--ray.address",
+        default=None,
+        help="join this Ray cluster (default: $RAY_ADDRESS, else local; on the CPU engine only this flag joins one, "
+        "whose nodes must declare logical GPUs: ray start --num-gpus N)",
+    )
     p.add_argument(
         "--ray.submit",
         action="store_true",
@@ -500,7 +505,8 @@ def run(args, openrlhf_argv: list[str]) -> int:
     nodes, per_node = getattr(args, "distill.cluster.nodes"), getattr(args, "distill.cluster.gpus_per_node")
     if (nodes is None) != (per_node is None):
         raise ValueError("--distill.cluster.nodes and --distill.cluster.gpus_per_node go together")
-    if nodes and ppo_plan.launch.engine == "gpu":  # the CPU engine declares as many logical GPUs as it needs
+    # A local CPU Ray declares as many logical GPUs as the run needs; a cluster has what its nodes declared.
+    if nodes and (ppo_plan.launch.engine == "gpu" or options.ray_address):
         gpu_plan.check_fits(placements, nodes, per_node)
     if args.dry_run:
         print(describe(ppo_plan))

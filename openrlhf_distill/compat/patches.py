@@ -127,6 +127,8 @@ def install(mode: str | None = None) -> None:
 
     if not any(isinstance(f, _PostImportHook) for f in sys.meta_path):
         sys.meta_path.insert(0, _PostImportHook())
+        # Which copy of the package acts, where: on a cluster, the one the runtime environment shipped to the node.
+        _log(f"openrlhf_distill from {os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}")
     for name in {p.module for p in PATCHES}:
         if name in sys.modules:
             _run_hooks(name, sys.modules[name])

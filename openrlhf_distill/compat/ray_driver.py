@@ -10,6 +10,8 @@ flags unchanged (train_ppo_ray skips its own ``ray.init`` when Ray is up):
 - GPU engine: a local Ray, or the cluster at ``RAY_ADDRESS``. Ray workers install the patches (only the ``fix``
   group acts on GPUs: the RM mean/std refill) through a worker setup hook; on a cluster this package is shipped
   to the workers as a ``py_modules`` entry (``OPENRLHF_DISTILL_SHIP_PACKAGE=1``).
+- CPU engine joining a cluster (``RAY_ADDRESS``; its nodes declare logical GPUs): the same, with the patch
+  environment of the local case in the runtime environment (:func:`cluster_runtime_env`).
 - Under ``ray job submit`` the job's runtime environment (built by the launcher) already carries all of that.
 
 :func:`validate` runs train_ppo_ray's own argument parser and post-parse checks in-process, stopping before
@@ -23,6 +25,7 @@ import io
 import os
 import runpy
 import sys
+from collections.abc import Mapping
 
 from . import boot_install
 from .flags import TRAIN_PPO_RAY, flag_value
@@ -48,6 +51,7 @@ FORWARDED_ENV = (
     "WANDB_MODE",
     "HOME",
     "DS_BUILD_OPS",
+    "TORCH_EXTENSIONS_DIR",
     "TOKENIZERS_PARALLELISM",
     ENV_ENGINE,
 )
@@ -63,10 +67,20 @@ class PPOArgumentsRejected(ValueError):
     """OpenRLHF's train_ppo_ray parser or its post-parse checks refused the flags."""
 
 
-def cluster_runtime_env(ship_package: bool) -> dict:
-    """Runtime environment for Ray workers on GPUs: the patch hook, and this package when workers lack it."""
-    env_vars = {k: os.environ.get(k, v) for k, v in OPENRLHF_WORKER_ENV.items()}
-    env_vars[ENV_ENGINE] = "gpu"  # workers that see no CUDA (Ray's CUDA_VISIBLE_DEVICES="") get no CPU patch
+def cluster_runtime_env(env: Mapping[str, str], ship_package: bool) -> dict:
+    """Runtime environment for the Ray workers of a run that joins a cluster, from the launch environment
+    ``env``: the patch hook, the engine, and this package when workers lack it.
+
+    GPU engine: OpenRLHF's worker env defaults and the engine (workers that see no CUDA, given
+    ``CUDA_VISIBLE_DEVICES=""`` by Ray, get no CPU patch). CPU engine (a cluster whose nodes declare logical
+    GPUs, ``ray start --num-gpus N``): also everything :data:`FORWARDED_ENV` carries, the PYTHONPATH with the
+    patches' start-up folder included, so the nodes must see this machine's files (nodes on one machine).
+    """
+    engine = env.get(ENV_ENGINE, "gpu")
+    env_vars = {k: env.get(k, v) for k, v in OPENRLHF_WORKER_ENV.items()}
+    if engine == "cpu":
+        env_vars.update({k: env[k] for k in FORWARDED_ENV if k in env})
+    env_vars[ENV_ENGINE] = engine
     runtime_env = {"env_vars": env_vars, "worker_process_setup_hook": SETUP_HOOK}
     if ship_package:
         import openrlhf_distill
@@ -93,7 +107,7 @@ def init_ray() -> None:
         # Logical CPUs too: every bundle asks for one CPU beside its GPU; actual threads are set per worker.
         ray.init(num_cpus=gpus + 2, num_gpus=gpus, include_dashboard=False, runtime_env={"env_vars": env_vars})
         return
-    ray.init(runtime_env=cluster_runtime_env(ship_package=os.environ.get(ENV_SHIP_PACKAGE) == "1"))
+    ray.init(runtime_env=cluster_runtime_env(os.environ, ship_package=os.environ.get(ENV_SHIP_PACKAGE) == "1"))
 
 
 @contextlib.contextmanager

@@ -18,6 +18,9 @@ Endpoints:
   ``{"prompt": str | [str], "response": str | [str]}``. Answer: ``{"rewards": [float], "scores": [float]}``.
 - ``GET /health``: ``{"status": "ok", "model": ...}``; ``GET /stats``: see :meth:`RewardModelServer.stats`.
 
+Our client names itself in the ``X-Distill-Client`` header (the Ray node a rollout actor runs on, else the
+host), and ``/stats`` counts requests by client: on a multi-node run it shows which nodes reach the server.
+
 Texts are built here, like the RM's training texts: ``reward_model_input(prompt + response, eos)`` with the
 EOS token of the RM's own tokenizer (OpenRLHF's RewardDataset scored ``text.rstrip("\\n") + " " + eos``), so a
 client needs to know nothing about the RM. Rewards are normalised with the RM's stored ``mean``/``std``.
@@ -28,6 +31,8 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import socket
+import sys
 import threading
 import time
 import urllib.error
@@ -41,6 +46,7 @@ logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 MAX_REQUEST_SAMPLES = 4096
+CLIENT_HEADER = "X-Distill-Client"
 
 
 class BadRequest(Exception):
@@ -158,6 +164,7 @@ class RewardModelServer:
         self._waiting: deque[_Job] = deque()  # requests with samples not yet in a batch, in round-robin order
         self._counts = Counter()
         self._histogram: Counter = Counter()
+        self._clients: Counter = Counter()  # requests by the client's name (CLIENT_HEADER), else its address
         self._http: ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
         self._stopping = False
@@ -213,7 +220,8 @@ class RewardModelServer:
     def stats(self) -> dict:
         """``requests`` (POSTs received), ``samples`` (scored), ``batches``, ``batch_size_histogram``
         ({size: batches}), ``errors`` (answers with a 4xx/5xx status), ``truncated`` (texts cut to the RM's
-        length; the scorer counts them)."""
+        length; the scorer counts them), ``requests_by_client`` ({client: POSTs}: the client's
+        ``X-Distill-Client`` header, e.g. ``ray-node:ID``, else its address)."""
         with self._lock:
             return {
                 "requests": self._counts["requests"],
@@ -222,11 +230,17 @@ class RewardModelServer:
                 "batch_size_histogram": dict(sorted(self._histogram.items())),
                 "errors": self._counts["errors"],
                 "truncated": getattr(self.scorer, "truncated", 0),
+                "requests_by_client": dict(sorted(self._clients.items())),
             }
 
     def _count(self, name: str, n: int = 1) -> None:
         with self._lock:
             self._counts[name] += n
+
+    def _count_request(self, client: str) -> None:
+        with self._lock:
+            self._counts["requests"] += 1
+            self._clients[client] += 1
 
     # --- batching ----------------------------------------------------------------------------------------------
     def submit(self, texts: list[str]) -> _Job:
@@ -341,7 +355,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         owner = self.server.owner
-        owner._count("requests")
+        owner._count_request(self.headers.get(CLIENT_HEADER) or self.client_address[0])
         if self._path() != "/score":
             self._send(404, {"error": f"no such path {self._path()!r}; POST to /score"})
             return
@@ -392,8 +406,6 @@ def advertised_address(host: str) -> str:
 
         return get_node_ip_address()
     except Exception:  # no Ray, or no route: the host name, which other nodes can usually resolve
-        import socket
-
         return socket.gethostname()
 
 
@@ -404,8 +416,21 @@ def score_endpoint(url: str) -> str:
     return url if url.endswith("/score") else url + "/score"
 
 
+def client_name() -> str:
+    """How this process names itself to the server: ``ray-node:ID`` inside a Ray worker or driver (a rollout
+    actor), else ``host:NAME``. Ray is not imported for it: a process that has not imported Ray is not in Ray."""
+    ray = sys.modules.get("ray")
+    try:
+        if ray is not None and ray.is_initialized():
+            return f"ray-node:{ray.get_runtime_context().get_node_id()}"
+    except Exception:  # a Ray too old or half shut down: the host still says where the call came from
+        pass
+    return f"host:{socket.gethostname()}"
+
+
 def _post(endpoint: str, body: bytes, timeout: float) -> dict:
-    request = urllib.request.Request(endpoint, data=body, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json", CLIENT_HEADER: client_name()}
+    request = urllib.request.Request(endpoint, data=body, headers=headers)
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.loads(response.read())
 

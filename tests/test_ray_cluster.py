@@ -1,0 +1,205 @@
+"""`openrlhf-distill ppo --ray.submit` on a multi-node Ray cluster, on this machine.
+
+Three Ray nodes (`ray start --head` and two `ray start --address`, each with its own temporary folder, ports and
+one *logical* GPU: the CPU engine's stand-in for a GPU cluster) and a hybrid PPO run submitted as a Ray job from
+another working folder. Each node can hold one of OpenRLHF's {"GPU": 1} bundles, so the two vLLM engines and the
+actor land on three different nodes (OpenRLHF packs its engines into one placement group: on two nodes with room
+for both they would share one).
+
+Shown: the job finishes its PPO steps on the CPU engine; on every node the package the workers run is the copy
+the job's runtime environment shipped to that node (its own temporary folder), with the CPU patches applied
+there; relative paths given from the submitting folder resolve; and the reward function in the rollout actors
+of both engines' nodes calls the RM server the `ppo` command serves on this machine's routable address.
+"""
+
+import ast
+import glob
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+from openrlhf_distill.compat import cpu_patches, patches, rl_cpu_patches
+from openrlhf_distill.records import encode_reward_label
+
+pytestmark = pytest.mark.slow
+
+BIN = os.path.dirname(sys.executable)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("", 0))
+        return s.getsockname()[1]
+
+
+def _node_env() -> dict:
+    """What `ray start` runs with: none of the plugin's own settings, which must come from the job."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENRLHF_DISTILL_", "RAY_"))}
+    env.pop("PYTHONPATH", None)
+    env["PATH"] = BIN + os.pathsep + env.get("PATH", "")
+    env["RAY_USAGE_STATS_ENABLED"] = "0"
+    return env
+
+
+class LocalCluster:
+    """Ray nodes started with `ray start --block` (stopping that process stops its node's Ray processes); never
+    `ray stop`, which would stop every Ray of this user."""
+
+    def __init__(self):
+        self.gcs_port, self.dashboard_port = _free_port(), _free_port()
+        self.nodes: list[tuple[subprocess.Popen, str]] = []
+
+    @property
+    def dashboard(self) -> str:
+        return f"http://127.0.0.1:{self.dashboard_port}"
+
+    def start_node(self, head: bool, gpus: int, cpus: int) -> str:
+        # A short folder: Ray's socket paths must fit in 107 characters.
+        temp_dir = tempfile.mkdtemp(prefix="rh" if head else "rw", dir="/tmp")
+        ports = {
+            "--node-manager-port": _free_port(),
+            "--object-manager-port": _free_port(),
+            "--dashboard-agent-listen-port": _free_port(),
+            "--dashboard-agent-grpc-port": _free_port(),
+            "--runtime-env-agent-port": _free_port(),
+            "--metrics-export-port": _free_port(),
+        }
+        first = 23000 + 1000 * len(self.nodes)  # each node's workers in a range of their own
+        args = [f"{k}={v}" for k, v in ports.items()]
+        args += [f"--min-worker-port={first}", f"--max-worker-port={first + 999}"]
+        if head:
+            args += ["--head", f"--port={self.gcs_port}", "--include-dashboard=true", "--dashboard-host=127.0.0.1"]
+            args += [f"--dashboard-port={self.dashboard_port}", f"--ray-client-server-port={_free_port()}"]
+        else:
+            args += ["--address", f"127.0.0.1:{self.gcs_port}"]
+        log = open(temp_dir + ".log", "w")
+        process = subprocess.Popen(
+            [os.path.join(BIN, "ray"), "start", "--block", f"--temp-dir={temp_dir}", f"--num-gpus={gpus}",
+             f"--num-cpus={cpus}", *args],
+            env=_node_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        self.nodes.append((process, temp_dir))
+        return temp_dir
+
+    def wait_for(self, nodes: int, timeout: float = 120) -> list[dict]:
+        from ray.util.state import list_nodes
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for process, temp_dir in self.nodes:
+                assert process.poll() is None, open(temp_dir + ".log").read()[-3000:]
+            try:
+                alive = [n for n in list_nodes(address=self.dashboard) if n.state == "ALIVE"]
+                if len(alive) == nodes:
+                    return alive
+            except Exception:  # the dashboard is still starting
+                pass
+            time.sleep(2)
+        raise TimeoutError(f"{nodes} Ray nodes did not come up in {timeout} s")
+
+    def stop(self) -> None:
+        for process, _ in self.nodes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process, _ in self.nodes:
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+        for _, temp_dir in self.nodes:
+            shutil.rmtree(temp_dir, ignore_errors=True)
+            os.remove(temp_dir + ".log")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    cluster = LocalCluster()
+    try:
+        cluster.start_node(head=True, gpus=1, cpus=3)  # 2 CPUs more than bundles: the job's driver and controller
+        cluster.wait_for(1)
+        for _ in range(2):
+            cluster.start_node(head=False, gpus=1, cpus=1)
+        cluster.nodes_alive = cluster.wait_for(3)
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def test_hybrid_ppo_submitted_as_a_ray_job_runs_on_three_nodes(cluster, tiny_model, tmp_path):
+    from ray.util.state import list_actors
+
+    from openrlhf_distill.toy.tiny_models import build_tiny_reward_model
+
+    elsewhere = tmp_path / "submitting_folder"
+    elsewhere.mkdir()
+    build_tiny_reward_model(str(elsewhere / "rm"), tiny_model)
+    with open(elsewhere / "prompts.jsonl", "w") as f:
+        for i in range(16):
+            label = encode_reward_label(id=str(i), task="arithmetic", label="7", gold="7")
+            f.write(json.dumps({"input": [{"role": "user", "content": f"Pick a number {i}"}], "distill_label": label}))
+            f.write("\n")
+    steps = 2
+    flags = (
+        f"--engine cpu --ray.address {cluster.dashboard} --ray.submit --reward.scheme hybrid "
+        f"--actor.model_name_or_path {tiny_model} --reward.model_name_or_path rm "
+        "--data.prompt_dataset prompts.jsonl --data.input_key input --data.apply_chat_template "
+        f"--data.max_samples {4 * steps} --data.max_len 48 --rollout.max_new_tokens 4 --rollout.batch_size 4 "
+        "--rollout.micro_batch_size 4 --rollout.n_samples_per_prompt 2 --train.batch_size 8 "
+        "--train.micro_batch_size 4 --train.seed 1 --vllm.num_engines 2 --algo.kl.init_coef 0 "
+        "--algo.advantage.estimator group_norm --distill.reward.alpha 0.5 --distill.reward.beta 1.0 "
+        "--ckpt.output_dir out"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["OPENRLHF_DISTILL_PATCHES_VERBOSE"] = "1"  # each process says which copy of the package it runs
+    result = subprocess.run(
+        [sys.executable, "-m", "openrlhf_distill.cli", "ppo", *flags.split()],
+        cwd=elsewhere, env=env, capture_output=True, text=True, timeout=1200,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+
+    # The relative paths resolved against the submitting folder, not the job's (a copy Ray makes).
+    run_dir = elsewhere / "out" / "distill_ppo"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["steps"] == steps and (elsewhere / "out" / "model.safetensors").exists()
+    assert f"--data.prompt_dataset {elsewhere}/prompts.jsonl" in summary["command"]
+    assert "ray.scripts.scripts job submit" in summary["command"]
+
+    # Two vLLM engines on two different nodes; the reward calls came from exactly those nodes.
+    engines = list_actors(address=cluster.dashboard, filters=[("class_name", "=", "RolloutRayActor")], detail=True)
+    engine_nodes = {actor.node_id for actor in engines}
+    assert len(engines) == 2 and len(engine_nodes) == 2, engines
+    clients = summary["rm_server"]["requests_by_client"]
+    assert set(clients) == {f"ray-node:{node}" for node in engine_nodes}, clients
+    assert summary["rm_server"]["samples"] == steps * 8  # every rollout sample scored once
+    config = re.search(r"CONFIG = json.loads\((.*)\)", (run_dir / "reward_func_hybrid.py").read_text())[1]
+    assert not json.loads(ast.literal_eval(config))["rm_url"].startswith("http://127.")  # other nodes reach it
+    for step in (json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()):
+        assert step["rollout/reward_mean"] == pytest.approx(
+            0.5 * step["distill/rm_reward"] + step["distill/pseudo_correct"], abs=1e-4
+        )
+
+    # Every node's workers ran the package the job shipped to that node, and the CPU patches acted there: read
+    # in the logs of each node's own processes (the job's log gets them too, but deduplicated and late; a
+    # worker's first lines, before Ray points its output at its own log file, are in the raylet's).
+    assert cpu_patches and rl_cpu_patches  # imported to register the CPU group's patches (none is applied here)
+    cpu_group = {p.name for p in patches.PATCHES if p.group == "cpu"}
+    for _, temp_dir in cluster.nodes:
+        logs = glob.glob(f"{temp_dir}/session_latest/logs/worker-*") + glob.glob(
+            f"{temp_dir}/session_latest/logs/raylet.*"
+        )
+        text = "".join(open(path, errors="replace").read() for path in logs)
+        shipped = {}  # pid -> where its package came from
+        for pid, where in re.findall(r"patches pid=(\d+)\] openrlhf_distill from ([^\s\x1b]+)", text):
+            assert where.startswith(f"{temp_dir}/session_") and "/runtime_resources/py_modules_files/" in where, where
+            shipped[pid] = where
+        patched = {pid for pid, name in re.findall(r"patches pid=(\d+)\] applied (\S+)", text) if name in cpu_group}
+        assert shipped.keys() & patched, f"no worker on the node of {temp_dir} ran the shipped package, patched"
