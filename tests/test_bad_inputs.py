@@ -157,7 +157,11 @@ CASES = {  # name: (command line, split on spaces, then each word filled in; wha
         "{rm} --data.prompt_dataset {rl_prompts} --distill.cluster.nodes 1 --distill.cluster.gpus_per_node 8 "
         "--actor.num_gpus_per_node 4 --ref.num_gpus_per_node 2 --critic.num_gpus_per_node 2 "
         "--reward.num_gpus_per_node 2 --vllm.num_engines 2 --algo.advantage.estimator gae",
-        ["needs 12 GPUs, the cluster has 8", "--train.colocate_actor_ref", "--train.colocate_critic_reward"],
+        [
+            "needs 12 GPUs, the cluster (1 node(s) x 8 GPUs) has 8",
+            "--train.colocate_actor_ref",
+            "--train.colocate_critic_reward",
+        ],
     ),
     # commands that replace their output folder whole refuse one holding a user's files
     "tiny-model into a user's folder": ("tiny-model {user_dir}", ["user_dir", "notes.txt"]),

@@ -49,7 +49,7 @@ def test_separate_groups_each_take_their_own_gpus_and_an_over_budget_plan_is_ref
     with pytest.raises(ValueError) as refused:
         gpu_plan.check_fits(placements, nodes=1, gpus_per_node=8)
     message = str(refused.value)
-    assert "needs 12 GPUs, the cluster has 8" in message and "missing 4" in message
+    assert "needs 12 GPUs, the cluster (1 node(s) x 8 GPUs) has 8" in message and "missing 4" in message
     assert "--train.colocate_actor_ref" in message and "--train.colocate_critic_reward" in message
     assert "fewer GPUs for actor" in message  # the largest group
     gpu_plan.check_fits(placements, nodes=2, gpus_per_node=8)  # two nodes hold it
@@ -105,3 +105,15 @@ def test_a_group_larger_than_a_node_is_refused_naming_it():
     )
     with pytest.raises(ValueError, match=r"actor: 16 GPU\(s\) \(1 node\(s\) x 16\) asks for 16 GPUs on one node"):
         gpu_plan.check_fits(placements, nodes=4, gpus_per_node=8)
+
+
+def test_a_live_ray_cluster_is_checked_by_the_gpus_its_nodes_declare():
+    no_kl = ("--algo.kl.init_coef", "0", "--algo.advantage.estimator", "group_norm", "--actor.num_gpus_per_node", "1")
+    placements = _plan("vote", "--vllm.num_engines", "2", *no_kl)
+    assert gpu_plan.total_gpus(placements) == 3  # 2 engines + the actor
+    gpu_plan.check_fits_ray(placements, [1.0, 1.0, 1.0], "127.0.0.1:6379")
+    with pytest.raises(ValueError, match=r"the Ray cluster at head:6379 \(2 node\(s\) with 1, 1 GPUs\) has 2;"):
+        gpu_plan.check_fits_ray(placements, [1.0, 1.0], "head:6379")
+    tensor_parallel = _plan("vote", "--vllm.num_engines", "1", "--vllm.tensor_parallel_size", "2", *no_kl)
+    with pytest.raises(ValueError, match=r"vLLM: 2 GPU\(s\) \(1 engine\(s\) x 2\) asks for 2 GPUs on one node"):
+        gpu_plan.check_fits_ray(tensor_parallel, [1.0, 1.0, 1.0], "head:6379")

@@ -9,7 +9,8 @@ for both they would share one).
 Shown: the job finishes its PPO steps on the CPU engine; on every node the package the workers run is the copy
 the job's runtime environment shipped to that node (its own temporary folder), with the CPU patches applied
 there; relative paths given from the submitting folder resolve; and the reward function in the rollout actors
-of both engines' nodes calls the RM server the `ppo` command serves on this machine's routable address.
+of both engines' nodes calls the RM server the `ppo` command serves on this machine's routable address. And a run
+joining the cluster (no job) with a GPU plan larger than its nodes declare is refused at once, not left waiting.
 """
 
 import ast
@@ -203,3 +204,27 @@ def test_hybrid_ppo_submitted_as_a_ray_job_runs_on_three_nodes(cluster, tiny_mod
             shipped[pid] = where
         patched = {pid for pid, name in re.findall(r"patches pid=(\d+)\] applied (\S+)", text) if name in cpu_group}
         assert shipped.keys() & patched, f"no worker on the node of {temp_dir} ran the shipped package, patched"
+
+
+def test_a_run_the_cluster_cannot_hold_fails_at_once_naming_the_plan(cluster, tiny_model, tmp_path):
+    """Joining the cluster from this machine (--ray.address, no job): 3 vLLM engines and the actor need 4 GPUs,
+    the nodes declare 3. OpenRLHF would wait on its placement groups for ever; the driver refuses at once."""
+    prompts = tmp_path / "prompts.jsonl"
+    label = encode_reward_label(id="0", task="arithmetic", label="7", gold="7")
+    prompts.write_text(json.dumps({"input": [{"role": "user", "content": "Pick a number"}], "distill_label": label}))
+    flags = (
+        f"--engine cpu --ray.address 127.0.0.1:{cluster.gcs_port} --reward.scheme vote "
+        f"--actor.model_name_or_path {tiny_model} --data.prompt_dataset {prompts} --data.input_key input "
+        "--data.apply_chat_template --vllm.num_engines 3 --algo.kl.init_coef 0 --rollout.n_samples_per_prompt 2 "
+        f"--algo.advantage.estimator group_norm --ckpt.output_dir {tmp_path / 'out'}"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    result = subprocess.run(
+        [sys.executable, "-m", "openrlhf_distill.cli", "ppo", *flags.split()],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    cluster_gpus = f"the Ray cluster at 127.0.0.1:{cluster.gcs_port} (3 node(s) with 1, 1, 1 GPUs)"
+    assert f"the GPU plan needs 4 GPUs, {cluster_gpus} has 3" in output, output[-3000:]
+    assert "vLLM: 3 GPU(s) (3 engine(s) x 1)" in output

@@ -102,14 +102,28 @@ def describe(placements: list[Placement]) -> str:
 def check_fits(placements: list[Placement], nodes: int, gpus_per_node: int) -> None:
     """Refuses a plan that cannot be placed on ``nodes x gpus_per_node`` GPUs, naming the group that does not fit
     and the changes that would."""
-    capacity = nodes * gpus_per_node
+    _check(placements, [gpus_per_node] * nodes, f"the cluster ({nodes} node(s) x {gpus_per_node} GPUs)")
+
+
+def check_fits_ray(placements: list[Placement], gpus_by_node: list[float], address: str) -> None:
+    """The same check against a running Ray's nodes (``gpus_by_node``: each alive node's GPUs, as Ray counts
+    them), made by the driver once it has joined: what the nodes declare, not what is free now."""
+    counts = ", ".join(f"{g:g}" for g in gpus_by_node)
+    _check(
+        placements,
+        [int(g) for g in gpus_by_node],
+        f"the Ray cluster at {address} ({len(gpus_by_node)} node(s) with {counts} GPUs)",
+    )
+
+
+def _check(placements: list[Placement], gpus_by_node: list[int], cluster: str) -> None:
+    largest_node = max(gpus_by_node, default=0)
     for p in placements:
-        if p.gpus_per_unit > gpus_per_node:
+        if p.gpus_per_unit > largest_node:
             raise ValueError(
-                f"the GPU plan does not fit the cluster ({nodes} node(s) x {gpus_per_node} GPUs): "
-                f"{p.describe()} asks for {p.gpus_per_unit} GPUs on one node"
+                f"the GPU plan does not fit {cluster}: {p.describe()} asks for {p.gpus_per_unit} GPUs on one node"
             )
-    need = total_gpus(placements)
+    need, capacity = total_gpus(placements), sum(gpus_by_node)
     if need <= capacity:
         return
     largest = max(placements, key=lambda p: p.gpus)
@@ -121,8 +135,8 @@ def check_fits(placements: list[Placement], nodes: int, gpus_per_node: int) -> N
         hints.append("--train.colocate_critic_reward (critic and reward share the critic's GPUs)")
     hints.append(f"fewer GPUs for {largest.members[0]} (its num_gpus_per_node)")
     raise ValueError(
-        f"the GPU plan needs {need} GPUs, the cluster has {capacity} ({nodes} node(s) x {gpus_per_node}); OpenRLHF "
-        f"would wait for the missing {need - capacity} for ever. Plan: "
+        f"the GPU plan needs {need} GPUs, {cluster} has {capacity}; OpenRLHF would wait for the missing "
+        f"{need - capacity} for ever. Plan: "
         + "; ".join(p.describe() for p in placements)
         + ". To fit: "
         + ", or ".join(hints)

@@ -187,6 +187,20 @@ def probe_engine(engine, model_dir: str) -> dict:
     return {"text": PROBE_TEXT, "token_ids": token_ids, "engine_logprobs": logprobs}
 
 
+def check_cluster_gpus(argv: list[str]) -> None:
+    """Refuses, before OpenRLHF asks Ray for its placement groups (on which it would wait for ever), a run whose
+    GPU plan the Ray this process joined cannot hold. Not run on the CPU engine's own Ray, which declares the
+    logical GPUs the run needs."""
+    import ray
+
+    from . import gpu_plan
+
+    nodes = [node for node in ray.nodes() if node.get("Alive")]
+    gpus_by_node = [node.get("Resources", {}).get("GPU", 0.0) for node in nodes]
+    address = os.environ.get("RAY_ADDRESS") or (nodes[0].get("NodeManagerAddress") if nodes else "this machine")
+    gpu_plan.check_fits_ray(gpu_plan.plan(validate(argv)), gpus_by_node, address)
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     boot_install()
@@ -198,6 +212,8 @@ def main(argv: list[str] | None = None) -> None:
         _keep_engines(engines)
     init_ray()
     try:
+        if not os.environ.get(ENV_LOGICAL_GPUS):
+            check_cluster_gpus(argv)
         with _argv(argv):
             runpy.run_module(TRAIN_PPO_RAY.module, run_name="__main__", alter_sys=True)
         if probe_path and engines:
