@@ -1,6 +1,7 @@
 """Shared fixtures. Tests run offline on CPU with tiny models built here, in seconds, from nothing downloaded."""
 
 import ast
+import functools
 import inspect
 import os
 import subprocess
@@ -40,22 +41,28 @@ def _starts_a_process(call: ast.Call) -> bool:
     )
 
 
+@functools.cache
+def _tree(function) -> ast.AST:
+    """A function's syntax tree, parsed once (the items of a parametrised test share their function)."""
+    return ast.parse(textwrap.dedent(inspect.getsource(function)))
+
+
 def _code_run_by(item) -> list[ast.AST]:
     """The test function, its module's functions it calls by name, and the fixtures it uses from tests/."""
     function = item.function
     module = inspect.getmodule(function)
-    trees = [ast.parse(textwrap.dedent(inspect.getsource(function)))]
+    trees = [_tree(function)]
     for node in ast.walk(trees[0]):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             called = getattr(module, node.func.id, None)
             if inspect.isfunction(called) and inspect.getmodule(called) is module:
-                trees.append(ast.parse(textwrap.dedent(inspect.getsource(called))))
+                trees.append(_tree(called))
     tests_dir = os.path.dirname(os.path.abspath(__file__))
     for name in item.fixturenames:
         for definition in item._fixtureinfo.name2fixturedefs.get(name, ()):
             path = inspect.getsourcefile(definition.func) or ""
             if os.path.dirname(os.path.abspath(path)) == tests_dir:
-                trees.append(ast.parse(textwrap.dedent(inspect.getsource(definition.func))))
+                trees.append(_tree(definition.func))
     return trees
 
 
