@@ -55,6 +55,7 @@ class PPOOptions:
     rm_server_max_batch_size: int = 64
     rm_server_max_wait_ms: float = 5.0
     sync_check: bool = False  # CPU engine: record the rollout engine's log-probs after training (see summary)
+    autoscaling: bool = False  # the Ray cluster adds nodes on demand: no check of the plan against its nodes now
 
 
 @dataclass
@@ -173,7 +174,11 @@ def plan(argv: list[str], options: PPOOptions) -> PPOPlan:
     run_dir = os.path.join(output_dir, RUN_SUBDIR)
     openrlhf_argv, extra = _scheme_argv(list(argv), options, run_dir)
     planned = launch.plan_ppo(
-        openrlhf_argv, engine=options.engine, ray_address=options.ray_address, submit=options.submit
+        openrlhf_argv,
+        engine=options.engine,
+        ray_address=options.ray_address,
+        submit=options.submit,
+        autoscaling=options.autoscaling,
     )
     if options.sync_check:
         if planned.engine != "cpu":
@@ -255,6 +260,7 @@ def describe(ppo_plan: PPOPlan) -> str:
         "RAY_ADDRESS",
         ray_driver.ENV_LOGICAL_GPUS,
         ray_driver.ENV_SHIP_PACKAGE,
+        ray_driver.ENV_AUTOSCALING,
         "VLLM_CPU_KVCACHE_SPACE",
         ray_driver.ENV_ENGINE_PROBE,
     )
@@ -456,6 +462,12 @@ def add_arguments(p) -> None:
     )
     p.add_argument("--distill.cluster.gpus_per_node", type=positive_int, default=None)
     p.add_argument(
+        "--distill.cluster.autoscaling",
+        action="store_true",
+        help="the Ray cluster adds nodes on demand: the driver does not refuse a GPU plan larger than the nodes "
+        "it has when the run starts",
+    )
+    p.add_argument(
         "--ray.address",
         default=None,
         help="join this Ray cluster (default: $RAY_ADDRESS, else local; on the CPU engine only this flag joins one, "
@@ -495,6 +507,7 @@ def run(args, openrlhf_argv: list[str]) -> int:
         rm_server_max_batch_size=getattr(args, "distill.rm_server.max_batch_size"),
         rm_server_max_wait_ms=getattr(args, "distill.rm_server.max_wait_ms"),
         sync_check=getattr(args, "distill.sync_check"),
+        autoscaling=getattr(args, "distill.cluster.autoscaling"),
     )
     ppo_plan = plan(openrlhf_argv, options)
     # OpenRLHF's own parser and checks, then ours of what it reads and of the GPUs it asks for, before any

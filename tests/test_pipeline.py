@@ -506,3 +506,20 @@ def test_the_vote_settings_reach_the_label_commands(tmp_path):
     )
     default = cfg.load_config(None, ["--data.source", "toy", "--run_dir", str(tmp_path)])
     assert all("--vote.max_temperature" not in s.argv for s in stages.plan(default) if s.argv[0] == "label")
+
+
+def test_the_cluster_settings_reach_every_ppo_command(tmp_path):
+    base = ["--data.source", "toy", "--run_dir", str(tmp_path), "--ppo.schemes", "rm,vote"]
+    config = cfg.load_config(
+        None, [*base, "--cluster.nodes", "2", "--cluster.gpus_per_node", "8", "--cluster.autoscaling", "true"]
+    )
+    ppo = [stage.argv for stage in stages.plan(config) if stage.argv[0] == "ppo"]
+    assert len(ppo) == 2 and all(
+        argv[argv.index("--distill.cluster.nodes") :][:2] == ["--distill.cluster.nodes", "2"]
+        and "--distill.cluster.autoscaling" in argv
+        for argv in ppo
+    )
+    default = cfg.load_config(None, base)
+    assert all("--distill.cluster.autoscaling" not in s.argv for s in stages.plan(default) if s.argv[0] == "ppo")
+    with pytest.raises(cfg.ConfigError, match="cluster.autoscaling"):
+        cfg.load_config(None, [*base, "--cluster.autoscaling", "maybe"])

@@ -194,6 +194,20 @@ def test_gpu_engine_runs_the_driver_locally_or_on_the_cluster(tmp_path, monkeypa
     with pytest.raises(ValueError, match="--ray.submit needs --ray.address"):
         _plan(tmp_path, *RM, scheme="rm", engine="gpu", submit=True)
 
+    # A cluster that adds nodes on demand: the driver, here or as the job's entrypoint, is told not to check the
+    # GPU plan against the nodes there are when it starts.
+    assert (
+        ray_driver.ENV_AUTOSCALING not in runtime_env["env_vars"]
+        and ray_driver.ENV_AUTOSCALING not in joined.launch.env
+    )
+    scaling = _plan(tmp_path, *RM, scheme="rm", engine="gpu", ray_address="10.0.0.1:6379", autoscaling=True)
+    assert scaling.launch.env[ray_driver.ENV_AUTOSCALING] == "1"
+    scaling = _plan(
+        tmp_path, *RM, scheme="rm", engine="gpu", ray_address="http://h:8265", submit=True, autoscaling=True
+    )
+    command = scaling.launch.command
+    assert json.loads(command[command.index("--runtime-env-json") + 1])["env_vars"][ray_driver.ENV_AUTOSCALING] == "1"
+
 
 def test_cpu_engine_joins_or_submits_to_a_cluster_with_the_patch_environment(tmp_path, monkeypatch):
     """A cluster whose nodes declare logical GPUs (tests/test_ray_cluster.py starts one): the runtime environment

@@ -228,3 +228,4 @@ def test_a_run_the_cluster_cannot_hold_fails_at_once_naming_the_plan(cluster, ti
     cluster_gpus = f"the Ray cluster at 127.0.0.1:{cluster.gcs_port} (3 node(s) with 1, 1, 1 GPUs)"
     assert f"the GPU plan needs 4 GPUs, {cluster_gpus} has 3" in output, output[-3000:]
     assert "vLLM: 3 GPU(s) (3 engine(s) x 1)" in output
+    assert "pass --distill.cluster.autoscaling to skip this check" in output  # the way out for autoscaling clusters

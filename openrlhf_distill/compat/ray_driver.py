@@ -33,6 +33,8 @@ from .patches import ENV_ENGINE
 
 ENV_LOGICAL_GPUS = "OPENRLHF_DISTILL_RAY_GPUS"
 ENV_SHIP_PACKAGE = "OPENRLHF_DISTILL_SHIP_PACKAGE"
+# Set ("1") for a cluster that adds nodes on demand: the GPUs its nodes have now say nothing of what it can hold.
+ENV_AUTOSCALING = "OPENRLHF_DISTILL_CLUSTER_AUTOSCALING"
 # A JSON file to write, after training, with the log-probabilities the rollout engine gives a fixed probe text:
 # compared with the saved actor they show whether the engine received the trained weights (see sync_check).
 ENV_ENGINE_PROBE = "OPENRLHF_DISTILL_ENGINE_PROBE"
@@ -80,6 +82,8 @@ def cluster_runtime_env(env: Mapping[str, str], ship_package: bool) -> dict:
     env_vars = {k: env.get(k, v) for k, v in OPENRLHF_WORKER_ENV.items()}
     if engine == "cpu":
         env_vars.update({k: env[k] for k in FORWARDED_ENV if k in env})
+    if ENV_AUTOSCALING in env:  # read by the job's driver (check_cluster_gpus)
+        env_vars[ENV_AUTOSCALING] = env[ENV_AUTOSCALING]
     env_vars[ENV_ENGINE] = engine
     runtime_env = {"env_vars": env_vars, "worker_process_setup_hook": SETUP_HOOK}
     if ship_package:
@@ -190,7 +194,7 @@ def probe_engine(engine, model_dir: str) -> dict:
 def check_cluster_gpus(argv: list[str]) -> None:
     """Refuses, before OpenRLHF asks Ray for its placement groups (on which it would wait for ever), a run whose
     GPU plan the Ray this process joined cannot hold. Not run on the CPU engine's own Ray, which declares the
-    logical GPUs the run needs."""
+    logical GPUs the run needs, nor on a cluster that adds nodes on demand (:data:`ENV_AUTOSCALING`)."""
     import ray
 
     from . import gpu_plan
@@ -198,7 +202,12 @@ def check_cluster_gpus(argv: list[str]) -> None:
     nodes = [node for node in ray.nodes() if node.get("Alive")]
     gpus_by_node = [node.get("Resources", {}).get("GPU", 0.0) for node in nodes]
     address = os.environ.get("RAY_ADDRESS") or (nodes[0].get("NodeManagerAddress") if nodes else "this machine")
-    gpu_plan.check_fits_ray(gpu_plan.plan(validate(argv)), gpus_by_node, address)
+    try:
+        gpu_plan.check_fits_ray(gpu_plan.plan(validate(argv)), gpus_by_node, address)
+    except ValueError as error:
+        raise ValueError(
+            f"{error}. (A cluster that adds nodes on demand: pass --distill.cluster.autoscaling to skip this check.)"
+        ) from None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -212,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
         _keep_engines(engines)
     init_ray()
     try:
-        if not os.environ.get(ENV_LOGICAL_GPUS):
+        if not os.environ.get(ENV_LOGICAL_GPUS) and os.environ.get(ENV_AUTOSCALING) != "1":
             check_cluster_gpus(argv)
         with _argv(argv):
             runpy.run_module(TRAIN_PPO_RAY.module, run_name="__main__", alter_sys=True)

@@ -69,7 +69,8 @@ DEFAULTS: dict = {
     "ppo": {"schemes": ["rm"], "flags": {}},
     # The GPU cluster the run is for: each PPO stage's GPU plan (OpenRLHF's placement of its groups) is checked
     # against nodes x gpus_per_node when the stage starts (`ppo --distill.cluster.*`). null: not checked.
-    "cluster": {"nodes": None, "gpus_per_node": None},
+    # autoscaling: the Ray cluster adds nodes on demand, so the driver does not also check the nodes it has now.
+    "cluster": {"nodes": None, "gpus_per_node": None, "autoscaling": False},
     # enabled: false for tasks without gold answers (open-ended): no evaluation stages, the report has no table.
     "eval": {
         "enabled": True,
@@ -249,6 +250,7 @@ SETTINGS = {
     "ppo.schemes": _list_of(_string),
     "cluster.nodes": _optional(int_at_least(1)),
     "cluster.gpus_per_node": _optional(int_at_least(1)),
+    "cluster.autoscaling": _bool,
     "eval.enabled": _bool,
     "eval.k": int_at_least(1),
     "eval.temperature": number_in(0, 2),

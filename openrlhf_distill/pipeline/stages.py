@@ -414,6 +414,8 @@ class _Planner:
                 "--distill.cluster.nodes": cluster["nodes"],
                 "--distill.cluster.gpus_per_node": cluster["gpus_per_node"],
             }
+        if cluster["autoscaling"]:
+            flags["--distill.cluster.autoscaling"] = True
         argv = _command("ppo", flags=flags, extra=_flags(self.config["ppo"]["flags"]))
         self._add(Stage("rl", f"{name}@seed{seed}", seed, argv, rl, inputs, partial=True))
         return rl
