@@ -48,5 +48,6 @@ def argparse_type(kind: type, check: Check) -> Callable[[str], int | float]:
 
 
 positive_int = argparse_type(int, int_at_least(1))
+non_negative_int = argparse_type(int, int_at_least(0))
 non_negative_float = argparse_type(float, number_in(0))
 unit_interval = argparse_type(float, number_in(0, 1))

@@ -15,6 +15,12 @@ Writes to ``out`` (all at once: a failed build leaves the previous one in place)
   pseudo-label ("" for judged tasks, which have none), and the gold answer, where there is one, sits in its own
   ``gold`` field for metrics only. ``distill_label`` is the JSON string the RL reward function reads
   (``records.encode_reward_label``: id, task, pseudo-label, gold).
+- ``rl_prompts_all.jsonl`` (with ``--rl.unlabelled PROMPTS``): ``rl_prompts.jsonl`` plus the prompts the teacher
+  never answered, with no pseudo-label: for the rewards that need none (``rm``, ``gold``, the controls); the
+  ``vote`` and ``hybrid`` rewards read ``rl_prompts.jsonl`` only (``ppo`` refuses a row without a pseudo-label).
+- ``dev.jsonl`` (with ``--dev.questions N``): N accepted questions held out of every set above, with their
+  pseudo-labels (``records.DEV_QUESTION``), to choose models by agreement with the vote (``selection``). Which
+  N: the accepted questions whose ids hash lowest, so the SFT build and every seed's RM build hold out the same.
 - ``build_metrics.json``: what was built and what was left out, and why.
 
 Chat format (default): prompts as chat messages and responses as one assistant message, the layout OpenRLHF's
@@ -24,13 +30,14 @@ Plain format: strings, for ``--data.input_template`` training.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
-from .argtypes import positive_int, unit_interval
+from .argtypes import non_negative_int, positive_int, unit_interval
 from .questions import Question, load_questions, question_key
 from .records import (
     LABELLED_SAMPLE,
@@ -40,6 +47,7 @@ from .records import (
     as_messages,
     atomic_output_dir,
     check_output_dir,
+    dev_question_row,
     read_records,
     rl_prompt_row,
     rm_pair_row,
@@ -60,6 +68,8 @@ class BuildConfig:
     rm_sources: tuple[str, ...] = SOURCES  # ("teacher",) is the teacher-only ablation
     chat_format: bool = True
     seed: int = 0
+    dev_questions: int = 0  # accepted questions held out of every set, written to dev.jsonl
+    unlabelled: str | None = None  # prompts the teacher never answered: added to rl_prompts_all.jsonl
 
 
 @dataclass(frozen=True)
@@ -81,6 +91,36 @@ def _load_votes(path: str, questions: dict) -> dict[str, str | None]:
         if vote["accepted"]:
             labels[key] = vote.get("pseudo_label")
     return labels
+
+
+def dev_keys(pseudo_labels: dict[str, str | None], count: int) -> set[str]:
+    """The ``count`` questions with a pseudo-label whose keys hash lowest: the same whatever the order of the
+    files, the seed or the other questions' samples.
+
+    >>> dev_keys({"a": "1", "b": "2", "c": None, "d": "4"}, 2) == dev_keys({"d": "4", "b": "2", "a": "1"}, 2)
+    True
+    """
+    labelled = [key for key, label in pseudo_labels.items() if label is not None]
+    if count > len(labelled):
+        raise ValueError(
+            f"--dev.questions {count}: only {len(labelled)} questions have a pseudo-label to hold out "
+            "(judged questions have none)"
+        )
+    return set(sorted(labelled, key=lambda key: hashlib.sha256(f"dev:{key}".encode()).hexdigest())[:count])
+
+
+def _unlabelled_rows(path: str, labelled: dict, fmt, default_task: str | None) -> list[dict]:
+    """RL prompts without a pseudo-label: questions of ``path`` the teacher never answered."""
+    rows = []
+    for key, question in load_questions(path, default_task).items():
+        if key in labelled:
+            raise RecordError(path, None, "id", f"question id {question.record['id']!r} is also a labelled question")
+        record = question.record
+        row = rl_prompt_row(
+            fmt.prompt(question), id=record["id"], task=question.task.name, pseudo_label=None, gold=question.gold
+        )
+        rows.append(row)
+    return rows
 
 
 def _load_labelled(labels_dir: str, pseudo_labels: dict[str, str]) -> dict[str, list[Labelled]]:
@@ -188,7 +228,7 @@ def build_datasets(
     prompts: str, labels_dir: str, out: str, config: BuildConfig = BuildConfig(), default_task: str | None = None
 ) -> dict:
     """Builds the SFT, RM-pair, RM-point and RL-prompt sets; returns the build metrics."""
-    check_output_dir(out, "build", [prompts, labels_dir])
+    check_output_dir(out, "build", [prompts, labels_dir, config.unlabelled])
     if config.sft_max_per_question is not None and config.sft_max_per_question < 1:
         raise ValueError("sft_max_per_question must be >= 1 (or None for no cap)")
     if not 0 < config.pair_margin <= 1:
@@ -201,11 +241,15 @@ def build_datasets(
     fmt = _Formatter(config.chat_format)
 
     metrics = {"sft": Counter(), "rm_pairs": Counter(), "rm_points": Counter(), "rl_prompts": Counter()}
-    sft, pairs, points, rl = [], [], [], []
+    held_out = dev_keys(pseudo_labels, config.dev_questions)
+    sft, pairs, points, rl, dev = [], [], [], [], []
     for key, question in questions.items():
         record = question.record
         if key not in pseudo_labels:
             metrics["rl_prompts"]["questions_without_pseudo_label"] += 1
+            continue
+        if key in held_out:
+            dev.append(dev_question_row(record, task=question.task.name, pseudo_label=pseudo_labels[key]))
             continue
         prompt = fmt.prompt(question)
         samples = labelled.get(key, [])
@@ -247,13 +291,18 @@ def build_datasets(
             )
         )
 
+    sets = {"sft": sft, "rm_pairs": pairs, "rm_points": points, "rl_prompts": rl}
+    if config.unlabelled:
+        sets["rl_prompts_all"] = rl + _unlabelled_rows(config.unlabelled, questions, fmt, default_task)
+    if config.dev_questions:
+        sets["dev"] = dev
     summary = {
         "config": {**config.__dict__, "rm_sources": list(config.rm_sources)},
-        "rows": {"sft": len(sft), "rm_pairs": len(pairs), "rm_points": len(points), "rl_prompts": len(rl)},
+        "rows": {name: len(rows) for name, rows in sets.items()},
         **{name: dict(counts) for name, counts in metrics.items()},
     }
     with atomic_output_dir(out, "build") as partial:
-        for name, rows in (("sft", sft), ("rm_pairs", pairs), ("rm_points", points), ("rl_prompts", rl)):
+        for name, rows in sets.items():
             write_jsonl_atomic(os.path.join(partial, f"{name}.jsonl"), rows)
         write_json_atomic(os.path.join(partial, "build_metrics.json"), summary)
     return summary
@@ -286,6 +335,17 @@ def add_arguments(p) -> None:
         "--rm.no_balance_sources", action="store_true", help="draw pairs from all source mixes pooled, not in turns"
     )
     p.add_argument(
+        "--dev.questions",
+        type=non_negative_int,
+        default=0,
+        help="hold N accepted questions out of every set, with their pseudo-labels, in dev.jsonl (model choice)",
+    )
+    p.add_argument(
+        "--rl.unlabelled",
+        default=None,
+        help="prompts the teacher never answered: RL prompts without a pseudo-label, in rl_prompts_all.jsonl",
+    )
+    p.add_argument(
         "--data.format",
         choices=["chat", "plain"],
         default="chat",
@@ -304,6 +364,8 @@ def run(args) -> int:
         rm_sources=tuple(s for s in getattr(args, "rm.sources").split(",") if s),
         chat_format=getattr(args, "data.format") == "chat",
         seed=args.seed,
+        dev_questions=getattr(args, "dev.questions"),
+        unlabelled=getattr(args, "rl.unlabelled"),
     )
     summary = build_datasets(args.prompts, args.labels, args.out, config, default_task=args.task)
     print(" ".join(f"{name}: {count} rows" for name, count in summary["rows"].items()) + f" -> {args.out}")

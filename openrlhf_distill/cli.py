@@ -28,6 +28,7 @@ class Command:
 COMMANDS = {
     "doctor": Command("doctor", "report installed components, the OpenRLHF version check and the engine"),
     "prepare-data": Command("prepare_data", "GSM8K / MMLU-Pro (datasets, or a local copy) as prompt records"),
+    "split": Command("split", "cut the training questions into the teacher's (labelled) and unlabelled RL prompts"),
     "generate": Command(
         "generation.sampling", "sample the teacher or the student: several temperatures, resumable shards"
     ),
@@ -57,6 +58,9 @@ COMMANDS = {
         "Every flag not listed here goes to openrlhf.cli.train_ppo_ray unchanged, e.g. --actor.model_name_or_path "
         "SFT_DIR --reward.model_name_or_path RM_DIR --data.prompt_dataset rl_prompts.jsonl --ckpt.output_dir out/.",
         openrlhf_flags=True,
+    ),
+    "select": Command(
+        "selection", "choose among models by agreement with dev pseudo-labels (no gold): the best is copied"
     ),
     "serve-rm": Command("rewards.server", "serve a reward model over HTTP, batching concurrent requests (hybrid)"),
     "eval": Command("evaluation", "greedy accuracy, maj@k and pass@k with 95%% intervals (one JSON per model)"),

@@ -31,7 +31,7 @@ from .argtypes import positive_int
 from .compat import launch, ray_driver
 from .compat.flags import TRAIN_PPO_RAY, flag_value, has_flag, parsed_value, with_flag_value
 from .records import REWARD_LABEL_FIELD, write_json_atomic
-from .rewards.schemes import RM_SCHEMES, SCHEMES, RewardConfig
+from .rewards.schemes import LABEL_SCHEMES, RM_SCHEMES, SCHEMES, RewardConfig
 from .rewards.server import advertised_address
 
 RUN_SUBDIR = "distill_ppo"
@@ -56,6 +56,12 @@ class PPOOptions:
     rm_server_max_wait_ms: float = 5.0
     sync_check: bool = False  # CPU engine: record the rollout engine's log-probs after training (see summary)
     autoscaling: bool = False  # the Ray cluster adds nodes on demand: no check of the plan against its nodes now
+    steps: int | None = None  # exactly this many PPO steps, whatever the prompt set's size (`fixed_steps_prompts`)
+    select_dev: str | None = None  # choose the run's model by agreement with these dev pseudo-labels (`selection`)
+    select_measure: str | None = None  # prompts with gold: each saved actor's accuracy, for the report only
+    select_max_new_tokens: int = 512
+    select_backend: str = "auto"
+    select_batch_size: int = 64  # the hf backend's sequences per generate call
 
 
 @dataclass
@@ -68,6 +74,8 @@ class PPOPlan:
     reward_file: str | None = None
     rm_server_model: str | None = None  # hybrid: the RM we serve for the run, on this address
     rm_server_host: str | None = None
+    steps_source: str | None = None  # --distill.steps: the prompt file the run's fixed-length prompt file cycles
+    keep_hf_checkpoints: bool = False  # the user asked for --ckpt.save_hf: selection leaves the step folders
     notes: list = field(default_factory=list)
 
 
@@ -138,6 +146,55 @@ def _scheme_argv(argv: list[str], options: PPOOptions, run_dir: str) -> tuple[li
     return argv, extra
 
 
+def _fixed_steps_argv(argv: list[str], options: PPOOptions, run_dir: str) -> tuple[list[str], str | None]:
+    """--distill.steps N: the run reads a prompt file of exactly N x --rollout.batch_size rows (the given prompts
+    cycled, written when the run starts) in one episode, so runs on prompt sets of different sizes (the labelled
+    questions only, or every prompt) make the same number of PPO steps."""
+    cli = TRAIN_PPO_RAY
+    if options.steps is None:
+        return argv, None
+    batch = flag_value(argv, cli["rollout_batch_size"])
+    if batch is None:
+        raise ValueError(f"--distill.steps needs {cli['rollout_batch_size']} (the prompts of one step)")
+    source = flag_value(argv, cli["prompt_dataset"])
+    if not source or "," in source or not source.endswith(".jsonl"):
+        raise ValueError(f"--distill.steps needs one local JSON Lines file as {cli['prompt_dataset']}, got {source!r}")
+    rows = options.steps * int(batch)
+    argv = with_flag_value(argv, cli["prompt_dataset"], os.path.join(run_dir, f"prompts_{options.steps}_steps.jsonl"))
+    for flag, value in ((cli["max_samples"], rows), (cli["num_episodes"], 1)):
+        argv = with_flag_value(argv, flag, str(value)) if has_flag(argv, flag) else argv + [flag, str(value)]
+    return argv, source
+
+
+def fixed_steps_prompts(source: str, rows: int, seed: int) -> list[dict]:
+    """``rows`` prompt rows: every row of ``source`` in turn, each pass in its own seeded order."""
+    import random
+
+    from .records import ANY_OBJECT, read_all_records
+
+    given, out, rng = read_all_records(source, ANY_OBJECT), [], random.Random(seed)
+    while len(out) < rows:
+        one_pass = list(given)
+        rng.shuffle(one_pass)
+        out += one_pass[: rows - len(out)]
+    return out
+
+
+def _selection_argv(argv: list[str], options: PPOOptions) -> list[str]:
+    """--distill.select.dev: OpenRLHF must save the actor as an HF model at each checkpoint (``selection``)."""
+    cli = TRAIN_PPO_RAY
+    if options.select_dev is None:
+        return argv
+    if options.task is None:
+        raise ValueError("--distill.select.dev needs --task (it reads the actors' answers)")
+    every = flag_value(argv, cli["save_steps"])
+    if every is None or int(every) < 1:
+        raise ValueError(
+            f"--distill.select.dev chooses among the actors saved every {cli['save_steps']} N steps; give N >= 1"
+        )
+    return argv if has_flag(argv, cli["save_hf"]) else argv + [cli["save_hf"]]
+
+
 # Flags whose values are files or folders (always local), and those that may name a local model folder or a Hub id.
 PATH_FLAGS = ("output_dir", "ckpt_path")
 MODEL_FLAGS = ("actor_model", "reward_model", "critic_model")
@@ -173,6 +230,9 @@ def plan(argv: list[str], options: PPOOptions) -> PPOPlan:
     output_dir = os.path.abspath(flag_value(argv, TRAIN_PPO_RAY["output_dir"]) or "./ckpt")  # OpenRLHF's default
     run_dir = os.path.join(output_dir, RUN_SUBDIR)
     openrlhf_argv, extra = _scheme_argv(list(argv), options, run_dir)
+    openrlhf_argv, steps_source = _fixed_steps_argv(openrlhf_argv, options, run_dir)
+    keep_hf = has_flag(openrlhf_argv, TRAIN_PPO_RAY["save_hf"])
+    openrlhf_argv = _selection_argv(openrlhf_argv, options)
     planned = launch.plan_ppo(
         openrlhf_argv,
         engine=options.engine,
@@ -194,6 +254,8 @@ def plan(argv: list[str], options: PPOOptions) -> PPOPlan:
         reward_file=extra.get("reward_file"),
         rm_server_model=rm_server[0] if rm_server else None,
         rm_server_host=rm_server[1] if rm_server else None,
+        steps_source=steps_source,
+        keep_hf_checkpoints=keep_hf,
     )
 
 
@@ -230,7 +292,9 @@ def check_inputs(ppo_plan: PPOPlan, namespace) -> None:
     columns = [parsed_value(namespace, "data.input_key")] + [parsed_value(namespace, "data.label_key")] * bool(
         parsed_value(namespace, "data.label_key")
     )
-    for name in str(parsed_value(namespace, "data.prompt_dataset") or "").split(","):
+    datasets = ppo_plan.steps_source or str(parsed_value(namespace, "data.prompt_dataset") or "")
+    needs_label = ppo_plan.options.scheme in LABEL_SCHEMES
+    for name in datasets.split(","):
         if not name or not looks_local(name) or os.path.isdir(name) or not name.endswith(".jsonl"):
             if name and looks_local(name) and not os.path.exists(name):
                 raise RecordError(name, None, None, f"{cli['prompt_dataset']}: no such file")
@@ -247,8 +311,29 @@ def check_inputs(ppo_plan: PPOPlan, namespace) -> None:
                         f"missing (the run reads it: {cli['input_key']}"
                         f"{', ' + cli['label_key'] if len(columns) > 1 else ''})",
                     )
+            if needs_label:
+                _check_has_pseudo_label(row, parsed_value(namespace, "data.label_key"), name, line)
         if rows == 0:
             raise RecordError(name, None, None, f"{cli['prompt_dataset']}: no prompts in it")
+
+
+def _check_has_pseudo_label(row: dict, label_key: str, path: str, line: int) -> None:
+    """A vote or hybrid reward reads each prompt's pseudo-label: a prompt the teacher never labelled (an
+    unlabelled RL prompt, ``build --rl.unlabelled``) has none and must not reach such a run."""
+    from .records import RecordError, decode_reward_label
+
+    try:
+        label = decode_reward_label(row[label_key]).label
+    except ValueError as error:
+        raise RecordError(path, line, label_key, str(error)) from None
+    if label is None:
+        raise RecordError(
+            path,
+            line,
+            label_key,
+            "no pseudo-label: this prompt was never labelled by the teacher's vote, and the vote and hybrid rewards "
+            "read one (use the labelled prompts, rl_prompts.jsonl)",
+        )
 
 
 def describe(ppo_plan: PPOPlan) -> str:
@@ -286,6 +371,14 @@ def _write_files(ppo_plan: PPOPlan) -> None:
     from .rewards.function import write_reward_file
 
     os.makedirs(ppo_plan.run_dir, exist_ok=True)
+    if ppo_plan.steps_source:
+        from .records import write_jsonl_atomic
+
+        cli, argv = TRAIN_PPO_RAY, ppo_plan.openrlhf_argv
+        rows = fixed_steps_prompts(
+            ppo_plan.steps_source, int(flag_value(argv, cli["max_samples"])), int(flag_value(argv, cli["seed"]) or 0)
+        )
+        write_jsonl_atomic(flag_value(argv, cli["prompt_dataset"]), rows)
     if ppo_plan.reward_file:
         write_reward_file(ppo_plan.reward_file, ppo_plan.reward_config)
     with open(os.path.join(ppo_plan.run_dir, "command.txt"), "w") as f:
@@ -379,10 +472,43 @@ def run_plan(ppo_plan: PPOPlan, *, log_path: str | None = None) -> dict:
         "command": describe(ppo_plan),
     }
     probe = ppo_plan.launch.env.get(ray_driver.ENV_ENGINE_PROBE)
-    if probe:
+    if probe:  # the engine holds the last actor: compared before a checkpoint choice replaces it
         summary["sync_check"] = sync_check(probe, flag_value(ppo_plan.openrlhf_argv, TRAIN_PPO_RAY["output_dir"]))
+    if ppo_plan.options.select_dev:
+        summary["selection"] = _select(ppo_plan, len(steps))
     write_json_atomic(os.path.join(ppo_plan.run_dir, "summary.json"), summary)
     return summary
+
+
+def _select(ppo_plan: PPOPlan, steps: int) -> dict:
+    """Scores the actors the run saved on the dev pseudo-labels and makes the best the run's model."""
+    from .selection import SelectSettings, select_ppo_checkpoint
+
+    o, argv, cli = ppo_plan.options, ppo_plan.openrlhf_argv, TRAIN_PPO_RAY
+    settings = SelectSettings(
+        dev=o.select_dev,
+        task=o.task,
+        measure=o.select_measure,
+        max_new_tokens=o.select_max_new_tokens,
+        backend=o.select_backend,
+        batch_size=o.select_batch_size,
+        work_dir=ppo_plan.run_dir,
+    )
+    output_dir = flag_value(argv, cli["output_dir"])
+    selection = select_ppo_checkpoint(
+        settings,
+        initial_model=flag_value(argv, cli["actor_model"]),
+        ckpt_path=flag_value(argv, cli["ckpt_path"]) or "./ckpt/checkpoints_ppo_ray",  # OpenRLHF's default
+        output_dir=output_dir,
+        steps=steps,
+        keep_hf=ppo_plan.keep_hf_checkpoints,
+    )
+    print(
+        "checkpoint choice by dev agreement: "
+        + ", ".join(f"step {c['step']} {100 * c['dev_agreement']:.1f}%" for c in selection["candidates"])
+        + f"; the run's model is step {selection['chosen_step']}"
+    )
+    return {key: selection[key] for key in ("chosen_step", "last_step")}
 
 
 def model_logprobs(model_dir: str, token_ids: list[int]) -> list[float]:
@@ -468,6 +594,28 @@ def add_arguments(p) -> None:
         "it has when the run starts",
     )
     p.add_argument(
+        "--distill.steps",
+        type=positive_int,
+        default=None,
+        help="exactly N PPO steps whatever the prompt set's size: the prompts are cycled to N x --rollout.batch_size "
+        "rows, one episode (runs on the labelled prompts and on every prompt then take equal steps)",
+    )
+    p.add_argument(
+        "--distill.select.dev",
+        default=None,
+        help="dev questions with pseudo-labels (build --dev.questions): the actor is saved every --ckpt.save_steps "
+        "steps, and the one whose greedy answers agree with them most becomes the run's model (no gold read)",
+    )
+    p.add_argument(
+        "--distill.select.measure",
+        default=None,
+        help="prompt records with gold: each saved actor's accuracy in selection.json, for the report; the choice "
+        "never reads it",
+    )
+    p.add_argument("--distill.select.max_new_tokens", type=positive_int, default=512)
+    p.add_argument("--distill.select.backend", choices=["auto", "hf", "vllm"], default="auto")
+    p.add_argument("--distill.select.batch_size", type=positive_int, default=64, help="hf backend: sequences per call")
+    p.add_argument(
         "--ray.address",
         default=None,
         help="join this Ray cluster (default: $RAY_ADDRESS, else local; on the CPU engine only this flag joins one, "
@@ -508,6 +656,12 @@ def run(args, openrlhf_argv: list[str]) -> int:
         rm_server_max_wait_ms=getattr(args, "distill.rm_server.max_wait_ms"),
         sync_check=getattr(args, "distill.sync_check"),
         autoscaling=getattr(args, "distill.cluster.autoscaling"),
+        steps=getattr(args, "distill.steps"),
+        select_dev=getattr(args, "distill.select.dev"),
+        select_measure=getattr(args, "distill.select.measure"),
+        select_max_new_tokens=getattr(args, "distill.select.max_new_tokens"),
+        select_backend=getattr(args, "distill.select.backend"),
+        select_batch_size=getattr(args, "distill.select.batch_size"),
     )
     ppo_plan = plan(openrlhf_argv, options)
     # OpenRLHF's own parser and checks, then ours of what it reads and of the GPUs it asks for, before any

@@ -154,6 +154,11 @@ RM_POINT = Schema(
 )
 # Checks only that a line is a JSON object, for files whose fields the reader checks itself, by name.
 ANY_OBJECT = Schema("JSON object")
+# A dev question (``dev.jsonl``, written by ``build``): a question the vote labelled that no stage trains on,
+# with its pseudo-label; models are chosen by their agreement with these (``selection``), never by gold.
+DEV_QUESTION = Schema(
+    "dev question", {"id": _id, "prompt": text_or_messages, "pseudo_label": _string}, {"task": _string, "meta": _dict}
+)
 VOTE = Schema(
     "vote",
     {"id": _id, "counts": _dict, "valid": _index, "total": _index, "accepted": _bool},
@@ -429,6 +434,12 @@ def rm_pair_row(prompt, chosen, rejected, *, id: str | int, chosen_source: str, 
 def rm_point_row(prompt, response, label: float, *, id: str | int, source: str) -> dict:
     """One labelled sample, for the pointwise (classification) term of the RM loss."""
     return {"prompt": prompt, "response": response, "label": label, "meta": {"id": id, "source": source}}
+
+
+def dev_question_row(record: dict, *, task: str, pseudo_label: str) -> dict:
+    """One dev question: the prompt record as given (its gold, if any, left out: dev questions choose models and
+    must not carry gold) with its task and the vote's pseudo-label."""
+    return {"id": record["id"], "prompt": record["prompt"], "task": task, "pseudo_label": pseudo_label}
 
 
 def rl_prompt_row(prompt, *, id: str | int, task: str, pseudo_label: str | None, gold=None) -> dict:

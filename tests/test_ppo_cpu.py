@@ -161,7 +161,19 @@ def test_gold_scheme_runs_and_a_killed_run_continues_from_its_checkpoint(easy_ta
     import time
 
     out = str(easy_task["root"] / "gold")
+    dev = easy_task["root"] / "dev.jsonl"
+    dev.write_text(
+        "".join(
+            json.dumps(
+                {"id": i, "prompt": [{"role": "user", "content": f"Pick a number {1000 + i}"}], "pseudo_label": LUCKY}
+            )
+            + "\n"
+            for i in range(40)
+        )
+    )
     flags = _common_flags(easy_task["policy"], easy_task["prompts"], out, steps=12) + ["--ckpt.save_steps", "3"]
+    # The checkpoint choice (`selection`): the actor saved every 3 steps; --ckpt.save_hf keeps the step folders.
+    flags += ["--task", "arithmetic", "--distill.select.dev", str(dev), "--ckpt.save_hf"]
     command = [sys.executable, "-m", "openrlhf_distill.cli", "ppo", "--reward.scheme", "gold", *flags]
     metrics = os.path.join(out, "distill_ppo", "metrics.jsonl")
     with open(out + ".killed.log", "w") as log:
@@ -186,6 +198,36 @@ def test_gold_scheme_runs_and_a_killed_run_continues_from_its_checkpoint(easy_ta
     assert [s["step"] for s in steps] == list(range(1, 13))  # the killed run's steps before it, then the rerun's
     assert summary["steps"] == 12
     assert all(s["distill/has_gold"] == 1.0 and s["distill/gold_correct"] == s["rollout/reward_mean"] for s in steps)
+
+    # The actor chosen by agreement with the dev pseudo-labels is the run's model: its weights are the output
+    # folder's, and it answers the dev questions as the choice measured.
+    from openrlhf_distill.evaluation import EvalSettings, evaluate
+    from openrlhf_distill.selection import read_dev_questions
+
+    selection = json.load(open(os.path.join(out, "distill_ppo", "selection.json")))
+    candidates = selection["candidates"]
+    assert [c["step"] for c in candidates] == [0, 3, 6, 9, 12]
+    best = max(c["dev_agreement"] for c in candidates)
+    chosen = next(c for c in candidates if c["dev_agreement"] == best)
+    assert selection["chosen_step"] == chosen["step"] == summary["selection"]["chosen_step"]
+    same_weights = {0: easy_task["policy"], 12: os.path.join(out, "ckpt", "global_step12_hf")}
+    source = same_weights.get(chosen["step"], chosen["path"])
+    with (
+        open(os.path.join(out, "model.safetensors"), "rb") as a,
+        open(os.path.join(source, "model.safetensors"), "rb") as b,
+    ):
+        assert a.read() == b.read(), f"the run's model is not the chosen step {chosen['step']}"
+    again = evaluate(
+        out,
+        read_dev_questions(str(dev)),
+        "arithmetic",
+        str(easy_task["root"] / "again.json"),
+        EvalSettings(max_new_tokens=512),
+        backend="hf",
+        progress=False,
+    )
+    assert again["accuracy"] == chosen["dev_agreement"]
+    print("dev agreement by step:", [(c["step"], c["dev_agreement"]) for c in candidates])
 
 
 @pytest.fixture(scope="module")

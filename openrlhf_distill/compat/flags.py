@@ -87,6 +87,11 @@ TRAIN_PPO_RAY = OpenRLHFCli(
         "output_dir": "--ckpt.output_dir",
         "ckpt_path": "--ckpt.path",
         "load_checkpoint": "--ckpt.load_enable",
+        "save_steps": "--ckpt.save_steps",
+        "save_hf": "--ckpt.save_hf",  # also an HF model folder ``<ckpt.path>/global_step<N>_hf`` at each save
+        "max_samples": "--data.max_samples",
+        "num_episodes": "--train.num_episodes",
+        "rollout_batch_size": "--rollout.batch_size",
         "seed": "--train.seed",
         "colocate_all": "--train.colocate_all",
         "async_enable": "--train.async_enable",

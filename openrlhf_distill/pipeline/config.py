@@ -30,6 +30,9 @@ DEFAULTS: dict = {
         "test": None,
         "limit_train": None,
         "limit_test": None,
+        # The teacher's budget: it answers the first N training questions; the rest are RL prompts without a
+        # pseudo-label, for the rewards that need none (rm, gold, the controls). null: it answers them all.
+        "labelled_questions": None,
         # preset: the toy world (`openrlhf-distill toy-world --preset`); flags: more toy-world flags, e.g.
         # {"teacher-steps": 2000}
         "toy": {"preset": "styles", "n_train": 300, "n_test": 200, "flags": {}},
@@ -62,11 +65,23 @@ DEFAULTS: dict = {
     # judge.model: the judge (null: the teacher); flags: `openrlhf-distill judge` flags, e.g. judge.rubric_file.
     "judge": {"model": None, "flags": {}},
     # sft_min_label: least label of an SFT response (vote labels are 0/1; judge labels score/10, e.g. 0.9).
-    "build": {"sft_max_per_question": None, "sft_min_label": None, "pairs_per_question": 16, "pair_margin": 0.3},
+    # dev_questions: voted questions held out of SFT, RM and RL data; models are chosen by agreement with their
+    # pseudo-labels (sft.sweep, ppo.select_every), never by gold.
+    "build": {
+        "sft_max_per_question": None,
+        "sft_min_label": None,
+        "pairs_per_question": 16,
+        "pair_margin": 0.3,
+        "dev_questions": 0,
+    },
     # launcher: deepspeed launcher flags for a multi-node GPU run, e.g. ["hostfile=/job/hosts", "num_nodes=2"]
-    "sft": {"flags": {}, "launcher": []},
+    # sweep: OpenRLHF flags -> lists of values, e.g. {"adam.lr": [3e-5, 1e-4]}: one SFT run per combination, the
+    # one whose greedy answers agree most with the dev pseudo-labels kept (needs build.dev_questions)
+    "sft": {"flags": {}, "launcher": [], "sweep": {}},
     "rm": {"flags": {}, "ablations": [], "launcher": []},  # ablations: ["teacher_only"] (RM data: teacher only)
-    "ppo": {"schemes": ["rm"], "flags": {}},
+    # select_every N: the actor saved every N steps, the one agreeing most with the dev pseudo-labels kept as the
+    # run's model (needs build.dev_questions); steps: exactly this many PPO steps whatever the prompt set's size
+    "ppo": {"schemes": ["rm"], "flags": {}, "select_every": 0, "steps": None},
     # The GPU cluster the run is for: each PPO stage's GPU plan (OpenRLHF's placement of its groups) is checked
     # against nodes x gpus_per_node when the stage starts (`ppo --distill.cluster.*`). null: not checked.
     # autoscaling: the Ray cluster adds nodes on demand, so the driver does not also check the nodes it has now.
@@ -84,7 +99,7 @@ DEFAULTS: dict = {
 # Sections whose unknown keys are OpenRLHF flags for that stage.
 FLAG_SECTIONS = ("sft", "rm", "ppo")
 # Keys that hold a mapping of command-line flags (merged key by key, not checked against defaults).
-FLAG_MAPPINGS = ("flags", "backend_flags")
+FLAG_MAPPINGS = ("flags", "backend_flags", "sweep")
 
 
 class ConfigError(ValueError):
@@ -151,6 +166,9 @@ def apply_overrides(config: dict, overrides: list[str]) -> dict:
                 raise ConfigError(f"unknown setting {where!r}; known here: {known}")
             if depth == len(parts) - 1:
                 node[part] = _parse_value(value, node[part])
+            elif part in FLAG_MAPPINGS:  # --sft.sweep.adam.lr 3e-5,1e-4: the rest of the name is one flag's
+                node[part][".".join(parts[depth + 1 :])] = _parse_value(value, [] if part == "sweep" else None)
+                break
             else:
                 node = node[part]
     return config
@@ -225,6 +243,7 @@ SETTINGS = {
     "data.test": _optional(_string),
     "data.limit_train": _optional(int_at_least(1)),
     "data.limit_test": _optional(int_at_least(1)),
+    "data.labelled_questions": _optional(int_at_least(1)),
     "data.toy.preset": _string,
     "data.toy.n_train": int_at_least(1),
     "data.toy.n_test": int_at_least(1),
@@ -244,6 +263,9 @@ SETTINGS = {
     "build.sft_min_label": _optional(number_in(0, 1)),
     "build.pairs_per_question": int_at_least(1),
     "build.pair_margin": number_in(0, 1),
+    "build.dev_questions": int_at_least(0),
+    "ppo.select_every": int_at_least(0),
+    "ppo.steps": _optional(int_at_least(1)),
     "rm.ablations": _list_of(_string, non_empty=False),
     "sft.launcher": _list_of(_string, non_empty=False),
     "rm.launcher": _list_of(_string, non_empty=False),
@@ -299,6 +321,20 @@ def check(config: dict) -> None:
         raise ConfigError("task open has no gold answers to evaluate against: set eval.enabled false")
     if (config["cluster"]["nodes"] is None) != (config["cluster"]["gpus_per_node"] is None):
         raise ConfigError("cluster.nodes and cluster.gpus_per_node go together (both, or neither)")
+    for flag, values in config["sft"]["sweep"].items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"sft.sweep.{flag}: must be a non-empty list of values, got {values!r}")
+    choosers = [
+        name
+        for name, on in (("sft.sweep", config["sft"]["sweep"]), ("ppo.select_every", config["ppo"]["select_every"]))
+        if on
+    ]
+    if choosers and not config["build"]["dev_questions"]:
+        raise ConfigError(
+            f"{' and '.join(choosers)} choose models by dev agreement: set build.dev_questions (e.g. 40)"
+        )
+    if config["build"]["dev_questions"] and config["labeller"] != "vote":
+        raise ConfigError("build.dev_questions holds out questions with vote pseudo-labels: labeller must be vote")
     for ablation in config["rm"]["ablations"]:
         if ablation != "teacher_only":
             raise ConfigError(f"rm.ablations: unknown ablation {ablation!r}; known: teacher_only")

@@ -4,10 +4,12 @@ output it makes, so ``run --dry-run`` can print exactly what runs, and every sta
 Run directory (``run_dir``):
 
     world/ or data/            prompts_train.jsonl, prompts_test.jsonl (+ teacher/, student/ for the toy world)
+    questions/                 0  with data.labelled_questions: labelled.jsonl (the teacher's), unlabelled.jsonl
     teacher_samples/           1  teacher sampling
     labels/                    2  vote over the teacher's answers (labeller: judge: the teacher's scores)
     sft_data/                  3  SFT data (teacher answers agreeing with the vote)
-    seed<k>/student_sft/       4  SFT warm-up (OpenRLHF train_sft)
+    seed<k>/student_sft/       4  SFT warm-up (OpenRLHF train_sft); with sft.sweep, the sweep's runs in
+                                  seed<k>/sft_sweep/ and the one chosen by dev agreement copied here
     seed<k>/student_samples/   5  student sampling
     seed<k>/labels/            6  teacher + student samples labelled against the pseudo-labels
     seed<k>/data/              7  RM pairs / points, RL prompts (data_teacher_only/ for the ablation)
@@ -26,16 +28,19 @@ from dataclasses import dataclass, field
 
 from ..compat.flags import TRAIN_DISTILL_RM, TRAIN_PPO_RAY, TRAIN_SFT
 from ..evaluation import samples_dir_for
+from ..rewards.schemes import LABEL_SCHEMES
 from ..voting import VoteRule
 
 CLI = [sys.executable, "-m", "openrlhf_distill.cli"]
 STAGE_NAMES = (
     "world",
     "data",
+    "split",
     "teacher_samples",
     "teacher_labels",
     "sft_data",
     "sft",
+    "sft_select",
     "student_samples",
     "labels",
     "rm_data",
@@ -99,6 +104,25 @@ def _vote_flags(vote: dict) -> list[str]:
     if vote["max_temperature"] is not None:
         flags += ["--vote.max_temperature", str(vote["max_temperature"])]
     return flags
+
+
+def sweep_settings(sweep: dict) -> list[tuple[str, dict]]:
+    """Every combination of an ``sft.sweep`` mapping (OpenRLHF flag -> values) as (folder name, flags), in order;
+    none for an empty mapping.
+
+    >>> [name for name, _ in sweep_settings({"adam.lr": [3e-5, 1e-4], "train.max_epochs": [1]})]
+    ['adam.lr-3e-05_train.max_epochs-1', 'adam.lr-0.0001_train.max_epochs-1']
+    """
+    import itertools
+
+    if not sweep:
+        return []
+    names = list(sweep)
+    combos = itertools.product(*(sweep[name] for name in names))
+    return [
+        ("_".join(f"{n}-{v}" for n, v in zip(names, values, strict=True)), dict(zip(names, values, strict=True)))
+        for values in combos
+    ]
 
 
 def _launcher(section: dict) -> list[str]:
@@ -199,6 +223,14 @@ class _Planner:
             self.train, self.test = data["train"], data["test"]
             self.upstream = [path for path in (self.train, self.test) if path]  # open-ended runs may have no test
         self.external = [] if data["source"] == "toy" else [self.teacher_model, self.student_model]
+        self.unlabelled = None
+        if data["labelled_questions"]:  # a teacher budget: the rest of the questions are unlabelled RL prompts
+            folder = os.path.join(run, "questions")
+            flags = {"--prompts": self.train, "--labelled": data["labelled_questions"], "--out": folder}
+            self._add(Stage("split", "split", None, _command("split", flags=flags), folder, [self.train]))
+            self.train = os.path.join(folder, "labelled.jsonl")
+            self.unlabelled = os.path.join(folder, "unlabelled.jsonl")
+            self.upstream = self.upstream + [folder]
 
     # --- 1-3: teacher samples, vote, SFT data (shared by every seed) ---------------------------------------
 
@@ -257,15 +289,17 @@ class _Planner:
         # Each build stage is given only the settings of the files its consumers read: a change to the RM's pairs
         # does not make the SFT data, and with it every SFT run, stale.
         build = config["build"]
-        self.rm_build_flags = _words(
-            {"--rm.pairs_per_question": build["pairs_per_question"], "--rm.pair_margin": build["pair_margin"]}
-        )
-        sft_flags = {}
+        self.dev_flags = {"--dev.questions": build["dev_questions"]} if build["dev_questions"] else {}
+        rm_flags = {"--rm.pairs_per_question": build["pairs_per_question"], "--rm.pair_margin": build["pair_margin"]}
+        rm_flags |= {"--rl.unlabelled": self.unlabelled} if self.unlabelled else {}
+        self.rm_build_flags = _words(rm_flags | self.dev_flags)
+        sft_flags = dict(self.dev_flags)
         if build["sft_max_per_question"]:
             sft_flags["--sft.max_per_question"] = build["sft_max_per_question"]
         if build["sft_min_label"] is not None:
             sft_flags["--sft.min_label"] = build["sft_min_label"]
         self.sft_data = os.path.join(run, "sft_data")
+        self.dev = os.path.join(self.sft_data, "dev.jsonl") if self.dev_flags else None
         flags = {"--prompts": self.train, "--labels": self.labels, "--out": self.sft_data, "--task": self.task}
         argv = _command("build", flags=flags | sft_flags)
         self._add(Stage("sft_data", "sft_data", None, argv, self.sft_data, [self.train, self.labels]))
@@ -298,10 +332,9 @@ class _Planner:
 
     # --- 4-10 per seed -------------------------------------------------------------------------------------
 
-    def _seed(self, seed: int) -> None:
-        config, here, train = self.config, os.path.join(self.run, f"seed{seed}"), self.train
-        sft = os.path.join(here, "student_sft")
-        S = TRAIN_SFT
+    def _sft_run(self, seed: int, out: str, key: str, setting: dict) -> None:
+        """One SFT stage: OpenRLHF's train_sft on the SFT data, the config's flags with ``setting`` over them."""
+        S, section = TRAIN_SFT, self.config["sft"]
         flags = {
             "--engine": self.engine,
             S["model"]: self.student_model,
@@ -311,9 +344,40 @@ class _Planner:
             S["apply_chat_template"]: True,
             S["seed"]: seed,
         }
-        argv = _command("sft", flags=flags, extra=_launcher(config["sft"]) + _flags(config["sft"]["flags"]))
+        argv = _command("sft", flags=flags, extra=_launcher(section) + _flags({**section["flags"], **setting}))
         inputs = self.upstream + self.external + [self.sft_data]
-        self._add(Stage("sft", f"sft@seed{seed}", seed, argv, sft, inputs, partial=True))
+        self._add(Stage("sft", key, seed, argv, out, inputs, partial=True))
+
+    def _sft(self, seed: int, here: str) -> str:
+        """SFT, or with ``sft.sweep`` one SFT run per setting and the one whose greedy answers agree most with the
+        dev pseudo-labels copied to ``student_sft`` (`selection`): the same gold-free criterion RL's checkpoints
+        are chosen by."""
+        sft, sweep = os.path.join(here, "student_sft"), sweep_settings(self.config["sft"]["sweep"])
+        if not sweep:
+            self._sft_run(seed, sft, f"sft@seed{seed}", {})
+            return sft
+        candidates = []
+        for name, setting in sweep:
+            out = os.path.join(here, "sft_sweep", name)
+            self._sft_run(seed, out, f"sft_{name}@seed{seed}", setting)
+            candidates.append(out)
+        flags = {
+            "--candidates": ",".join(candidates),
+            "--dev": self.dev,
+            "--task": self.task,
+            "--out": sft,
+            "--max-new-tokens": self.ev["max_new_tokens"],
+            "--backend": "auto" if self.backend == "openai" else self.backend,
+            "--batch-size": self.student["backend_flags"].get("hf.batch_size", 64),
+        }
+        flags |= {"--measure": self.test} if self.ev["enabled"] else {}  # gold: reported beside, never chosen by
+        inputs = candidates + [self.sft_data] + ([self.test] if self.ev["enabled"] else [])
+        self._add(Stage("sft_select", f"sft_select@seed{seed}", seed, _command("select", flags=flags), sft, inputs))
+        return sft
+
+    def _seed(self, seed: int) -> None:
+        config, here, train = self.config, os.path.join(self.run, f"seed{seed}"), self.train
+        sft = self._sft(seed, here)
 
         samples = os.path.join(here, "student_samples")
         argv = self._sampling(sft, "student", samples, self.student, seed)
@@ -347,7 +411,8 @@ class _Planner:
             "--seed": seed,
         }
         argv = _command("build", flags=flags, extra=self.rm_build_flags)
-        self._add(Stage("rm_data", f"rm_data{suffix}@seed{seed}", seed, argv, rm_data, [self.train, labels]))
+        inputs = [self.train, labels] + ([self.unlabelled] if self.unlabelled else [])
+        self._add(Stage("rm_data", f"rm_data{suffix}@seed{seed}", seed, argv, rm_data, inputs))
         rm, R = os.path.join(here, f"rm{suffix}"), TRAIN_DISTILL_RM
         flags = {
             "--engine": self.engine,
@@ -392,18 +457,33 @@ class _Planner:
         )
 
     def _ppo(self, seed: int, here: str, sft: str, scheme: str, suffix: str, rm: str, data: str) -> str:
-        name = f"rl_{scheme}{suffix}"
-        rl, P = os.path.join(here, name), TRAIN_PPO_RAY
+        # With unlabelled prompts, the rewards that read a pseudo-label train on the labelled ones only, and their
+        # run says so in its name; the others train on every prompt.
+        labelled_only = self.unlabelled is not None and scheme in LABEL_SCHEMES
+        name = f"rl_{scheme}{suffix}" + ("_labelled" if labelled_only else "")
+        prompts = "rl_prompts.jsonl" if self.unlabelled is None or labelled_only else "rl_prompts_all.jsonl"
+        rl, P, ppo = os.path.join(here, name), TRAIN_PPO_RAY, self.config["ppo"]
         flags = {
             "--reward.scheme": scheme,
             "--task": self.task,
             "--engine": self.engine,
             P["actor_model"]: sft,
-            P["prompt_dataset"]: os.path.join(data, "rl_prompts.jsonl"),
+            P["prompt_dataset"]: os.path.join(data, prompts),
             P["input_key"]: "input",
             P["apply_chat_template"]: True,
             P["seed"]: seed,
         }
+        if ppo["steps"]:
+            flags["--distill.steps"] = ppo["steps"]
+        if ppo["select_every"]:  # the actor every N steps, the best by dev agreement kept (`selection`)
+            flags |= {
+                P["save_steps"]: ppo["select_every"],
+                "--distill.select.dev": self.dev,
+                "--distill.select.max_new_tokens": self.ev["max_new_tokens"],
+                "--distill.select.backend": "auto" if self.backend == "openai" else self.backend,
+                "--distill.select.batch_size": self.student["backend_flags"].get("hf.batch_size", 64),
+            }
+            flags |= {"--distill.select.measure": self.test} if self.ev["enabled"] else {}
         inputs = [sft, data]
         if scheme in ("rm", "judge", "hybrid"):
             flags[P["reward_model"]] = rm

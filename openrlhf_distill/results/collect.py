@@ -31,7 +31,19 @@ SCHEMA_VERSION = 1
 RESULTS_FILE = "results.json"
 
 # The paper's table, in its order; other models (ablations) come after rl_judge and before the gold upper bound.
-MODEL_ORDER = ("teacher", "student_base", "sft", "rl_rm", "rl_vote", "rl_hybrid", "rl_judge", "rl_random", "rl_style")
+MODEL_ORDER = (
+    "teacher",
+    "student_base",
+    "sft",
+    "rl_rm",
+    "rl_vote",
+    "rl_vote_labelled",
+    "rl_hybrid",
+    "rl_hybrid_labelled",
+    "rl_judge",
+    "rl_random",
+    "rl_style",
+)
 LAST_MODELS = ("rl_gold",)
 DESCRIPTIONS = {
     "teacher": "teacher",
@@ -39,7 +51,9 @@ DESCRIPTIONS = {
     "sft": 'SFT only (paper: "Ours w/o R")',
     "rl_rm": "SFT + RL, distilled reward model (the paper's method)",
     "rl_vote": "SFT + RL, rule reward on the teacher's vote",
+    "rl_vote_labelled": "SFT + RL, rule reward on the teacher's vote, on the labelled prompts only",
     "rl_hybrid": "SFT + RL, reward model + vote reward",
+    "rl_hybrid_labelled": "SFT + RL, reward model + vote reward, on the labelled prompts only",
     "rl_judge": "SFT + RL, reward model on teacher-judge labels",
     "rl_random": "SFT + RL, random reward (control: a gain it also brings is not the RM's)",
     "rl_style": "SFT + RL, reward for the worked style only (control: what rewarding the style alone brings)",
@@ -392,6 +406,13 @@ def _comparison_pairs(names: list[str]) -> list[tuple[str, str, str]]:
     pairs += [
         (
             "rl_rm",
+            "rl_vote_labelled",
+            "the RM on every prompt against the vote reward on the labelled prompts only (equal PPO steps)",
+        )
+    ]
+    pairs += [
+        (
+            "rl_rm",
             "rl_style",
             "the distilled RM against rewarding the worked style alone: what it adds beyond the style",
         )
@@ -651,6 +672,9 @@ def _rl(reader: _Reader, seeds: list[int], expected_schemes: set[str]) -> list[d
             summary = reader.json(
                 f"seed{seed}/rl_{scheme}/distill_ppo/summary.json", "PPO run summary", expected=False
             )
+            selection = reader.json(
+                f"seed{seed}/rl_{scheme}/distill_ppo/selection.json", "checkpoint choice", expected=False
+            )
             reward, gold = _series(steps, "rollout/reward_mean"), _series(steps, "distill/gold_correct")
             pseudo = _series(steps, "distill/pseudo_correct")
             runs.append(
@@ -668,9 +692,67 @@ def _rl(reader: _Reader, seeds: list[int], expected_schemes: set[str]) -> list[d
                     "gold_correct_first": _first_last(gold)[0],
                     "gold_correct_last": _first_last(gold)[1],
                     "wall_seconds": (summary or {}).get("wall_seconds"),
+                    "selection": _checkpoint_choice(selection),
                 }
             )
     return runs
+
+
+def _scored_candidates(selection, key: str) -> list[dict] | None:
+    """The candidates of a selection.json (``selection``), each as {key, dev_agreement, gold}; None if unreadable."""
+    if not isinstance(selection, dict) or not isinstance(selection.get("candidates"), list):
+        return None
+    return [
+        {key: c.get(key), "dev_agreement": _number(c.get("dev_agreement")), "gold": _number(c.get("gold_accuracy"))}
+        for c in selection["candidates"]
+        if isinstance(c, dict)
+    ]
+
+
+def _checkpoint_choice(selection) -> dict | None:
+    """What ``ppo --distill.select.dev`` chose (selection.json): each saved actor's dev agreement and gold accuracy,
+    the chosen step, and the gold accuracy of the chosen and of the last actor."""
+    curve = _scored_candidates(selection, "step")
+    if curve is None:
+        return None
+    by_step = {point["step"]: point for point in curve}
+    chosen, last = by_step.get(selection.get("chosen_step"), {}), by_step.get(selection.get("last_step"), {})
+    return {
+        "chosen_step": selection.get("chosen_step"),
+        "last_step": selection.get("last_step"),
+        "curve": curve,
+        "gold_chosen": chosen.get("gold"),
+        "gold_last": last.get("gold"),
+    }
+
+
+def _sft_choice(reader: _Reader, seeds: list[int]) -> list[dict]:
+    """The SFT sweep of each seed (``select``'s selection.json in student_sft/): each setting's dev agreement and
+    gold accuracy, and the one chosen."""
+    out = []
+    for seed in seeds:
+        selection = reader.json(f"seed{seed}/student_sft/selection.json", "SFT sweep choice", expected=False)
+        settings = _scored_candidates(selection, "name")
+        if settings is not None:
+            out.append({"seed": seed, "chosen": selection.get("chosen"), "settings": settings})
+    return out
+
+
+def _choice_over_seeds(runs: list[dict]) -> dict:
+    """Per RL run name: gold accuracy of the chosen actor minus the last one's, per seed and over seeds."""
+    by_scheme: dict[str, list] = {}
+    for run in runs:
+        choice = run.get("selection")
+        if choice and choice["gold_chosen"] is not None and choice["gold_last"] is not None:
+            by_scheme.setdefault(run["scheme"], []).append((run["seed"], choice["gold_chosen"] - choice["gold_last"]))
+    return {
+        scheme: {
+            "per_seed": [{"seed": seed, "diff": diff} for seed, diff in pairs],
+            "mean_diff": mean([d for _, d in pairs]),
+            "ci95": t_interval([d for _, d in pairs], within=(-1.0, 1.0)),
+        }
+        for scheme, pairs in by_scheme.items()
+    }
 
 
 def _sum(values) -> float | int | None:
@@ -842,6 +924,11 @@ def collect_results(run_dir: str) -> dict:
         "reward_model": _reward_model(reader, seeds),
         "rl": _rl(reader, seeds, {s for s in rl_schemes if s}),
         "compute": _compute(reader, rows),
+    }
+    results["model_choice"] = {
+        "criterion": "greedy agreement with the teacher's pseudo-labels on dev questions (no gold read)",
+        "sft_sweep": _sft_choice(reader, seeds),
+        "rl_chosen_minus_last": _choice_over_seeds(results["rl"]),
     }
     styles = _styles(rows)
     if styles:  # only for tasks whose responses have styles

@@ -353,6 +353,51 @@ def _rl_lines(results: dict) -> list[str]:
     return lines + _table(header, rows)
 
 
+def _choice_lines(results: dict) -> list[str]:
+    """The gold-free model choices: the SFT sweep and each RL run's checkpoints, gold shown beside (never used)."""
+    choice = results.get("model_choice") or {}
+    runs = [r for r in results["rl"] if r.get("selection")]
+    if not choice.get("sft_sweep") and not runs:
+        return []
+    lines = ["## Model choice without gold", "", f"Criterion: {choice.get('criterion')}. Gold is measured beside it."]
+    if choice.get("sft_sweep"):
+        rows = [
+            [
+                str(seed["seed"]),
+                s["name"] + (" (chosen)" if s["name"] == seed["chosen"] else ""),
+                _pct(s["dev_agreement"]),
+                _pct(s["gold"]),
+            ]
+            for seed in choice["sft_sweep"]
+            for s in seed["settings"]
+        ]
+        lines += ["", "SFT settings:", ""] + _table(
+            ["seed", "setting", "dev agreement (%)", "gold accuracy (%)"], rows
+        )
+    if runs:
+        rows = [
+            [
+                str(r["seed"]),
+                r["scheme"],
+                ", ".join(
+                    f"{p['step']}: {_pct(p['dev_agreement'])} / {_pct(p['gold'])}" for p in r["selection"]["curve"]
+                ),
+                str(r["selection"]["chosen_step"]),
+                _pct(r["selection"]["gold_chosen"]),
+                _pct(r["selection"]["gold_last"]),
+            ]
+            for r in runs
+        ]
+        header = ["seed", "run", "step: dev agreement / gold (%)", "chosen step", "gold, chosen (%)", "gold, last (%)"]
+        lines += ["", "RL checkpoints:", ""] + _table(header, rows)
+        for scheme, diff in (choice.get("rl_chosen_minus_last") or {}).items():
+            lines.append(
+                f"- rl_{scheme}: chosen - last, gold accuracy {_points(diff['mean_diff'])} points "
+                f"{_interval(diff['ci95'], signed=True)} over {len(diff['per_seed'])} seed(s)"
+            )
+    return lines + [""]
+
+
 def _compute_lines(results: dict) -> list[str]:
     compute = results["compute"]
     lines = ["## Compute", ""]
@@ -437,6 +482,7 @@ def render(results: dict) -> str:
         "",
         *_rl_lines(results),
         "",
+        *_choice_lines(results),
         *_compute_lines(results),
         "",
         "## Plots",

@@ -31,6 +31,7 @@ FUNCTION_SCHEMES = (
     "style",
 )  # computed by our reward_func (--reward.remote_url FILE.py)
 RM_SCHEMES = ("rm", "judge")  # OpenRLHF's learned-RM path (--reward.model_name_or_path)
+LABEL_SCHEMES = ("vote", "hybrid")  # read each prompt's pseudo-label: only prompts the teacher's vote labelled
 
 
 @dataclass(frozen=True)

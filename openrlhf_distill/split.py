@@ -1,0 +1,46 @@
+"""Stage 0 (with a teacher budget): ``openrlhf-distill split`` cuts the training questions into the ones the
+teacher answers and the ones it never sees.
+
+    openrlhf-distill split --prompts prompts_train.jsonl --labelled 200 --out questions/
+
+writes ``questions/labelled.jsonl`` (the first N questions, in file order: the teacher samples, votes on and
+labels these) and ``questions/unlabelled.jsonl`` (the rest: RL prompts with no pseudo-label, which only rewards
+that need none can use; ``build --rl.unlabelled``). Every record is checked as a prompt record first.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .argtypes import positive_int
+from .records import PROMPT, RecordError, atomic_output_dir, check_output_dir, read_records, write_jsonl_atomic
+
+LABELLED_FILE, UNLABELLED_FILE = "labelled.jsonl", "unlabelled.jsonl"
+
+
+def split_questions(prompts: str, labelled: int, out: str) -> dict:
+    check_output_dir(out, "split", [prompts])
+    records = [record for _, record in read_records(prompts, PROMPT)]
+    if labelled >= len(records):
+        raise RecordError(
+            prompts,
+            None,
+            None,
+            f"--labelled {labelled}: the file holds {len(records)} questions, so none is left unlabelled",
+        )
+    with atomic_output_dir(out, "split") as partial:
+        write_jsonl_atomic(os.path.join(partial, LABELLED_FILE), records[:labelled])
+        write_jsonl_atomic(os.path.join(partial, UNLABELLED_FILE), records[labelled:])
+    return {"labelled": labelled, "unlabelled": len(records) - labelled}
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--prompts", required=True, help="the training questions (prompt records)")
+    p.add_argument("--labelled", type=positive_int, required=True, help="how many the teacher answers (the first N)")
+    p.add_argument("--out", required=True, help="folder for labelled.jsonl and unlabelled.jsonl")
+
+
+def run(args) -> int:
+    counts = split_questions(args.prompts, args.labelled, args.out)
+    print(f"{counts['labelled']} questions for the teacher, {counts['unlabelled']} unlabelled -> {args.out}")
+    return 0
