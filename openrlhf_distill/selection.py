@@ -53,8 +53,11 @@ def read_dev_questions(path: str) -> list[dict]:
 
 
 def _greedy_accuracy(model: str, prompts, out: str, settings: SelectSettings) -> float:
-    from .evaluation import EvalSettings, evaluate
+    from .evaluation import EvalSettings, evaluate, samples_dir_for
 
+    # Never resumed: a candidate folder of the same name may hold another model than when it was last scored (a
+    # sweep rerun with new data, a PPO stage rerun), and an evaluation reuses the samples it finds.
+    shutil.rmtree(samples_dir_for(out), ignore_errors=True)
     result = evaluate(
         model,
         prompts,
@@ -160,6 +163,11 @@ def select_ppo_checkpoint(
 # --- `openrlhf-distill select` -------------------------------------------------------------------------------------
 
 
+def work_dir_for(out: str) -> str:
+    """Where `select --out OUT` keeps its candidates' evaluations: ``OUT_selection/`` beside OUT."""
+    return os.path.normpath(os.path.abspath(out)) + "_selection"
+
+
 def select_model(candidates: list[str], out: str, settings: SelectSettings, names: list[str] | None = None) -> dict:
     """Scores finished model folders and copies the best to ``out`` (a new folder, written whole)."""
     from .records import atomic_output_dir, check_output_dir
@@ -171,6 +179,12 @@ def select_model(candidates: list[str], out: str, settings: SelectSettings, name
     names = names or [os.path.basename(os.path.normpath(path)) for path in candidates]
     if len(set(names)) != len(names):
         raise ValueError(f"--candidates: two candidates share a name ({', '.join(names)}); pass --names")
+    read_dev_questions(settings.dev)  # every input checked before anything is written
+    if settings.measure:
+        from .evaluation import read_eval_records
+        from .tasks import get_task
+
+        read_eval_records(settings.measure, get_task(settings.task))
     os.makedirs(settings.work_dir, exist_ok=True)
     scored = score([{"name": n, "path": p} for n, p in zip(names, candidates, strict=True)], settings)
     index = choose(scored)
@@ -207,7 +221,7 @@ def run(args) -> int:
         max_new_tokens=args.max_new_tokens,
         backend=args.backend,
         batch_size=args.batch_size,
-        work_dir=os.path.join(os.path.dirname(os.path.abspath(args.out)), os.path.basename(args.out) + "_selection"),
+        work_dir=work_dir_for(args.out),
     )
     selection = select_model(candidates, args.out, settings, names)
     scores = ", ".join(f"{c['name']} {100 * c['dev_agreement']:.1f}%" for c in selection["candidates"])

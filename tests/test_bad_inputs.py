@@ -42,6 +42,38 @@ CASES = {  # name: (command line, split on spaces, then each word filled in; wha
         "eval-rm --model {rm} --pairs {pairs} --out {user_dir}",
         ["user_dir", "--out names a folder"],
     ),
+    # split, select, and the model-choice settings of build and ppo
+    "split, a budget of 0": ("split --prompts {prompts} --labelled 0 --out {tmp}/q", ["--labelled", "integer >= 1"]),
+    "split, a budget that leaves nothing unlabelled": (
+        "split --prompts {prompts} --labelled 1 --out {tmp}/q",
+        ["prompts.jsonl", "none is left unlabelled"],
+    ),
+    "select, a candidate that is no model": (
+        "select --candidates {tmp}/nowhere --dev {dev} --task arithmetic --out {tmp}/chosen",
+        ["nowhere", "not a model folder"],
+    ),
+    "select, dev questions without pseudo-labels": (
+        "select --candidates {lm} --dev {prompts} --task arithmetic --out {tmp}/chosen",
+        ["prompts.jsonl:1 field 'pseudo_label'", "missing"],
+    ),
+    "select, an output folder holding the user's files": (
+        "select --candidates {lm} --dev {dev} --task arithmetic --out {user_dir}",
+        ["user_dir", "not written by openrlhf-distill"],
+    ),
+    "build, a negative number of dev questions": (
+        "build --prompts {prompts} --labels {tmp} --out {tmp}/d --dev.questions -1",
+        ["--dev.questions", "integer >= 0"],
+    ),
+    "ppo, a checkpoint choice with no checkpoints": (
+        "ppo --reward.scheme gold --task arithmetic --actor.model_name_or_path {lm} --data.prompt_dataset "
+        "{rl_prompts} --distill.select.dev {dev}",
+        ["--distill.select.dev", "--ckpt.save_steps"],
+    ),
+    "ppo, fixed steps without a rollout batch": (
+        "ppo --reward.scheme gold --actor.model_name_or_path {lm} --data.prompt_dataset {rl_prompts} "
+        "--distill.steps 4",
+        ["--distill.steps needs --rollout.batch_size"],
+    ),
     # generate, label, build: settings with a range are checked as the command line is read
     "generate, an unknown dtype": (
         "generate --model {lm} --prompts {pairs} --out {tmp}/s --hf.dtype float77",
@@ -183,6 +215,7 @@ def files(tmp_path_factory, tiny_model):
         "not_json": ["{'prompt': 'p'}"],
         "rl_prompts": [json.dumps({"input": "What is 1 + 1?", "distill_label": "2"})],
         "prompts": [json.dumps({"id": "q1", "prompt": "What is 1 + 1?", "gold": "2"})],
+        "dev": [json.dumps({"id": "q1", "prompt": "What is 1 + 1?", "pseudo_label": "2"})],
     }
     paths = {"tmp": str(tmp), "rm": rm, "lm": tiny_model, "latin1": str(tmp / "latin1.jsonl")}
     with open(paths["latin1"], "wb") as f:

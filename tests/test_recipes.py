@@ -131,11 +131,18 @@ def test_demo_recipe_plans_the_main_comparison_and_study_adds_the_other_rewards(
     _check_ppo_command(ppo_commands[0], engine="cpu")
     _check_the_world_ships_its_models([c for c in commands if "toy-world" in c][0])
 
+    # The demo's teacher budget: the RM's runs read every RL prompt, the vote's (a label each) the labelled ones.
+    rm_prompts = {c[c.index("--data.prompt_dataset") + 1] for c in ppo_commands}
+    assert all(path.endswith("/data/rl_prompts_all.jsonl") for path in rm_prompts)
+    assert all(c[c.index("--distill.select.dev") + 1].endswith("sft_data/dev.jsonl") for c in ppo_commands)
+    assert {f"sft_select@seed{seed}" for seed in (0, 1, 2)} <= set(stages)
+
     study = _dry_run("quickstart_cpu.sh", "--run_dir", run_dir, *_make_study_overrides()).stdout
+    assert "] rl_vote@seed" not in study
     for seed in (0, 1, 2):
         for key in (
             "rl_rm",
-            "rl_vote",
+            "rl_vote_labelled",
             "rl_gold",
             "rl_random",
             "rl_style",

@@ -744,3 +744,37 @@ def test_eval_rm_writes_per_sample_scores(tmp_path, tiny_model):
     assert {k: without[k] for k in ("gold_pairs", "best_of_n")} == {k: report[k] for k in ("gold_pairs", "best_of_n")}
     refused = subprocess.run([*plain, "--votes", "v.jsonl"], capture_output=True, text=True, timeout=600, cwd=REPO)
     assert refused.returncode == 2 and "--votes is read only for --scores-out" in refused.stderr
+
+
+def test_model_choice_is_reported_with_gold_beside_it_and_chosen_minus_last_over_seeds(tmp_path):
+    """selection.json of the SFT sweep (select) and of each PPO run (ppo --distill.select.dev): the report shows
+    every candidate's agreement and gold, the choice, and the gold of the chosen actor minus the last one's."""
+    run_dir = make_run(tmp_path)
+    gold = {0: (0.50, 0.70, 0.60), 1: (0.40, 0.65, 0.66), 2: (0.45, 0.80, 0.70)}  # steps 0, 8, 16
+    for seed, (g0, g8, g16) in gold.items():
+        curve = [
+            {"name": f"step{s}", "step": s, "path": "x", "dev_agreement": a, "gold_accuracy": g}
+            for s, a, g in ((0, 0.3, g0), (8, 0.6, g8), (16, 0.5, g16))
+        ]
+        selection = {"candidates": curve, "chosen": "step8", "chosen_step": 8, "last_step": 16}
+        _write_json(os.path.join(run_dir, f"seed{seed}", "rl_rm", "distill_ppo", "selection.json"), selection)
+        sweep = [
+            {"name": "adam.lr-1e-4", "path": "a", "dev_agreement": 0.2, "gold_accuracy": 0.3},
+            {"name": "adam.lr-1e-3", "path": "b", "dev_agreement": 0.25, "gold_accuracy": 0.1},
+        ]
+        sft_choice = {"candidates": sweep, "chosen": "adam.lr-1e-3"}
+        _write_json(os.path.join(run_dir, f"seed{seed}", "student_sft", "selection.json"), sft_choice)
+    results = build_report(run_dir)
+
+    choice = results["model_choice"]
+    assert [s["chosen"] for s in choice["sft_sweep"]] == ["adam.lr-1e-3"] * 3
+    diff = choice["rl_chosen_minus_last"]["rm"]
+    assert [round(p["diff"], 6) for p in diff["per_seed"]] == [0.10, -0.01, 0.10]
+    assert diff["mean_diff"] == pytest.approx(0.19 / 3)
+    rm_runs = [r for r in results["rl"] if r["scheme"] == "rm"]
+    assert [r["selection"]["gold_chosen"] for r in rm_runs] == [0.70, 0.65, 0.80]
+    report_md = open(os.path.join(run_dir, "report.md")).read()
+    assert "## Model choice without gold" in report_md
+    assert "| 0 | adam.lr-1e-3 (chosen) | 25.0 | 10.0 |" in report_md
+    assert "| 1 | rm | 0: 30.0 / 40.0, 8: 60.0 / 65.0, 16: 50.0 / 66.0 | 8 | 65.0 | 66.0 |" in report_md
+    assert "- rl_rm: chosen - last, gold accuracy +6.3 points" in report_md

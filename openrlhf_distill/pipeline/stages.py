@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from ..compat.flags import TRAIN_DISTILL_RM, TRAIN_PPO_RAY, TRAIN_SFT
 from ..evaluation import samples_dir_for
 from ..rewards.schemes import LABEL_SCHEMES
+from ..selection import work_dir_for
 from ..voting import VoteRule
 
 CLI = [sys.executable, "-m", "openrlhf_distill.cli"]
@@ -372,7 +373,8 @@ class _Planner:
         }
         flags |= {"--measure": self.test} if self.ev["enabled"] else {}  # gold: reported beside, never chosen by
         inputs = candidates + [self.sft_data] + ([self.test] if self.ev["enabled"] else [])
-        self._add(Stage("sft_select", f"sft_select@seed{seed}", seed, _command("select", flags=flags), sft, inputs))
+        argv = _command("select", flags=flags)
+        self._add(Stage("sft_select", f"sft_select@seed{seed}", seed, argv, sft, inputs, work=[work_dir_for(sft)]))
         return sft
 
     def _seed(self, seed: int) -> None:
