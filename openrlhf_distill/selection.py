@@ -154,9 +154,10 @@ def select_ppo_checkpoint(
     }
     write_json_atomic(os.path.join(settings.work_dir, SELECTION_FILE), selection)
     install_ppo_choice(scored[index], output_dir, last_model_dir)
-    if not keep_hf:
-        for candidate in scored[1:-1]:  # the step folders we asked OpenRLHF for; the chosen one is copied already
-            shutil.rmtree(candidate["path"], ignore_errors=True)
+    if not keep_hf and os.path.isdir(ckpt_path):  # the step folders we asked OpenRLHF for; the chosen one is copied
+        for name in os.listdir(ckpt_path):
+            if _HF_CHECKPOINT.match(name):
+                shutil.rmtree(os.path.join(ckpt_path, name), ignore_errors=True)
     return selection
 
 

@@ -135,7 +135,7 @@ def test_a_chosen_checkpoint_becomes_the_runs_model_and_the_last_actor_is_kept_b
     _model_folder(out, b"final")
     (out / "distill_ppo").mkdir()
     ckpt = tmp_path / "rl" / "ckpt"
-    for step in (2, 4, 6):
+    for step in (2, 4, 6, 8):  # OpenRLHF saves the last step too: the final actor, in output_dir as well
         _model_folder(ckpt / f"global_step{step}_hf", f"step{step}".encode())
     initial = _model_folder(tmp_path / "sft", b"sft")
     agreement = {"step0": 0.2, "step2": 0.5, "step4": 0.8, "step6": 0.6, "step8": 0.7}
