@@ -474,6 +474,13 @@ def test_expected_files_follow_the_run_config(tmp_path):
     } <= paths
     assert not any("student_base" in p for p in paths) and "eval/sft_seed0.json" not in paths
 
+    # With a teacher budget the vote trains on the labelled prompts only: its run is rl_vote_labelled.
+    config["data"] = {"labelled_questions": 200}
+    _write_json(str(run_dir / "run.json"), {"task": "gsm8k", "seeds": [0], "config": config})
+    paths = {m["path"] for m in build_report(str(run_dir), plots=False)["missing"]}
+    assert {"eval/rl_vote_labelled_seed0.json", "seed0/rl_vote_labelled/distill_ppo/metrics.jsonl"} <= paths
+    assert not any("rl_vote/" in p or "rl_vote_seed" in p for p in paths)
+
 
 def test_report_command_prints_the_main_table(report, capsys):
     run_dir, _ = report

@@ -107,6 +107,16 @@ def _vote_flags(vote: dict) -> list[str]:
     return flags
 
 
+def rl_run_name(scheme: str, ablation: str = "", labelled_only: bool = False) -> str:
+    """A PPO run's folder and report row: ``rl_<scheme>[<ablation>]``, ``_labelled`` added for a reward that reads
+    pseudo-labels in a run that also has unlabelled prompts (it trains on the labelled ones only).
+
+    >>> rl_run_name("rm", "_teacher_only"), rl_run_name("vote", labelled_only=True)
+    ('rl_rm_teacher_only', 'rl_vote_labelled')
+    """
+    return f"rl_{scheme}{ablation}" + ("_labelled" if labelled_only else "")
+
+
 def sweep_settings(sweep: dict) -> list[tuple[str, dict]]:
     """Every combination of an ``sft.sweep`` mapping (OpenRLHF flag -> values) as (folder name, flags), in order;
     none for an empty mapping.
@@ -462,7 +472,7 @@ class _Planner:
         # With unlabelled prompts, the rewards that read a pseudo-label train on the labelled ones only, and their
         # run says so in its name; the others train on every prompt.
         labelled_only = self.unlabelled is not None and scheme in LABEL_SCHEMES
-        name = f"rl_{scheme}{suffix}" + ("_labelled" if labelled_only else "")
+        name = rl_run_name(scheme, suffix, labelled_only)
         prompts = "rl_prompts.jsonl" if self.unlabelled is None or labelled_only else "rl_prompts_all.jsonl"
         rl, P, ppo = os.path.join(here, name), TRAIN_PPO_RAY, self.config["ppo"]
         flags = {

@@ -220,19 +220,26 @@ def _strings(value) -> list[str] | None:
 
 def _configured(config) -> dict:
     """What the run's resolved config (run.json, from the pipeline) says should exist: the models evaluated once
-    (``eval.models``), the reward schemes (``ppo.schemes``) and the RM ablations (``rm.ablations``, each an RL run
-    ``rl_rm_<ablation>``). Without a config: the teacher and the base student, the ``rm`` scheme, no ablation."""
+    (``eval.models``), the RL runs of the reward schemes (``ppo.schemes``; ``vote_labelled`` for ``vote`` with a
+    teacher budget) and the RM ablations (``rm.ablations``, each an RL run ``rl_rm_<ablation>``). Without a
+    config: the teacher and the base student, the ``rm`` scheme, no ablation."""
     config = config if isinstance(config, dict) else {}
 
     def get(section, key):
         holder = config.get(section)
         return _strings(holder.get(key)) if isinstance(holder, dict) else None
 
+    from ..pipeline.stages import rl_run_name
+    from ..rewards.schemes import LABEL_SCHEMES
+
     schemes = get("ppo", "schemes") or get("rl", "schemes") or _strings(config.get("schemes")) or ["rm"]
+    data = config.get("data") if isinstance(config.get("data"), dict) else {}
+    budget = bool(data.get("labelled_questions"))  # a teacher budget: the vote's runs are rl_vote_labelled
+    names = [rl_run_name(s, labelled_only=budget and s in LABEL_SCHEMES)[3:] for s in schemes]
     base = get("eval", "models")
     return {
         "base_models": list(SEED_INDEPENDENT) if base is None else base,
-        "rl_schemes": schemes + [f"rm_{a}" for a in get("rm", "ablations") or []],
+        "rl_schemes": names + [f"rm_{a}" for a in get("rm", "ablations") or []],
     }
 
 
