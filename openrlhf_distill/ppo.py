@@ -9,6 +9,11 @@ the scheme needs:
 - ``hybrid``: the same file, calling a batching RM server we start on 127.0.0.1 for the run (or one given by
   ``--distill.rm_server.url``), since OpenRLHF takes a learned RM or a reward function, not both.
 
+Two run-level options of ours: ``--distill.steps N`` (exactly N steps whatever the prompt set's size) and
+``--distill.select.dev DEV`` (the actor saved every ``--ckpt.save_steps`` steps whose greedy answers agree most
+with the dev pseudo-labels becomes the run's model: ``selection``). A vote or hybrid run is refused a prompt
+without a pseudo-label (``check_inputs``).
+
 The run's own files go to ``<--ckpt.output_dir>/distill_ppo/``: the reward file, ``command.txt``,
 ``metrics.jsonl`` (OpenRLHF's per-step log, parsed) and ``summary.json``. A killed run rerun with
 ``--ckpt.load_enable`` continues from OpenRLHF's last checkpoint (``--ckpt.save_steps``), and its metrics.jsonl

@@ -359,7 +359,12 @@ def _choice_lines(results: dict) -> list[str]:
     runs = [r for r in results["rl"] if r.get("selection")]
     if not choice.get("sft_sweep") and not runs:
         return []
-    lines = ["## Model choice without gold", "", f"Criterion: {choice.get('criterion')}. Gold is measured beside it."]
+    lines = [
+        "## Model choice without gold",
+        "",
+        f"Criterion: {choice.get('criterion')}. Gold is measured beside it. Settings outside a sweep (RL's learning "
+        "rate, KL, steps) are the run config's own (`run.json`): say how they were set when comparing with SFT.",
+    ]
     if choice.get("sft_sweep"):
         rows = [
             [
