@@ -480,12 +480,12 @@ def run_plan(ppo_plan: PPOPlan, *, log_path: str | None = None) -> dict:
     if probe:  # the engine holds the last actor: compared before a checkpoint choice replaces it
         summary["sync_check"] = sync_check(probe, flag_value(ppo_plan.openrlhf_argv, TRAIN_PPO_RAY["output_dir"]))
     if ppo_plan.options.select_dev:
-        summary["selection"] = _select(ppo_plan, len(steps))
+        summary["selection"] = _select(ppo_plan, steps[-1]["step"] if steps else 0)  # the last step's number
     write_json_atomic(os.path.join(ppo_plan.run_dir, "summary.json"), summary)
     return summary
 
 
-def _select(ppo_plan: PPOPlan, steps: int) -> dict:
+def _select(ppo_plan: PPOPlan, last_step: int) -> dict:
     """Scores the actors the run saved on the dev pseudo-labels and makes the best the run's model."""
     from .selection import SelectSettings, select_ppo_checkpoint
 
@@ -505,7 +505,7 @@ def _select(ppo_plan: PPOPlan, steps: int) -> dict:
         initial_model=flag_value(argv, cli["actor_model"]),
         ckpt_path=flag_value(argv, cli["ckpt_path"]) or "./ckpt/checkpoints_ppo_ray",  # OpenRLHF's default
         output_dir=output_dir,
-        steps=steps,
+        steps=last_step,
         keep_hf=ppo_plan.keep_hf_checkpoints,
     )
     print(
