@@ -418,11 +418,15 @@ def test_serve_rm_prints_its_url_serves_and_stops_on_ctrl_c(tiny_rm):
     args = parser.parse_args(["--model", tiny_rm])
     assert (args.host, args.port, args.max_batch_size, args.max_wait_ms) == ("127.0.0.1", 8000, 64, 5.0)
 
+    # Ctrl-C reaches a foreground process whose SIGINT is at its default. A test run started in the background
+    # without job control (`cmd &` in a script) inherits SIGINT ignored, and Python then installs no handler: the
+    # server would never see the signal (the stop that "never ended" with nothing in stderr). Reset it.
     process = subprocess.Popen(
         [sys.executable, "-c", SERVE, "--model", tiny_rm, "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         url = None
