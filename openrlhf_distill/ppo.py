@@ -23,6 +23,7 @@ keeps the killed run's steps before that checkpoint.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import math
 import os
@@ -38,6 +39,7 @@ from .compat.flags import TRAIN_PPO_RAY, flag_value, has_flag, parsed_value, wit
 from .records import REWARD_LABEL_FIELD, write_json_atomic
 from .rewards.schemes import LABEL_SCHEMES, RM_SCHEMES, SCHEMES, RewardConfig
 from .rewards.server import advertised_address
+from .selection import SelectSettings
 
 RUN_SUBDIR = "distill_ppo"
 _STEP_LINE = re.compile(r"Global step (\d+): (\{.*\})\s*$")
@@ -62,11 +64,8 @@ class PPOOptions:
     sync_check: bool = False  # CPU engine: record the rollout engine's log-probs after training (see summary)
     autoscaling: bool = False  # the Ray cluster adds nodes on demand: no check of the plan against its nodes now
     steps: int | None = None  # exactly this many PPO steps, whatever the prompt set's size (`fixed_steps_prompts`)
-    select_dev: str | None = None  # choose the run's model by agreement with these dev pseudo-labels (`selection`)
-    select_measure: str | None = None  # prompts with gold: each saved actor's accuracy, for the report only
-    select_max_new_tokens: int = 512
-    select_backend: str = "auto"
-    select_batch_size: int = 64  # the hf backend's sequences per generate call
+    # --distill.select.*: choose the run's model by agreement with dev pseudo-labels (its work_dir: the run's own)
+    select: SelectSettings | None = None
 
 
 @dataclass
@@ -188,9 +187,9 @@ def fixed_steps_prompts(source: str, rows: int, seed: int) -> list[dict]:
 def _selection_argv(argv: list[str], options: PPOOptions) -> list[str]:
     """--distill.select.dev: OpenRLHF must save the actor as an HF model at each checkpoint (``selection``)."""
     cli = TRAIN_PPO_RAY
-    if options.select_dev is None:
+    if options.select is None:
         return argv
-    if options.task is None:
+    if options.select.task is None:
         raise ValueError("--distill.select.dev needs --task (it reads the actors' answers)")
     every = flag_value(argv, cli["save_steps"])
     if every is None or int(every) < 1:
@@ -479,7 +478,7 @@ def run_plan(ppo_plan: PPOPlan, *, log_path: str | None = None) -> dict:
     probe = ppo_plan.launch.env.get(ray_driver.ENV_ENGINE_PROBE)
     if probe:  # the engine holds the last actor: compared before a checkpoint choice replaces it
         summary["sync_check"] = sync_check(probe, flag_value(ppo_plan.openrlhf_argv, TRAIN_PPO_RAY["output_dir"]))
-    if ppo_plan.options.select_dev:
+    if ppo_plan.options.select:
         summary["selection"] = _select(ppo_plan, steps[-1]["step"] if steps else 0)  # the last step's number
     write_json_atomic(os.path.join(ppo_plan.run_dir, "summary.json"), summary)
     return summary
@@ -487,18 +486,10 @@ def run_plan(ppo_plan: PPOPlan, *, log_path: str | None = None) -> dict:
 
 def _select(ppo_plan: PPOPlan, last_step: int) -> dict:
     """Scores the actors the run saved on the dev pseudo-labels and makes the best the run's model."""
-    from .selection import SelectSettings, select_ppo_checkpoint
+    from .selection import select_ppo_checkpoint
 
-    o, argv, cli = ppo_plan.options, ppo_plan.openrlhf_argv, TRAIN_PPO_RAY
-    settings = SelectSettings(
-        dev=o.select_dev,
-        task=o.task,
-        measure=o.select_measure,
-        max_new_tokens=o.select_max_new_tokens,
-        backend=o.select_backend,
-        batch_size=o.select_batch_size,
-        work_dir=ppo_plan.run_dir,
-    )
+    argv, cli = ppo_plan.openrlhf_argv, TRAIN_PPO_RAY
+    settings = dataclasses.replace(ppo_plan.options.select, work_dir=ppo_plan.run_dir)
     output_dir = flag_value(argv, cli["output_dir"])
     selection = select_ppo_checkpoint(
         settings,
@@ -662,11 +653,16 @@ def run(args, openrlhf_argv: list[str]) -> int:
         sync_check=getattr(args, "distill.sync_check"),
         autoscaling=getattr(args, "distill.cluster.autoscaling"),
         steps=getattr(args, "distill.steps"),
-        select_dev=getattr(args, "distill.select.dev"),
-        select_measure=getattr(args, "distill.select.measure"),
-        select_max_new_tokens=getattr(args, "distill.select.max_new_tokens"),
-        select_backend=getattr(args, "distill.select.backend"),
-        select_batch_size=getattr(args, "distill.select.batch_size"),
+        select=SelectSettings(
+            dev=getattr(args, "distill.select.dev"),
+            task=args.task,
+            measure=getattr(args, "distill.select.measure"),
+            max_new_tokens=getattr(args, "distill.select.max_new_tokens"),
+            backend=getattr(args, "distill.select.backend"),
+            batch_size=getattr(args, "distill.select.batch_size"),
+        )
+        if getattr(args, "distill.select.dev")
+        else None,
     )
     ppo_plan = plan(openrlhf_argv, options)
     # OpenRLHF's own parser and checks, then ours of what it reads and of the GPUs it asks for, before any

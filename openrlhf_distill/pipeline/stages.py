@@ -359,6 +359,16 @@ class _Planner:
         inputs = self.upstream + self.external + [self.sft_data]
         self._add(Stage("sft", key, seed, argv, out, inputs, partial=True))
 
+    def _choice_settings(self) -> dict:
+        """How a gold-free model choice (`select`, `ppo --distill.select.*`) decodes: as the evaluations do, on the
+        student's batch size, so its greedy answers are the evaluations' own (an OpenAI endpoint serves no
+        candidate folders: the local backend then)."""
+        return {
+            "max_new_tokens": self.ev["max_new_tokens"],
+            "backend": "auto" if self.backend == "openai" else self.backend,
+            "batch_size": self.student["backend_flags"].get("hf.batch_size", 64),
+        }
+
     def _sft(self, seed: int, here: str) -> str:
         """SFT, or with ``sft.sweep`` one SFT run per setting and the one whose greedy answers agree most with the
         dev pseudo-labels copied to ``student_sft`` (`selection`): the same gold-free criterion RL's checkpoints
@@ -377,9 +387,7 @@ class _Planner:
             "--dev": self.dev,
             "--task": self.task,
             "--out": sft,
-            "--max-new-tokens": self.ev["max_new_tokens"],
-            "--backend": "auto" if self.backend == "openai" else self.backend,
-            "--batch-size": self.student["backend_flags"].get("hf.batch_size", 64),
+            **{f"--{name.replace('_', '-')}": value for name, value in self._choice_settings().items()},
         }
         flags |= {"--measure": self.test} if self.ev["enabled"] else {}  # gold: reported beside, never chosen by
         inputs = candidates + [self.sft_data] + ([self.test] if self.ev["enabled"] else [])
@@ -491,9 +499,7 @@ class _Planner:
             flags |= {
                 P["save_steps"]: ppo["select_every"],
                 "--distill.select.dev": self.dev,
-                "--distill.select.max_new_tokens": self.ev["max_new_tokens"],
-                "--distill.select.backend": "auto" if self.backend == "openai" else self.backend,
-                "--distill.select.batch_size": self.student["backend_flags"].get("hf.batch_size", 64),
+                **{f"--distill.select.{name}": value for name, value in self._choice_settings().items()},
             }
             flags |= {"--distill.select.measure": self.test} if self.ev["enabled"] else {}
         inputs = [sft, data]
