@@ -27,6 +27,9 @@ from .records import DEV_QUESTION, OUTPUT_MARKER, RecordError, read_all_records,
 
 SELECTION_FILE = "selection.json"
 _HF_CHECKPOINT = re.compile(r"^global_step(\d+)_hf$")
+# OpenRLHF's save_model writes the weights, then config.json, then the tokenizer: a step folder without the
+# tokenizer's config is a save a kill cut short (a killed run resumed from that step's DeepSpeed state).
+_WRITTEN_LAST = "tokenizer_config.json"
 
 
 @dataclass(frozen=True)
@@ -109,13 +112,14 @@ def _model_files(folder: str) -> list[str]:
 
 
 def ppo_candidates(initial_model: str, ckpt_path: str, output_dir: str, steps: int) -> list[dict]:
-    """The starting actor (step 0), every HF checkpoint OpenRLHF saved under ``ckpt_path``, and the final actor in
-    ``output_dir`` (step ``steps``), in step order; a checkpoint of the last step is the final actor itself."""
+    """The starting actor (step 0), every HF checkpoint OpenRLHF saved whole under ``ckpt_path``, and the final actor
+    in ``output_dir`` (step ``steps``), in step order; a checkpoint of the last step is the final actor itself."""
     saved = {}
     if os.path.isdir(ckpt_path):
         for name in os.listdir(ckpt_path):
             match = _HF_CHECKPOINT.match(name)
-            if match and int(match.group(1)) < steps:
+            complete = os.path.isfile(os.path.join(ckpt_path, name, _WRITTEN_LAST))
+            if match and complete and int(match.group(1)) < steps:
                 saved[int(match.group(1))] = os.path.join(ckpt_path, name)
     candidates = [{"name": "step0", "step": 0, "path": initial_model}]
     candidates += [{"name": f"step{step}", "step": step, "path": saved[step]} for step in sorted(saved)]

@@ -125,6 +125,7 @@ def _model_folder(path, weights: bytes):
     os.makedirs(path, exist_ok=True)
     (path / "config.json").write_text("{}")
     (path / "model.safetensors").write_bytes(weights)
+    (path / "tokenizer_config.json").write_text("{}")  # OpenRLHF writes it last: the save is whole
     return str(path)
 
 
@@ -138,6 +139,9 @@ def test_a_chosen_checkpoint_becomes_the_runs_model_and_the_last_actor_is_kept_b
     for step in (2, 4, 6, 8):  # OpenRLHF saves the last step too: the final actor, in output_dir as well
         _model_folder(ckpt / f"global_step{step}_hf", f"step{step}".encode())
     initial = _model_folder(tmp_path / "sft", b"sft")
+    cut = ckpt / "global_step5_hf"  # a save a kill cut short: weights, no tokenizer yet
+    cut.mkdir()
+    (cut / "model.safetensors").write_bytes(b"half")
     agreement = {"step0": 0.2, "step2": 0.5, "step4": 0.8, "step6": 0.6, "step8": 0.7}
     monkeypatch.setattr(
         selection,
