@@ -48,6 +48,10 @@ CASES = {  # name: (command line, split on spaces, then each word filled in; wha
         "split --prompts {prompts} --labelled 1 --out {tmp}/q",
         ["prompts.jsonl", "none is left unlabelled"],
     ),
+    "split, an output folder holding the user's files": (
+        "split --prompts {prompts} --labelled 1 --out {user_dir}",
+        ["user_dir", "not written by openrlhf-distill"],
+    ),
     "select, a candidate that is no model": (
         "select --candidates {tmp}/nowhere --dev {dev} --task arithmetic --out {tmp}/chosen",
         ["nowhere", "not a model folder"],
