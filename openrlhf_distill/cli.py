@@ -2,7 +2,9 @@
 
 Each subcommand lives beside its stage, in one shape: the module named in ``COMMANDS`` has
 ``add_arguments(parser)`` and ``run(args)`` (``run(args, openrlhf_argv)`` for the commands that pass OpenRLHF's
-own flags through unchanged). This file is only the table and the error handling common to all.
+own flags through unchanged), and may have ``check`` with the same arguments: what can be judged before its inputs
+exist, run by :func:`check_command` for every stage of a pipeline before the first one starts. This file is only
+the table and what is common to all.
 """
 
 from __future__ import annotations
@@ -94,6 +96,35 @@ def build_parser() -> argparse.ArgumentParser:
         )
         _module(command).add_arguments(p)
     return parser
+
+
+@dataclass
+class Checked:
+    """A command line :func:`check_command` accepted: its parsed arguments, and what the command's check gave."""
+
+    args: argparse.Namespace
+    result: object = None
+
+
+def check_command(argv: list[str]) -> Checked:
+    """``openrlhf-distill ARGV`` judged without running it: parsed as :func:`main` parses it, then the command's
+    own ``check`` if its module has one. Raises ValueError with the parser's or the check's one-line reason."""
+    import contextlib
+    import io
+
+    parser, errors = build_parser(), io.StringIO()
+    try:
+        with contextlib.redirect_stderr(errors):
+            args, rest = parser.parse_known_args(argv)
+    except SystemExit:
+        raise ValueError((errors.getvalue().strip().splitlines() or ["cannot parse the command"])[-1]) from None
+    command = COMMANDS[args.command]
+    if rest and not command.openrlhf_flags:
+        raise ValueError(f"openrlhf-distill {args.command}: unrecognized arguments: {' '.join(rest)}")
+    check = getattr(_module(command), "check", None)
+    if check is None:
+        return Checked(args)
+    return Checked(args, check(args, rest) if command.openrlhf_flags else check(args))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -61,6 +61,7 @@ class PPOOptions:
     rm_server_port: int = 0
     rm_server_max_batch_size: int = 64
     rm_server_max_wait_ms: float = 5.0
+    rm_server_device: str | None = None  # None: the GPU where this process sees one, else the CPU
     sync_check: bool = False  # CPU engine: record the rollout engine's log-probs after training (see summary)
     autoscaling: bool = False  # the Ray cluster adds nodes on demand: no check of the plan against its nodes now
     steps: int | None = None  # exactly this many PPO steps, whatever the prompt set's size (`fixed_steps_prompts`)
@@ -95,6 +96,20 @@ def _without_flag(argv: list[str], flag: str) -> list[str]:
     return out
 
 
+def ray_cluster_address(options: PPOOptions) -> str | None:
+    """The Ray cluster the run's driver will join, found as ``ray.init()`` finds it: ``--ray.address``, else
+    ``RAY_ADDRESS``, else the cluster ``ray start`` set up on this machine (its address file in Ray's temporary
+    folder). None: the driver starts a Ray of its own here (always so on the CPU engine without --ray.address)."""
+    if options.ray_address:
+        return options.ray_address
+    engine = launch.detect_engine() if options.engine == "auto" else options.engine
+    if engine == "cpu":
+        return None
+    from ray._private.services import get_ray_address_from_environment
+
+    return get_ray_address_from_environment(None, None)
+
+
 def _scheme_argv(argv: list[str], options: PPOOptions, run_dir: str) -> tuple[list[str], dict]:
     """train_ppo_ray flags for the scheme, and what else the scheme needs (reward config, served RM)."""
     cli = TRAIN_PPO_RAY
@@ -118,12 +133,13 @@ def _scheme_argv(argv: list[str], options: PPOOptions, run_dir: str) -> tuple[li
             rm_url = options.rm_server_url.rstrip("/")
         elif rm_path:
             port = options.rm_server_port or launch.free_port()
-            # Rollout actors on other nodes call the server: on a cluster it listens on every interface and the
-            # reward function gets this node's routable address, not 127.0.0.1 (which is each node itself).
-            joins_cluster = bool(options.ray_address or options.submit or os.environ.get("RAY_ADDRESS"))
-            host = options.rm_server_host or ("0.0.0.0" if joins_cluster else "127.0.0.1")
+            # Rollout actors on other nodes call the server: when the driver joins a Ray cluster (however it finds
+            # it) the server listens on every interface and the reward function calls this machine's address on
+            # the route to the cluster, not 127.0.0.1 (which is each node itself).
+            cluster = ray_cluster_address(options)
+            host = options.rm_server_host or ("0.0.0.0" if cluster else "127.0.0.1")
             extra["rm_server"] = (rm_path, host, port)
-            rm_url = f"http://{advertised_address(host)}:{port}"
+            rm_url = f"http://{advertised_address(host, towards=cluster)}:{port}"
         else:
             raise ValueError(f"--reward.scheme hybrid needs the RM: {cli['reward_model']} or --distill.rm_server.url")
         argv = _without_flag(argv, cli["reward_model"])  # OpenRLHF would otherwise ignore it silently
@@ -271,7 +287,7 @@ def validate(ppo_plan: PPOPlan):
 
 def check_inputs(ppo_plan: PPOPlan, namespace) -> None:
     """What OpenRLHF's own checks (``validate``) leave to the start of training, checked before any resources
-    are asked for: the model folders, the prompt files and the columns the run will read, the sampling settings.
+    are asked for: the model folders, the prompt files and the columns the run will read.
     ``namespace``: what ``validate`` returned, so OpenRLHF's defaults are the ones checked."""
     from .model_folders import check_model_folder, check_reward_model, looks_local
     from .records import ANY_OBJECT, RecordError, read_records
@@ -286,11 +302,6 @@ def check_inputs(ppo_plan: PPOPlan, namespace) -> None:
     critic = parsed_value(namespace, "critic.model_name_or_path")
     if critic and parsed_value(namespace, "algo.advantage.estimator") == "gae":  # the other estimators use no critic
         check_model_folder(critic, cli["critic_model"])
-    temperature, top_p = parsed_value(namespace, "rollout.temperature"), parsed_value(namespace, "rollout.top_p")
-    if temperature is not None and not 0 <= temperature <= 2:
-        raise ValueError(f"--rollout.temperature: must be a number in [0, 2], got {temperature}")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise ValueError(f"--rollout.top_p: must be a number in (0, 1], got {top_p}")
     # Local JSON Lines prompt files: every row must hold the columns the run reads (a Hub data set, or another
     # format, is OpenRLHF's to read).
     columns = [parsed_value(namespace, "data.input_key")] + [parsed_value(namespace, "data.label_key")] * bool(
@@ -319,6 +330,15 @@ def check_inputs(ppo_plan: PPOPlan, namespace) -> None:
                 _check_has_pseudo_label(row, parsed_value(namespace, "data.label_key"), name, line)
         if rows == 0:
             raise RecordError(name, None, None, f"{cli['prompt_dataset']}: no prompts in it")
+
+
+def check_sampling(namespace) -> None:
+    """The rollout's sampling settings, which OpenRLHF's parser takes as any float."""
+    temperature, top_p = parsed_value(namespace, "rollout.temperature"), parsed_value(namespace, "rollout.top_p")
+    if temperature is not None and not 0 <= temperature <= 2:
+        raise ValueError(f"--rollout.temperature: must be a number in [0, 2], got {temperature}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ValueError(f"--rollout.top_p: must be a number in (0, 1], got {top_p}")
 
 
 def _check_has_pseudo_label(row: dict, label_key: str, path: str, line: int) -> None:
@@ -452,6 +472,7 @@ def run_plan(ppo_plan: PPOPlan, *, log_path: str | None = None) -> dict:
             port=port,
             max_batch_size=o.rm_server_max_batch_size,
             max_wait_ms=o.rm_server_max_wait_ms,
+            device=o.rm_server_device,
         ).start()
     try:
         code, steps, tail = _stream(ppo_plan, log_path)
@@ -565,11 +586,18 @@ def add_arguments(p) -> None:
         "--distill.rm_server.host",
         default=None,
         help="hybrid: address the run's RM server listens on (default: 127.0.0.1, or every interface when the "
-        "run joins a Ray cluster, the reward function then calling this node's routable address)",
+        "driver joins a Ray cluster, found as ray.init() finds it, the reward function then calling this machine's "
+        "address on the route to the cluster)",
     )
     p.add_argument("--distill.rm_server.port", type=int, default=0, help="hybrid: its port (0: a free one)")
     p.add_argument("--distill.rm_server.max_batch_size", type=int, default=64)
     p.add_argument("--distill.rm_server.max_wait_ms", type=float, default=5.0)
+    p.add_argument(
+        "--distill.rm_server.device",
+        default=None,
+        help="hybrid: where the run's RM server scores (cpu, cuda, cuda:N; default: a GPU of this machine if it "
+        "has one). On a GPU it is outside Ray's accounting: the GPU plan counts it as one GPU of the cluster",
+    )
     p.add_argument(
         "--distill.sync_check",
         action="store_true",
@@ -631,11 +659,8 @@ def add_arguments(p) -> None:
     )
 
 
-def run(args, openrlhf_argv: list[str]) -> int:
-    """`openrlhf-distill ppo`: plans, checks (OpenRLHF's parser, the inputs, the GPU plan), then runs."""
-    from .compat import gpu_plan
-
-    options = PPOOptions(
+def options_from(args) -> PPOOptions:
+    return PPOOptions(
         scheme=getattr(args, "reward.scheme"),
         task=args.task,
         alpha=getattr(args, "distill.reward.alpha"),
@@ -650,6 +675,7 @@ def run(args, openrlhf_argv: list[str]) -> int:
         rm_server_port=getattr(args, "distill.rm_server.port"),
         rm_server_max_batch_size=getattr(args, "distill.rm_server.max_batch_size"),
         rm_server_max_wait_ms=getattr(args, "distill.rm_server.max_wait_ms"),
+        rm_server_device=getattr(args, "distill.rm_server.device"),
         sync_check=getattr(args, "distill.sync_check"),
         autoscaling=getattr(args, "distill.cluster.autoscaling"),
         steps=getattr(args, "distill.steps"),
@@ -664,21 +690,55 @@ def run(args, openrlhf_argv: list[str]) -> int:
         if getattr(args, "distill.select.dev")
         else None,
     )
-    ppo_plan = plan(openrlhf_argv, options)
-    # OpenRLHF's own parser and checks, then ours of what it reads and of the GPUs it asks for, before any
-    # resources are asked for
+
+
+def placements(ppo_plan: PPOPlan, namespace) -> list:
+    """The run's GPU plan: OpenRLHF's groups, and a hybrid run's RM server when it scores on a GPU (it runs on
+    this machine, outside Ray: the cluster must have a GPU for it beside the groups)."""
+    from .compat import gpu_plan
+
+    planned = gpu_plan.plan(namespace)
+    device = ppo_plan.options.rm_server_device
+    if ppo_plan.rm_server_model and ppo_plan.launch.engine == "gpu" and not (device or "").startswith("cpu"):
+        planned.append(gpu_plan.Placement(("RM server (hybrid, this machine, outside Ray)",), 1, 1))
+    return planned
+
+
+def check(args, openrlhf_argv: list[str]) -> tuple[PPOPlan, object, list]:
+    """Everything checkable before the inputs exist: the plan, OpenRLHF's parser, post-parse checks and layout
+    asserts (`validate`), and the GPU plan against --distill.cluster.*. Returns the plan, OpenRLHF's parsed
+    arguments and the placements."""
+    from .compat import gpu_plan
+
+    ppo_plan = plan(openrlhf_argv, options_from(args))
     namespace = validate(ppo_plan)
-    check_inputs(ppo_plan, namespace)
-    placements = gpu_plan.plan(namespace)
+    check_sampling(namespace)
+    planned = placements(ppo_plan, namespace)
     nodes, per_node = getattr(args, "distill.cluster.nodes"), getattr(args, "distill.cluster.gpus_per_node")
     if (nodes is None) != (per_node is None):
         raise ValueError("--distill.cluster.nodes and --distill.cluster.gpus_per_node go together")
     # A local CPU Ray declares as many logical GPUs as the run needs; a cluster has what its nodes declared.
-    if nodes and (ppo_plan.launch.engine == "gpu" or options.ray_address):
-        gpu_plan.check_fits(placements, nodes, per_node)
+    if nodes and (ppo_plan.launch.engine == "gpu" or ppo_plan.options.ray_address):
+        gpu_plan.check_fits(planned, nodes, per_node)
+    return ppo_plan, namespace, planned
+
+
+def run(args, openrlhf_argv: list[str]) -> int:
+    """`openrlhf-distill ppo`: plans, checks (OpenRLHF's parser, the inputs, the GPU plan), then runs."""
+    from .compat import gpu_plan
+
+    ppo_plan, namespace, planned = check(args, openrlhf_argv)
+    check_inputs(ppo_plan, namespace)
     if args.dry_run:
         print(describe(ppo_plan))
-        print(gpu_plan.describe(placements), file=sys.stderr)
+        print(gpu_plan.describe(planned), file=sys.stderr)
+        if ppo_plan.rm_server_model:
+            where = ppo_plan.options.rm_server_device or "a GPU of this machine if it has one, else its CPU"
+            print(
+                f"# hybrid RM server: on this machine ({where}), listening on {ppo_plan.rm_server_host}; "
+                f"rollouts call {ppo_plan.reward_config.rm_url}",
+                file=sys.stderr,
+            )
         print(f"# accepted by {TRAIN_PPO_RAY.module}'s argument parser and checks", file=sys.stderr)
         return 0
     summary = run_plan(ppo_plan, log_path=args.log)

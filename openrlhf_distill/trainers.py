@@ -24,6 +24,17 @@ def add_arguments(p) -> None:
     )
 
 
+def check(args, openrlhf_argv: list[str]):
+    """The launch (command and engine), its flags accepted by the trainer's own parser and post-parse checks
+    (OpenRLHF's, run in this process up to training: ``compat.rehearsal``). Reads no input."""
+    from .compat import launch, rehearsal
+
+    cli = TRAINERS[args.command]
+    planned = launch.plan(cli, openrlhf_argv, engine=args.engine, launcher=launch.launcher_argv(args.launcher))
+    rehearsal.check_trainer(cli, planned.command[planned.command.index(cli.module) + 1 :])
+    return planned
+
+
 def run(args, openrlhf_argv: list[str]) -> int:
     from .compat import launch
     from .compat.flags import flag_value
@@ -33,9 +44,9 @@ def run(args, openrlhf_argv: list[str]) -> int:
     model = flag_value(openrlhf_argv, cli["model"])
     if model:  # at once, not after the trainer's imports
         check_model_folder(model, cli["model"])
-    launcher = launch.launcher_argv(args.launcher)
     if args.dry_run:
-        print(" ".join(launch.plan(cli, openrlhf_argv, engine=args.engine, launcher=launcher).command))
+        print(" ".join(check(args, openrlhf_argv).command))
         return 0
-    launch.run(cli, openrlhf_argv, engine=args.engine, log_path=args.log, launcher=launcher)
+    # not rehearsed here: the trainer's own process parses the same flags within seconds of starting
+    launch.run(cli, openrlhf_argv, engine=args.engine, log_path=args.log, launcher=launch.launcher_argv(args.launcher))
     return 0

@@ -4,7 +4,7 @@ plan that does not fit the declared cluster (OpenRLHF itself would wait for the 
 import pytest
 
 from openrlhf_distill import ppo
-from openrlhf_distill.compat import gpu_plan
+from openrlhf_distill.compat import gpu_plan, ray_driver, rehearsal
 
 BASE = [
     "--actor.model_name_or_path",
@@ -117,3 +117,54 @@ def test_a_live_ray_cluster_is_checked_by_the_gpus_its_nodes_declare():
     tensor_parallel = _plan("vote", "--vllm.num_engines", "1", "--vllm.tensor_parallel_size", "2", *no_kl)
     with pytest.raises(ValueError, match=r"vLLM: 2 GPU\(s\) \(1 engine\(s\) x 2\) asks for 2 GPUs on one node"):
         gpu_plan.check_fits_ray(tensor_parallel, [1.0, 1.0, 1.0], "head:6379")
+
+
+LAYOUTS = {
+    "separate": OLD_LAYOUT,
+    "actor+ref, critic+reward": [
+        *OLD_LAYOUT,
+        *("--ref.num_gpus_per_node", "4", "--train.colocate_actor_ref", "--train.colocate_critic_reward"),
+    ],
+    "hybrid engine (the recipes)": [
+        *("--actor.num_gpus_per_node", "8", "--ref.num_gpus_per_node", "8", "--critic.num_gpus_per_node", "8"),
+        *("--reward.num_gpus_per_node", "8", "--vllm.num_engines", "8", "--train.colocate_all"),
+        *("--vllm.enable_sleep", "--ds.enable_sleep", "--algo.advantage.estimator", "gae"),
+        *("--algo.kl.init_coef", "0.01"),
+    ],
+    "colocate_all, critic+reward apart": [
+        *("--actor.num_gpus_per_node", "4", "--ref.num_gpus_per_node", "4", "--vllm.num_engines", "2"),
+        *("--vllm.tensor_parallel_size", "2", "--train.colocate_all", "--critic.num_gpus_per_node", "2"),
+        *("--reward.num_gpus_per_node", "2", "--train.colocate_critic_reward", "--algo.advantage.estimator", "gae"),
+        *("--algo.kl.init_coef", "0.01"),
+    ],
+    "two nodes": [*OLD_LAYOUT, "--actor.num_nodes", "2", "--critic.num_nodes", "2"],
+}
+
+
+@pytest.mark.parametrize("scheme", ["rm", "vote"])
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_the_plan_is_what_openrlhfs_own_train_asks_ray_for(layout, scheme):
+    """OpenRLHF's train() run with Ray's placement groups, vLLM engines and actor groups recorded instead of
+    created (compat/rehearsal.py): the GPUs it would reserve are the plan's, layout by layout."""
+    argv = [*BASE, *(["--reward.model_name_or_path", "/models/rm"] if scheme == "rm" else []), *LAYOUTS[layout]]
+    p = ppo.plan(argv, ppo.PPOOptions(scheme=scheme, task="gsm8k", engine="gpu"))
+    driver_argv = p.launch.command[p.launch.command.index(ray_driver.__name__) + 1 :]
+    namespace, requests = rehearsal.rehearse_ppo(driver_argv)
+    assert requests.gpus() == gpu_plan.total_gpus(gpu_plan.plan(namespace)), requests
+    assert ("reward" in [g[0] for g in requests.groups]) == (scheme == "rm")  # a reward function: no RM group
+
+
+@pytest.mark.parametrize(
+    "flags, assert_says",
+    [
+        (["--vllm.num_engines", "2"], r"must be equal to vllm_num_engines \* vllm_tensor_parallel_size"),
+        (["--ref.num_gpus_per_node", "4"], "colocate actor and ref model"),
+        (["--train.colocate_critic_reward", "--reward.num_gpus_per_node", "4"], "colocate critic and reward model"),
+    ],
+)
+def test_openrlhfs_layout_asserts_refuse_the_command_before_anything_starts(flags, assert_says):
+    """The three asserts OpenRLHF's train() makes on a layout, which its parser alone lets through."""
+    hybrid = LAYOUTS["hybrid engine (the recipes)"]
+    argv = [*BASE, "--reward.model_name_or_path", "/models/rm", *hybrid, *flags]
+    with pytest.raises(ray_driver.PPOArgumentsRejected, match=assert_says):
+        ppo.validate(ppo.plan(argv, ppo.PPOOptions(scheme="rm", task="gsm8k", engine="gpu")))

@@ -11,7 +11,7 @@ import tempfile
 import pytest
 
 from openrlhf_distill import cli, ppo
-from openrlhf_distill.compat import gpu_plan
+from openrlhf_distill.compat import gpu_plan, ray_driver, rehearsal
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Stand-ins for the cluster's model folders (a run checks that each model path is a model folder, dry run
@@ -45,7 +45,11 @@ def _check_ppo_command(words: list[str], engine: str = "gpu") -> list[gpu_plan.P
     GPU engine checks that its GPU plan fits the cluster the command declares (the recipe's hardware)."""
     args, rest = cli.build_parser().parse_known_args(words[words.index("ppo") :])
     options = ppo.PPOOptions(scheme=getattr(args, "reward.scheme"), task=args.task, engine=engine)
-    placements = gpu_plan.plan(ppo.validate(ppo.plan(rest, options)))
+    planned = ppo.plan(rest, options)
+    placements = gpu_plan.plan(ppo.validate(planned))
+    # our plan is what OpenRLHF's own train() asks Ray for, run with Ray's placement recorded (compat/rehearsal)
+    driver_argv = planned.launch.command[planned.launch.command.index(ray_driver.__name__) + 1 :]
+    assert rehearsal.rehearse_ppo(driver_argv)[1].gpus() == gpu_plan.total_gpus(placements)
     if engine == "gpu":
         nodes, per_node = getattr(args, "distill.cluster.nodes"), getattr(args, "distill.cluster.gpus_per_node")
         assert nodes and per_node, "a cluster recipe's PPO command declares its cluster"
@@ -68,14 +72,19 @@ def test_paper_recipes_plan_every_stage_and_their_ppo_commands_are_accepted_and_
 ):
     out = _dry_run(recipe, STUDENT=student)
     lines = out.stdout.splitlines()
-    stages = [line.split("] ", 1)[1] for line in lines if line.startswith("[")]
+    stages = [line.split("] ", 1)[1].split()[0] for line in lines if line.startswith("[")]
     for seed in (0, 1, 2):
         for key in ("sft", "student_samples", "rm", "rm_teacher_only", "rl_rm", "rl_vote", "rl_gold", "eval_rl_rm"):
             assert f"{key}@seed{seed}" in stages, key
     commands = [shlex.split(line.strip()) for line in lines if line.startswith("    ")]
     teacher = next(c for c in commands if "generate" in c and "teacher" in c)
     assert f"{MODELS}/{'Llama-3.1-70B-Instruct' if task == 'gsm8k' else 'Llama-3.1-8B-Instruct'}" in teacher
-    assert teacher[teacher.index("--task") + 1] == task and "--vllm.tensor_parallel_size" in teacher
+    assert teacher[teacher.index("--task") + 1] == task
+    # the 70B teacher spans the node's 8 GPUs in one engine, the 8B teacher runs 8 engines of one GPU
+    assert (
+        teacher[teacher.index("--vllm.tensor_parallel_size" if task == "gsm8k" else "--vllm.data_parallel_size") + 1]
+        == "8"
+    )
     sampling = next(c for c in commands if "generate" in c and "student" in c)
     assert sampling[sampling.index("--n-per-temperature") + 1] == "30"  # the paper's 30 student samples
     ppo_commands = [c for c in commands if "ppo" in c]
@@ -83,14 +92,19 @@ def test_paper_recipes_plan_every_stage_and_their_ppo_commands_are_accepted_and_
     plans = {}
     for command in ppo_commands[:4]:  # one seed's four runs: the other seeds differ only in paths and seed
         plans[command[command.index("--reward.scheme") + 1]] = _check_ppo_command(command)
-    cluster = (2, 8) if "8B" in student else (1, 8)
-    assert {gpu_plan.total_gpus(plan) for plan in plans.values()} == {cluster[0] * cluster[1]}  # all of it, used
+    # every student on one node of 8 GPUs, every PPO run on all of them (OpenRLHF's hybrid engine)
+    assert {gpu_plan.total_gpus(plan) for plan in plans.values()} == {8}
+    assert all(plan[0].members[:3] == ("actor", "ref", "vLLM") for plan in plans.values())
+    # the dry run says what each stage uses of the node: sampling, evaluation, training and PPO take all 8
+    gpus = {line.split("] ", 1)[1].split()[0]: line for line in lines if line.startswith("[")}
+    for key in ("teacher_samples", "student_samples@seed0", "eval_sft@seed0", "sft@seed0", "rm@seed0", "rl_rm@seed0"):
+        assert gpus[key].endswith("(GPUs: 8 of 8)"), gpus[key]
 
 
 def test_open_ended_recipe_labels_with_the_teacher_as_judge_and_openrlhf_accepts_its_ppo_command():
     out = _dry_run("open_ended_judge.sh", PROMPTS=INSTRUCTIONS)
     lines = out.stdout.splitlines()
-    stages = [line.split("] ", 1)[1] for line in lines if line.startswith("[")]
+    stages = [line.split("] ", 1)[1].split()[0] for line in lines if line.startswith("[")]
     assert stages == [
         "teacher_samples",
         "teacher_labels",
@@ -118,7 +132,7 @@ def test_demo_recipe_plans_the_main_comparison_and_study_adds_the_other_rewards(
     and gold rewards and the teacher-only RM in the same plan."""
     run_dir = str(tmp_path / "quickstart")
     demo = _dry_run("quickstart_cpu.sh", "--run_dir", run_dir).stdout.splitlines()
-    stages = [line.split("] ", 1)[1] for line in demo if line.startswith("[")]
+    stages = [line.split("] ", 1)[1].split()[0] for line in demo if line.startswith("[")]
     assert stages[0] == "world" and stages[-1] == "report"
     assert {f"rl_rm@seed{seed}" for seed in (0, 1, 2)} <= set(stages)
     assert not [s for s in stages if s.startswith(("rl_vote", "rl_gold", "rm_teacher_only"))]

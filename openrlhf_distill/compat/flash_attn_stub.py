@@ -19,7 +19,8 @@ import types
 NEEDS_FLASH_ATTN = (
     "flash-attn is not installed (it cannot be built without CUDA), so {name} is unavailable. "
     "Sample packing (--ds.packing_samples) and ring attention (--ds.ring_attn_size) need a GPU install: "
-    "pip install 'openrlhf-distill[cluster]'."
+    "`bash scripts/install_cluster.sh` in a clone of the openrlhf-distill repository (it builds flash-attn "
+    "against the installed torch)."
 )
 
 # module -> the names OpenRLHF 0.11 imports from it at module top

@@ -14,14 +14,13 @@ flags unchanged (train_ppo_ray skips its own ``ray.init`` when Ray is up):
   environment of the local case in the runtime environment (:func:`cluster_runtime_env`).
 - Under ``ray job submit`` the job's runtime environment (built by the launcher) already carries all of that.
 
-:func:`validate` runs train_ppo_ray's own argument parser and post-parse checks in-process, stopping before
-anything starts, so a command is known to be accepted before a cluster is asked for resources.
+:func:`validate` runs train_ppo_ray's own argument parser, post-parse checks and layout asserts in-process
+(:mod:`.rehearsal`), starting nothing, so a command is known to be accepted before a cluster is asked for resources.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import runpy
 import sys
@@ -30,6 +29,7 @@ from collections.abc import Mapping
 from . import boot_install
 from .flags import TRAIN_PPO_RAY, flag_value
 from .patches import ENV_ENGINE
+from .rehearsal import ArgumentsRejected, rehearse_ppo
 
 ENV_LOGICAL_GPUS = "OPENRLHF_DISTILL_RAY_GPUS"
 ENV_SHIP_PACKAGE = "OPENRLHF_DISTILL_SHIP_PACKAGE"
@@ -65,8 +65,8 @@ OPENRLHF_WORKER_ENV = {
 }
 
 
-class PPOArgumentsRejected(ValueError):
-    """OpenRLHF's train_ppo_ray parser or its post-parse checks refused the flags."""
+# OpenRLHF's train_ppo_ray parser, its post-parse checks or its layout asserts refused the flags.
+PPOArgumentsRejected = ArgumentsRejected
 
 
 def cluster_runtime_env(env: Mapping[str, str], ship_package: bool) -> dict:
@@ -124,44 +124,10 @@ def _argv(argv: list[str]):
         sys.argv = saved
 
 
-class _Parsed(Exception):
-    def __init__(self, args):
-        self.args_namespace = args
-
-
 def validate(argv: list[str]):
-    """train_ppo_ray's parsed and checked arguments for ``argv``, or :class:`PPOArgumentsRejected` saying why.
-
-    Runs the module's ``__main__`` block with Ray reported as up and the first step of ``train`` (getting the
-    DeepSpeed strategy) replaced by a stop, so every check OpenRLHF makes before training runs, and nothing else.
-    """
-    boot_install()
-    import openrlhf.utils
-    import ray
-
-    real_is_initialized, real_get_strategy = ray.is_initialized, openrlhf.utils.get_strategy
-
-    def stop_before_training(args):
-        raise _Parsed(args)
-
-    ray.is_initialized = lambda: True
-    openrlhf.utils.get_strategy = stop_before_training
-    errors = io.StringIO()
-    try:
-        with _argv(argv), contextlib.redirect_stderr(errors), contextlib.redirect_stdout(io.StringIO()):
-            runpy.run_module(TRAIN_PPO_RAY.module, run_name="__main__")
-    except _Parsed as parsed:
-        return parsed.args_namespace
-    except SystemExit as exit_:  # argparse: unknown flag, bad value
-        message = errors.getvalue().strip().splitlines()
-        raise PPOArgumentsRejected(
-            f"{TRAIN_PPO_RAY.module} rejects the flags: {message[-1] if message else f'exit {exit_.code}'}"
-        ) from None
-    except AssertionError as error:  # its post-parse checks are asserts
-        raise PPOArgumentsRejected(f"{TRAIN_PPO_RAY.module} rejects the flags: {error}") from None
-    finally:
-        ray.is_initialized, openrlhf.utils.get_strategy = real_is_initialized, real_get_strategy
-    raise PPOArgumentsRejected(f"{TRAIN_PPO_RAY.module} returned without reaching training")
+    """train_ppo_ray's parsed and checked arguments for ``argv``, or :class:`PPOArgumentsRejected` saying why: its
+    parser, its post-parse checks and the layout asserts of its ``train`` (:func:`.rehearsal.rehearse_ppo`)."""
+    return rehearse_ppo(argv)[0]
 
 
 def _keep_engines(engines: list) -> None:

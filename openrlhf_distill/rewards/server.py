@@ -145,6 +145,7 @@ class RewardModelServer:
         max_body_bytes: int = MAX_BODY_BYTES,
         max_request_samples: int = MAX_REQUEST_SAMPLES,
         request_timeout_s: float = 600.0,
+        device: str | None = None,
     ):
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
@@ -158,7 +159,7 @@ class RewardModelServer:
         self.max_batch_size, self.max_wait_s = max_batch_size, max_wait_ms / 1000
         self.max_body_bytes, self.request_timeout_s = max_body_bytes, request_timeout_s
         self.max_request_samples = max_request_samples
-        self.scorer = scorer
+        self.scorer, self.device = scorer, device
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)  # signalled when a request arrives or the server stops
         self._waiting: deque[_Job] = deque()  # requests with samples not yet in a batch, in round-robin order
@@ -176,7 +177,9 @@ class RewardModelServer:
         if self.scorer is None:
             from ..reward_model.scorer import RewardScorer
 
-            self.scorer = RewardScorer(self.model_dir, batch_size=self.max_batch_size, normalize=True)
+            self.scorer = RewardScorer(
+                self.model_dir, batch_size=self.max_batch_size, normalize=True, device=self.device
+            )
         self._stopping = False
         self._http = _HTTPServer((self.host, self.port), _Handler, self)
         self.port = self._http.server_address[1]  # the port the system chose, when asked for port 0
@@ -396,11 +399,22 @@ class _Handler(BaseHTTPRequestHandler):
             raise BadRequest(400, f"body is not valid JSON: {error}") from None
 
 
-def advertised_address(host: str) -> str:
+def advertised_address(host: str, towards: str | None = None) -> str:
     """The address clients should call for a server listening on ``host``: for every interface (0.0.0.0, ::),
-    this node's routable IP (as Ray finds it), so that actors on other nodes reach it; otherwise ``host``."""
+    this machine's address on the route to ``towards`` (the Ray cluster's address: what its nodes reach this
+    machine by), else this node's IP as Ray finds it; otherwise ``host`` itself."""
     if host not in ("0.0.0.0", "::", ""):
         return host
+    if towards:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(towards if "://" in towards else "//" + towards)
+        try:  # a UDP "connection" sends nothing: it only asks the kernel which local address routes there
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                probe.connect((parts.hostname or "127.0.0.1", parts.port or 80))
+                return probe.getsockname()[0]
+        except OSError:
+            pass
     try:
         from ray.util import get_node_ip_address
 

@@ -1,0 +1,74 @@
+"""Every stage's command checked before the first stage runs (and by the dry run), so that no setting is first
+judged after days of teacher sampling, SFT and RM training; and what each stage uses of the cluster.
+
+Each command is parsed as ``openrlhf-distill`` parses it and checked by its own module (:func:`..cli.check_command`):
+the OpenRLHF-bound stages through OpenRLHF's own parsers, post-parse checks and, for PPO, the layout asserts and
+the GPU plan against ``cluster:``. The inputs earlier stages will write are not read here.
+"""
+
+from __future__ import annotations
+
+from .stages import Stage
+
+# Commands that sample with a backend (generate, judge, eval: --backend and its flags; select: --backend only).
+_BACKEND_COMMANDS = ("generate", "judge", "eval")
+_TRAINERS = ("sft", "train-rm")
+
+
+class PreflightError(ValueError):
+    """A stage's command is refused; the message names the stage and what is wrong."""
+
+
+def check_stages(stages: list[Stage], check_command) -> dict[str, object]:
+    """Checks every stage's command with ``check_command`` (the command line's own, :func:`..cli.check_command`,
+    given by the caller: the command table sits above the stages it runs); returns {stage key: what it gave
+    back}. Raises :class:`PreflightError` naming the first stage refused."""
+    checked = {}
+    for stage in stages:
+        try:
+            checked[stage.key] = check_command(stage.argv)
+        except ValueError as error:
+            raise PreflightError(f"stage {stage.key} would fail: {error}") from None
+    return checked
+
+
+def gpus_used(stage: Stage, checked, cluster: dict) -> int | None:
+    """The GPUs a stage's command takes, from its parsed arguments (``checked``: what its check gave back);
+    None where it runs on the CPU (building sets, voting, the report)."""
+    from ..compat import gpu_plan
+
+    command, args = stage.argv[0], checked.args
+    if command == "ppo":
+        return gpu_plan.total_gpus(checked.result[2])
+    if command in _TRAINERS:
+        if checked.result.engine != "gpu":
+            return None
+        # deepspeed's launcher takes every GPU of each node it is given, unless told a number
+        launcher = dict(flag.partition("=")[::2] for flag in args.launcher)
+        nodes = int(launcher.get("num_nodes") or 1)
+        per_node = int(launcher.get("num_gpus") or cluster.get("gpus_per_node") or 1)
+        return nodes * per_node
+    if command in _BACKEND_COMMANDS:
+        from ..generation.options import gpus_used as backend_gpus
+
+        return backend_gpus(args)
+    if command in ("select", "eval-rm"):
+        return 1  # one model at a time, on one device
+    return None
+
+
+def describe_gpus(stages: list[Stage], checked: dict, config: dict) -> dict[str, str]:
+    """{stage key: "GPUs: U of C"} for the stages that use GPUs (C: the cluster's, when ``cluster:`` says); none
+    for a run on the CPU engine."""
+    from ..compat.launch import detect_engine
+
+    if (config["engine"] if config["engine"] != "auto" else detect_engine()) != "gpu":
+        return {}
+    cluster = config["cluster"]
+    total = (cluster.get("nodes") or 0) * (cluster.get("gpus_per_node") or 0)
+    out = {}
+    for stage in stages:
+        used = gpus_used(stage, checked[stage.key], cluster)
+        if used:
+            out[stage.key] = f"GPUs: {used} of {total}" if total else f"GPUs: {used}"
+    return out
