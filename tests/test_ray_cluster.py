@@ -11,6 +11,8 @@ the job's runtime environment shipped to that node (its own temporary folder), w
 there; relative paths given from the submitting folder resolve; and the reward function in the rollout actors
 of both engines' nodes calls the RM server the `ppo` command serves on this machine's routable address. And a run
 joining the cluster (no job) with a GPU plan larger than its nodes declare is refused at once, not left waiting.
+And a hybrid run whose driver finds the cluster itself (no address given, OpenRLHF's documented `ray start`
+workflow) serves its RM where every node can reach it.
 """
 
 import ast
@@ -63,9 +65,17 @@ class LocalCluster:
     def dashboard(self) -> str:
         return f"http://127.0.0.1:{self.dashboard_port}"
 
+    @property
+    def ray_tmpdir(self) -> str:
+        """RAY_TMPDIR for a process that should find the cluster as `ray start` leaves it for `ray.init()`:
+        the head's temporary folder is RAY_TMPDIR/ray, where its address file (ray_current_cluster) is."""
+        return os.path.dirname(self.nodes[0][1])
+
     def start_node(self, head: bool, gpus: int, cpus: int) -> str:
         # A short folder: Ray's socket paths must fit in 107 characters.
         temp_dir = tempfile.mkdtemp(prefix="rh" if head else "rw", dir="/tmp")
+        if head:
+            temp_dir = os.path.join(temp_dir, "ray")
         ports = {
             "--node-manager-port": _free_port(),
             "--object-manager-port": _free_port(),
@@ -119,6 +129,8 @@ class LocalCluster:
         for _, temp_dir in self.nodes:
             shutil.rmtree(temp_dir, ignore_errors=True)
             os.remove(temp_dir + ".log")
+        if self.nodes:
+            shutil.rmtree(self.ray_tmpdir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -229,3 +241,40 @@ def test_a_run_the_cluster_cannot_hold_fails_at_once_naming_the_plan(cluster, ti
     assert f"the GPU plan needs 4 GPUs, {cluster_gpus} has 3" in output, output[-3000:]
     assert "vLLM: 3 GPU(s) (3 engine(s) x 1)" in output
     assert "pass --distill.cluster.autoscaling to skip this check" in output  # the way out for autoscaling clusters
+
+
+def test_a_driver_that_finds_the_cluster_itself_gets_an_rm_server_every_node_reaches(cluster, tiny_model, tmp_path):
+    """No --ray.address and no RAY_ADDRESS: ray.init() joins the cluster `ray start` set up on this machine (its
+    address file in Ray's temporary folder), as OpenRLHF's own docs run PPO. The hybrid RM server must then
+    listen on every interface and the reward function call this machine's address on the route to the cluster,
+    the address the nodes know it by, not 127.0.0.1 (each node itself). With no cluster to find, 127.0.0.1."""
+    from openrlhf_distill.toy.tiny_models import build_tiny_reward_model
+
+    build_tiny_reward_model(str(tmp_path / "rm"), tiny_model)
+    label = encode_reward_label(id="0", task="arithmetic", label="7", gold="7")
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(json.dumps({"input": [{"role": "user", "content": "Pick a number"}], "distill_label": label}))
+    flags = (
+        f"--engine gpu --reward.scheme hybrid --actor.model_name_or_path {tiny_model} "
+        f"--reward.model_name_or_path {tmp_path / 'rm'} --data.prompt_dataset {prompts} --data.input_key input "
+        "--data.apply_chat_template --rollout.n_samples_per_prompt 2 --algo.advantage.estimator group_norm "
+        f"--algo.kl.init_coef 0 --ckpt.output_dir {tmp_path / 'out'} --distill.rm_server.device cpu --dry-run"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+
+    def served(ray_tmpdir: str) -> tuple[str, str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "openrlhf_distill.cli", "ppo", *flags.split()],
+            env={**env, "RAY_TMPDIR": ray_tmpdir}, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        found = re.search(r"listening on (\S+); rollouts call http://([^:]+):\d+", result.stderr)
+        assert found, result.stderr[-3000:]
+        return found.group(1), found.group(2)
+
+    with open(os.path.join(cluster.ray_tmpdir, "ray", "ray_current_cluster")) as f:
+        head_ip = f.read().strip().rsplit(":", 1)[0]  # what the nodes joined
+    listens, called = served(cluster.ray_tmpdir)
+    assert listens == "0.0.0.0" and called == head_ip
+    assert {node.node_ip for node in cluster.nodes_alive} == {called}  # the address Ray itself knows this machine by
+    assert served(str(tmp_path)) == ("127.0.0.1", "127.0.0.1")  # nothing to join: a Ray of the driver's own
