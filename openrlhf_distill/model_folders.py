@@ -55,3 +55,18 @@ def check_reward_model(model_dir: str) -> None:
         f"not a reward model: its weights have no value head `{prefix}` (a "
         "causal LM? train a reward model from it with `openrlhf-distill train-rm`)",
     )
+
+
+def parameter_count(model_dir: str) -> int | None:
+    """A decoder's parameters from its config.json (attention with grouped KV heads, a gated MLP, embeddings tied
+    or not), for size estimates; None when the folder or a needed field is missing."""
+    try:
+        with open(os.path.join(os.path.expanduser(model_dir), "config.json")) as f:
+            c = json.load(f)
+        h, layers, vocab, inner = c["hidden_size"], c["num_hidden_layers"], c["vocab_size"], c["intermediate_size"]
+        heads = c["num_attention_heads"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    kv_width = c.get("num_key_value_heads", heads) * c.get("head_dim", h // heads)
+    per_layer = 2 * h * h + 2 * h * kv_width + 3 * h * inner  # q and o, k and v, gate, up and down
+    return layers * per_layer + vocab * h * (1 if c.get("tie_word_embeddings", True) else 2)

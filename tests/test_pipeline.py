@@ -285,7 +285,8 @@ def test_a_killed_trainer_stage_continues_from_its_last_complete_checkpoint(tmp_
     command, kept = calls[-1]
     assert kept == ["ckpt"] and command[-1] == "--ckpt.load_enable"
     assert any("from the checkpoint in" in line for line in logged)
-    assert os.path.isdir(os.path.join(out, "ckpt")) and not os.path.exists(out + ".partial")
+    # finished: the model stays, the DeepSpeed checkpoint it resumed from goes (optimizer states: bulk now)
+    assert os.listdir(out) == [] and not os.path.exists(out + ".partial")
     # A tag whose folder is gone (deleted before a save that was cut short), or models at different steps: no
     # checkpoint to trust.
     partial = out + ".partial"
@@ -306,6 +307,32 @@ def test_a_killed_trainer_stage_continues_from_its_last_complete_checkpoint(tmp_
     changed = stages.Stage("rl", "rl_rm@seed0", 0, ["ppo", "--reward.scheme", "vote"], out, partial=True)
     runner.run_stages([changed], str(tmp_path), log=lambda _: None)
     assert calls[-1][1] is None and "--ckpt.load_enable" not in calls[-1][0]
+
+
+def test_a_finished_trainer_stage_keeps_its_model_and_drops_its_optimizer_states_unless_asked(tmp_path, monkeypatch):
+    """SFT, RM and PPO stages alike (the runner's side; OpenRLHF writing its DeepSpeed states under --ckpt.path
+    is shown by tests/test_ppo_cpu.py's kill-and-continue run)."""
+
+    def trainer(command, *_):  # writes what OpenRLHF's trainers write: the model, and DeepSpeed states in ckpt/
+        out = command[command.index("--ckpt.output_dir") + 1]
+        assert command[command.index("--ckpt.path") + 1] == os.path.join(out, "ckpt")
+        os.makedirs(os.path.join(out, "ckpt", "_actor", "global_step2"))
+        for path in ("config.json", "model.safetensors", "ckpt/_actor/global_step2/optim_states.pt"):
+            with open(os.path.join(out, path), "w") as f:
+                f.write("x")
+        return 0
+
+    monkeypatch.setattr(runner, "_run_logged", trainer)
+    for keep in (False, True):
+        run_dir = tmp_path / f"keep_{keep}"
+        planned = [
+            stages.Stage(name, f"{name}@seed0", 0, [command], str(run_dir / "seed0" / name), partial=True)
+            for name, command in (("sft", "sft"), ("rm", "train-rm"), ("rl", "ppo"))
+        ]
+        runner.run_stages(planned, str(run_dir), log=lambda _: None, keep_checkpoints=keep)
+        for stage in planned:
+            assert sorted(os.listdir(stage.output)) == ["ckpt"] * keep + ["config.json", "model.safetensors"]
+    assert cfg.apply_overrides(cfg.DEFAULTS, ["--keep_checkpoints", "true"])["keep_checkpoints"] is True
 
 
 def test_each_stage_output_is_shown_and_kept_in_its_log_and_a_failure_names_the_log(tmp_path, capsys, monkeypatch):

@@ -113,3 +113,25 @@ def test_the_recipe_script_itself_refuses_a_typo_before_any_stage(models, tmp_pa
     assert result.returncode == 2, result.stderr[-2000:]
     assert "stage rl_rm@seed0 would fail" in result.stderr and "--actor.adam.lrr" in result.stderr
     assert not os.path.exists(tmp_path / "run")
+
+
+def test_the_dry_run_states_the_run_folders_size_from_the_students_shape(models, tmp_path, capsys):
+    """Llama-3.2-1B's shape (its config.json fields): 1.24B parameters, 2.5 GB in bf16 per trainer stage's model;
+    DeepSpeed's checkpoints are deleted as stages finish unless keep_checkpoints says otherwise."""
+    shaped = tmp_path / "Llama-3.2-1B-shaped"
+    shaped.mkdir()
+    (shaped / "config.json").write_text(
+        '{"model_type": "llama", "hidden_size": 2048, "num_hidden_layers": 16, "vocab_size": 128256, '
+        '"intermediate_size": 8192, "num_attention_heads": 32, "num_key_value_heads": 8, "tie_word_embeddings": true}'
+    )
+    argv = _argv("gsm8k_llama3", models, str(tmp_path / "run"), "--student.model", str(shaped), "--dry-run")
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    trainers = out.count("--ckpt.output_dir")  # 3 seeds x (SFT, RM, teacher-only RM, 4 PPO runs)
+    assert trainers == 21
+    params = 16 * (2 * 2048 * 2048 + 2 * 2048 * 512 + 3 * 2048 * 8192) + 128256 * 2048  # layers + tied embeddings
+    assert round(params / 1e9, 2) == 1.24  # Llama-3.2-1B's published size
+    assert f"{trainers * 2 * params / 1e9:.1f} GB of models ({trainers} x 2.5 GB: a 1.24B-parameter student" in out
+    assert "DeepSpeed's checkpoints deleted as each stage finishes" in out
+    assert cli.main([*argv, "--keep_checkpoints", "true"]) == 0
+    assert "keep_checkpoints: true keeps DeepSpeed's checkpoints" in capsys.readouterr().out

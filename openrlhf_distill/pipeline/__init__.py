@@ -11,7 +11,7 @@ import os
 
 from ..records import write_json_atomic
 from .config import ConfigError, check_inputs, load_config, with_absolute_paths
-from .preflight import PreflightError, check_stages, describe_gpus
+from .preflight import PreflightError, check_stages, describe_gpus, estimate_size
 from .runner import StageFailed, describe, run_folder_lock, run_stages, select
 from .stages import plan
 
@@ -39,13 +39,14 @@ def run(args, overrides: list[str]) -> int:
         print(f"# run {run_dir}: {len(stages)} stages (states: done = skipped, new / stale / resume / rerun = run)")
         print("\n".join(describe(stages, run_dir, forced, written, gpus)))
         print("# every stage's command accepted (OpenRLHF's parsers and checks for sft, rm and ppo)")
+        print(estimate_size(stages, absolute_config))
         return 0
     os.makedirs(run_dir, exist_ok=True)
     with run_folder_lock(run_dir):
         write_json_atomic(
             os.path.join(run_dir, "run.json"), {"task": config["task"], "seeds": config["seeds"], "config": config}
         )
-        seen = run_stages(stages, run_dir, forced=forced, written=written)
+        seen = run_stages(stages, run_dir, forced=forced, written=written, keep_checkpoints=config["keep_checkpoints"])
     results = os.path.join(run_dir, "results.json")
     if seen.get("report") == "done" and os.path.exists(results):  # the report stage prints it when it runs
         import json

@@ -86,6 +86,9 @@ DEFAULTS: dict = {
     # against nodes x gpus_per_node when the stage starts (`ppo --distill.cluster.*`). null: not checked.
     # autoscaling: the Ray cluster adds nodes on demand, so the driver does not also check the nodes it has now.
     "cluster": {"nodes": None, "gpus_per_node": None, "autoscaling": False},
+    # A trainer stage that finished keeps its final model; its DeepSpeed checkpoints (optimizer states, ~8x the
+    # model for a PPO run's actor and critic) are deleted unless this is true (needed only to train further).
+    "keep_checkpoints": False,
     # enabled: false for tasks without gold answers (open-ended): no evaluation stages, the report has no table.
     "eval": {
         "enabled": True,
@@ -275,6 +278,7 @@ SETTINGS = {
     "cluster.nodes": _optional(int_at_least(1)),
     "cluster.gpus_per_node": _optional(int_at_least(1)),
     "cluster.autoscaling": _bool,
+    "keep_checkpoints": _bool,
     "eval.enabled": _bool,
     "eval.k": int_at_least(1),
     "eval.temperature": number_in(0, 2),

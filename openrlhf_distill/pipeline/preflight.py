@@ -72,3 +72,33 @@ def describe_gpus(stages: list[Stage], checked: dict, config: dict) -> dict[str,
         if used:
             out[stage.key] = f"GPUs: {used} of {total}" if total else f"GPUs: {used}"
     return out
+
+
+# Bytes per parameter: a bf16 model; a DeepSpeed checkpoint (bf16 weights, fp32 master weights and Adam's two
+# moments); a PPO checkpoint holds the actor's and the critic's.
+_MODEL_BYTES, _DEEPSPEED_BYTES = 2, 14
+
+
+def estimate_size(stages: list[Stage], config: dict) -> str:
+    """The run folder's size as models dominate it: one bf16 student per trainer stage (two for a PPO run that
+    chooses its checkpoint: the chosen and the last actor), and what keeping DeepSpeed's checkpoints would add."""
+    from ..model_folders import parameter_count
+
+    params = parameter_count(config["student"]["model"] or "")
+    if params is None:
+        return "# run folder size: not estimated (the student's config.json does not give its shape)"
+    trainers = [s for s in stages if s.partial]
+    models = sum(2 if s.argv[0] == "ppo" and config["ppo"]["select_every"] else 1 for s in trainers)
+    per_checkpoint = sum((2 if s.argv[0] == "ppo" else 1) * _DEEPSPEED_BYTES * params for s in trainers)
+    gb = 1e9
+    checkpoints = (
+        f"keep_checkpoints: true keeps DeepSpeed's checkpoints, {per_checkpoint / gb:,.0f} GB more per saved step "
+        "of every trainer stage (up to ckpt.max_num each)"
+        if config["keep_checkpoints"]
+        else f"DeepSpeed's checkpoints deleted as each stage finishes ({per_checkpoint / gb:,.0f} GB per saved step "
+        "of every trainer stage while it runs)"
+    )
+    return (
+        f"# run folder size, estimated: {models * _MODEL_BYTES * params / gb:,.1f} GB of models ({models} x "
+        f"{_MODEL_BYTES * params / gb:,.1f} GB: a {params / 1e9:.2f}B-parameter student in bf16); {checkpoints}"
+    )

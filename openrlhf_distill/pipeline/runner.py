@@ -8,7 +8,8 @@ stage printed (each attempt appended under a header line), as the terminal showe
 
 A killed run, rerun with the same command, continues: finished stages are skipped; a generation stage resumes
 from its last complete shard; a trainer, which writes to ``OUTPUT.partial`` and is renamed when it finishes,
-continues from the last checkpoint OpenRLHF saved there (``ckpt.save_steps``), or else starts that stage over.
+continues from the last checkpoint OpenRLHF saved there (``ckpt.save_steps``), or else starts that stage over;
+once it finishes, those checkpoints are deleted (the setting ``keep_checkpoints`` keeps them).
 A stage whose settings changed starts from nothing (its old output is removed).
 """
 
@@ -239,9 +240,16 @@ def describe(
 
 
 def run_stages(
-    stages: list[Stage], run_dir: str, *, forced: set = frozenset(), log=print, written: dict[str, str] | None = None
+    stages: list[Stage],
+    run_dir: str,
+    *,
+    forced: set = frozenset(),
+    log=print,
+    written: dict[str, str] | None = None,
+    keep_checkpoints: bool = False,
 ) -> dict:
-    """Runs what is not done; returns {key: status before the run}. ``written``: as for `fingerprints`."""
+    """Runs what is not done; returns {key: status before the run}. ``written``: as for `fingerprints`;
+    ``keep_checkpoints``: a finished trainer stage keeps its DeepSpeed checkpoints (by default only its model)."""
     prints = fingerprints(stages, written)
     seen = {}
     for stage in stages:
@@ -288,6 +296,8 @@ def run_stages(
                 f"command: {' '.join(command)}\nits output: {stage_log}"
             )
         if stage.partial:
+            if not keep_checkpoints:  # resuming is over: the optimizer states are only bulk now
+                _remove(checkpoint_dir(stage.output + PARTIAL_SUFFIX))
             _remove(stage.output)
             os.replace(stage.output + PARTIAL_SUFFIX, stage.output)
         record.update(status="done", **_counts(stage))
