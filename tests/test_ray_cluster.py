@@ -278,3 +278,41 @@ def test_a_driver_that_finds_the_cluster_itself_gets_an_rm_server_every_node_rea
     assert listens == "0.0.0.0" and called == head_ip
     assert {node.node_ip for node in cluster.nodes_alive} == {called}  # the address Ray itself knows this machine by
     assert served(str(tmp_path)) == ("127.0.0.1", "127.0.0.1")  # nothing to join: a Ray of the driver's own
+
+
+def test_the_pipelines_preflight_checks_ppo_plans_against_the_live_cluster(cluster, tiny_model, tmp_path):
+    """Before its first stage, `run` asks the cluster its PPO stages will join (here by its own address and by its
+    dashboard) for the GPUs its nodes declare: a plan of 4 GPUs on 3 nodes of 1 is refused then, not when the PPO
+    stage starts days later; one of 2 passes; an address that does not answer is left to the driver."""
+    from openrlhf_distill import cli
+    from openrlhf_distill.compat import ray_driver
+    from openrlhf_distill.pipeline import preflight, stages
+
+    label = encode_reward_label(id="0", task="arithmetic", label="7", gold="7")
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(json.dumps({"input": [{"role": "user", "content": "Pick a number"}], "distill_label": label}))
+
+    def ppo_stage(engines: int, address: str):
+        argv = (
+            f"ppo --engine cpu --ray.address {address} --reward.scheme vote --actor.model_name_or_path {tiny_model} "
+            f"--data.prompt_dataset {prompts} --data.input_key input --data.apply_chat_template "
+            f"--vllm.num_engines {engines} --algo.kl.init_coef 0 --rollout.n_samples_per_prompt 2 "
+            f"--algo.advantage.estimator group_norm"
+        ).split()
+        return stages.Stage("rl", f"rl_vote@seed{engines}", 0, argv, str(tmp_path / f"rl{engines}"), partial=True)
+
+    assert ray_driver.declared_gpus(f"127.0.0.1:{cluster.gcs_port}") == [1.0, 1.0, 1.0]
+    assert sorted(ray_driver.declared_gpus(cluster.dashboard)) == [1.0, 1.0, 1.0]
+    for address in (f"127.0.0.1:{cluster.gcs_port}", cluster.dashboard):
+        planned = [ppo_stage(1, address), ppo_stage(3, address)]
+        checked = preflight.check_stages(planned, cli.check_command)
+        with pytest.raises(preflight.PreflightError) as refused:
+            preflight.check_live_cluster(planned, checked)
+        message = str(refused.value)
+        assert message.startswith("stage rl_vote@seed3 would fail: the GPU plan needs 4 GPUs") and "has 3" in message
+        assert preflight.check_live_cluster(planned[:1], checked) == [
+            f"# Ray cluster {address}: 3 node(s), 3 GPUs; every PPO plan fits"
+        ]
+    silent = [ppo_stage(3, f"127.0.0.1:{_free_port()}")]
+    (line,) = preflight.check_live_cluster(silent, preflight.check_stages(silent, cli.check_command))
+    assert "not reachable from here" in line

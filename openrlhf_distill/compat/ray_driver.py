@@ -176,6 +176,48 @@ def check_cluster_gpus(argv: list[str]) -> None:
         ) from None
 
 
+_DECLARED_GPUS = """
+import json, sys
+import ray
+ray.init(address=sys.argv[1], logging_level="ERROR", log_to_driver=False)
+print(json.dumps([n.get("Resources", {}).get("GPU", 0.0) for n in ray.nodes() if n.get("Alive")]))
+"""
+
+
+def declared_gpus(address: str, timeout_s: float = 60) -> list[float] | None:
+    """Each alive node's GPUs as the Ray cluster at ``address`` declares them (a dashboard URL, as ``ray job
+    submit`` takes, or the cluster's own address), or None when it does not answer from here in ``timeout_s``.
+    Asked from a short-lived process: joining a cluster as a driver is not undone cleanly in this one."""
+    import json
+    import socket
+    import subprocess
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address if "://" in address else "//" + address)
+    try:  # a refused or silent port answers in seconds here, where Ray's own connect retries for a minute
+        socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), timeout=5).close()
+    except OSError:
+        return None
+    if address.startswith(("http://", "https://")):
+        try:
+            from ray.util.state import list_nodes
+
+            nodes = list_nodes(address=address, timeout=int(timeout_s), detail=True, raise_on_missing_output=False)
+        except Exception:  # not reachable, or no dashboard: the driver checks once it has joined
+            return None
+        return [float(n.resources_total.get("GPU", 0.0)) for n in nodes if n.state == "ALIVE"]
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _DECLARED_GPUS, address], capture_output=True, text=True, timeout=timeout_s
+        )
+    except subprocess.TimeoutExpired:
+        return None
+    try:
+        return json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
+    except (IndexError, ValueError):
+        return None
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     boot_install()

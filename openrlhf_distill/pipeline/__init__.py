@@ -11,7 +11,7 @@ import os
 
 from ..records import write_json_atomic
 from .config import ConfigError, check_inputs, load_config, with_absolute_paths
-from .preflight import PreflightError, check_stages, describe_gpus, estimate_size
+from .preflight import PreflightError, check_live_cluster, check_stages, describe_gpus, estimate_size
 from .runner import StageFailed, describe, run_folder_lock, run_stages, select
 from .stages import plan
 
@@ -34,12 +34,13 @@ def run(args, overrides: list[str]) -> int:
     from ..cli import check_command
 
     checked = check_stages(stages, check_command)  # every stage's command, before the first runs
+    cluster_lines = check_live_cluster(stages, checked)
     if args.dry_run:
         gpus = describe_gpus(stages, checked, config)
         print(f"# run {run_dir}: {len(stages)} stages (states: done = skipped, new / stale / resume / rerun = run)")
         print("\n".join(describe(stages, run_dir, forced, written, gpus)))
         print("# every stage's command accepted (OpenRLHF's parsers and checks for sft, rm and ppo)")
-        print(estimate_size(stages, absolute_config))
+        print("\n".join([*cluster_lines, estimate_size(stages, absolute_config)]))
         return 0
     os.makedirs(run_dir, exist_ok=True)
     with run_folder_lock(run_dir):

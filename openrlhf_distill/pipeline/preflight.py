@@ -32,6 +32,39 @@ def check_stages(stages: list[Stage], check_command) -> dict[str, object]:
     return checked
 
 
+def check_live_cluster(stages: list[Stage], checked: dict) -> list[str]:
+    """The PPO stages that will join a Ray cluster answering now (``--ray.address``, ``RAY_ADDRESS`` or the one
+    ``ray start`` set up here), their GPU plans checked against the GPUs its nodes declare, as their driver checks
+    again when it joins; returns a line per cluster asked. A cluster not reachable from here is left to the driver;
+    one that adds nodes on demand (``cluster.autoscaling``) is not checked."""
+    from ..compat import gpu_plan, ray_driver
+    from ..ppo import ray_cluster_address
+
+    by_address: dict[str, list] = {}
+    for stage in stages:
+        if stage.argv[0] != "ppo":
+            continue
+        ppo_plan, _, placements = checked[stage.key].result
+        if ppo_plan.options.autoscaling or (ppo_plan.launch.engine == "cpu" and not ppo_plan.options.ray_address):
+            continue  # nodes come on demand, or the CPU engine's own Ray declares what the run needs
+        address = ray_cluster_address(ppo_plan.options)
+        if address:
+            by_address.setdefault(address, []).append((stage, placements))
+    lines = []
+    for address, runs in by_address.items():
+        gpus = ray_driver.declared_gpus(address)
+        if gpus is None:
+            lines.append(f"# Ray cluster {address}: not reachable from here; each PPO driver checks it when it joins")
+            continue
+        for stage, placements in runs:
+            try:
+                gpu_plan.check_fits_ray(placements, gpus, address)
+            except ValueError as error:
+                raise PreflightError(f"stage {stage.key} would fail: {error}") from None
+        lines.append(f"# Ray cluster {address}: {len(gpus)} node(s), {sum(gpus):g} GPUs; every PPO plan fits")
+    return lines
+
+
 def gpus_used(stage: Stage, checked, cluster: dict) -> int | None:
     """The GPUs a stage's command takes, from its parsed arguments (``checked``: what its check gave back);
     None where it runs on the CPU (building sets, voting, the report)."""
