@@ -23,6 +23,10 @@ class Command:
     help: str
     description: str | None = None
     openrlhf_flags: bool = False  # flags it does not own go to OpenRLHF (run(args, openrlhf_argv))
+    # The settings dataclass in its module its flags are made from (`settings.py`), and the run config's section
+    # made from the same fields, if the pipeline sets any of them.
+    settings: str | None = None
+    config_section: str | None = None
 
 
 # In pipeline order (docs/architecture.md): set-up, sample, label (vote or judge), build the sets, SFT, RM,
@@ -65,7 +69,12 @@ COMMANDS = {
         "selection", "choose among models by agreement with dev pseudo-labels (no gold): the best is copied"
     ),
     "serve-rm": Command("rewards.server", "serve a reward model over HTTP, batching concurrent requests (hybrid)"),
-    "eval": Command("evaluation", "greedy accuracy, maj@k and pass@k with 95%% intervals (one JSON per model)"),
+    "eval": Command(
+        "evaluation",
+        "greedy accuracy, maj@k and pass@k with 95%% intervals (one JSON per model)",
+        settings="EvalSettings",
+        config_section="eval",
+    ),
     "report": Command("results", "results.json, report.md and plots/ of a run directory"),
     "run": Command(
         "pipeline",

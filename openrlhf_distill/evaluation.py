@@ -75,9 +75,11 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from .argtypes import int_at_least, number_in
 from .generation.backend import TEMPERATURE_RANGE, Backend
 from .questions import question_key
 from .records import PROMPT, SAMPLE, RecordError, jsonl_files, read_records, write_json_atomic, write_jsonl_atomic
+from .settings import add_flags, check_fields, from_args, setting
 from .stats import BOOTSTRAP, WILSON, bootstrap_mean_interval, pass_at_k, wilson_interval
 from .tasks import Task, get_task
 from .voting import PLURALITY, majority_vote
@@ -385,34 +387,44 @@ class _SharedBackend(Backend):
 
 @dataclass(frozen=True)
 class EvalSettings:
-    """How a model is evaluated (`eval`'s flags and their defaults)."""
+    """How a model is evaluated: `eval`'s flags and the run config's `eval` section are made from these fields."""
 
-    k: int = 1  # maj@k and pass@k over k samples; 1: greedy accuracy only
-    n_samples: int | None = None  # samples per question for pass@k (n >= k; None: k)
-    temperature: float = 0.7  # of the k samples
-    max_new_tokens: int = 512
-    prompt_style: str = "zero_shot_cot"
-    stop: tuple[str, ...] = ()
-    shard_size: int = 64
-    limit: int | None = None  # the first N questions
-    role: str = "student"  # the `source` of the samples
-    seed: int = 0  # sampling seed, and the bootstrap's
-    bootstrap_resamples: int = DEFAULT_BOOTSTRAP_RESAMPLES
+    k: int = setting(1, "maj@k and pass@k over k samples (1: greedy accuracy only)", check=int_at_least(1))
+    n_samples: int | None = setting(
+        None,
+        "samples per question for pass@k (>= k; default k); maj@k votes over the first k",
+        aliases=("--n-samples",),
+    )
+    temperature: float = setting(0.7, "temperature of the k samples", check=number_in(*TEMPERATURE_RANGE))
+    max_new_tokens: int = setting(
+        512, "tokens per answer at most", check=int_at_least(1), aliases=("--max-new-tokens",)
+    )
+    prompt_style: str = setting("zero_shot_cot", "how the task formats its prompts", aliases=("--prompt-style",))
+    stop: tuple[str, ...] = setting((), "a string that ends a sample (repeatable)")
+    shard_size: int = setting(
+        64, "prompts per shard; a killed run loses at most one shard", check=int_at_least(1), aliases=("--shard-size",)
+    )
+    limit: int | None = setting(None, "evaluate the first N questions", check=int_at_least(1))
+    role: str = setting("student", "the `source` of the samples", choices=("teacher", "student"))
+    seed: int = setting(0, "sampling seed, and the bootstrap's")
+    bootstrap_resamples: int = setting(
+        DEFAULT_BOOTSTRAP_RESAMPLES, "pass@k with n > k: bootstrap resamples", check=int_at_least(1),
+        aliases=("--bootstrap-resamples",),
+    )  # fmt: skip
 
     @property
     def samples_per_question(self) -> int:
         return self.k if self.n_samples is None else self.n_samples
 
     def check(self) -> None:
-        if self.k < 1:
-            raise ValueError(f"--k must be >= 1, got {self.k}")
+        """The fields' own ranges (as their flags check them), and what holds between fields."""
+        for name, problem in check_fields(self):
+            raise ValueError(f"--{name}: {problem}, got {getattr(self, name)!r}")
         if self.samples_per_question < self.k:
-            raise ValueError(f"--n-samples ({self.n_samples}) must be >= --k ({self.k})")
+            raise ValueError(f"--n_samples ({self.n_samples}) must be >= --k ({self.k})")
         high = TEMPERATURE_RANGE[1]
         if self.k > 1 and not 0 < self.temperature <= high:
             raise ValueError(f"--temperature must be in (0, {high}] for maj@k / pass@k, got {self.temperature}")
-        if self.limit is not None and self.limit < 1:
-            raise ValueError(f"--limit must be >= 1, got {self.limit}")
 
 
 def evaluate(
@@ -542,7 +554,6 @@ def _sample(model, prompts_file, samples_dir, task, settings, backend, make_back
 
 def add_arguments(p) -> None:
     from .generation.options import add_backend_arguments
-    from .generation.sampling import add_decoding_arguments
     from .prepare_data import DEFAULT_TRAIN_FRACTION, SPLIT_FILE
 
     p.add_argument("--model", required=True, help="model folder (hf, vllm) or served model name (openai)")
@@ -557,28 +568,7 @@ def add_arguments(p) -> None:
     )
     p.add_argument("--out", required=True, help="result JSON; samples go to RESULT_samples/ beside it")
     p.add_argument("--name", default=None, help="row name in the report (default: the result file's name)")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed, and the bootstrap's")
-    p.add_argument("--k", type=int, default=8, help="maj@k and pass@k (1: greedy accuracy only)")
-    p.add_argument(
-        "--n-samples",
-        "--n_samples",
-        dest="n_samples",
-        type=int,
-        default=None,
-        help="samples per question for pass@k (>= k; default k); maj@k votes over the first k",
-    )
-    p.add_argument("--temperature", type=float, default=0.7, help="temperature of the k samples")
-    p.add_argument("--limit", type=int, default=None, help="evaluate the first N questions")
-    add_decoding_arguments(p)
-    p.add_argument("--role", choices=["teacher", "student"], default="student", help="the `source` of the samples")
-    p.add_argument(
-        "--bootstrap-resamples",
-        "--bootstrap_resamples",
-        dest="bootstrap_resamples",
-        type=int,
-        default=DEFAULT_BOOTSTRAP_RESAMPLES,
-        help="pass@k with n > k: bootstrap resamples",
-    )
+    add_flags(p, EvalSettings)
     p.add_argument(
         "--run-dir",
         "--run_dir",
@@ -624,19 +614,7 @@ def run(args) -> int:
     from .prepare_data import load_split
 
     get_task(args.task)  # an unknown task fails before any data is loaded
-    settings = EvalSettings(
-        k=args.k,
-        n_samples=args.n_samples,
-        temperature=args.temperature,
-        max_new_tokens=args.max_new_tokens,
-        prompt_style=args.prompt_style,
-        stop=tuple(args.stop),
-        shard_size=args.shard_size,
-        limit=args.limit,
-        role=args.role,
-        seed=args.seed,
-        bootstrap_resamples=args.bootstrap_resamples,
-    )
+    settings = from_args(args, EvalSettings)
     settings.check()  # before any data is loaded
     if args.prompts is not None:
         prompts = args.prompts

@@ -15,8 +15,13 @@ import os
 import yaml
 
 from ..argtypes import int_at_least, number_in
+from ..evaluation import EvalSettings
 from ..generation.rounds import RULES, AdaptiveConfig
+from ..settings import section_checks, section_defaults
 from ..voting import VoteRule
+
+# The evaluation settings a run sets for every `eval` stage (the others keep EvalSettings' defaults).
+EVAL_SECTION = ("k", "temperature", "max_new_tokens")
 
 DEFAULTS: dict = {
     "run_dir": "runs/run",
@@ -90,13 +95,7 @@ DEFAULTS: dict = {
     # model for a PPO run's actor and critic) are deleted unless this is true (needed only to train further).
     "keep_checkpoints": False,
     # enabled: false for tasks without gold answers (open-ended): no evaluation stages, the report has no table.
-    "eval": {
-        "enabled": True,
-        "k": 1,
-        "temperature": 0.7,
-        "max_new_tokens": 512,
-        "models": ["teacher", "student_base"],
-    },
+    "eval": {"enabled": True, **section_defaults(EvalSettings, EVAL_SECTION), "models": ["teacher", "student_base"]},
 }
 
 # Sections whose unknown keys are OpenRLHF flags for that stage.
@@ -280,9 +279,7 @@ SETTINGS = {
     "cluster.autoscaling": _bool,
     "keep_checkpoints": _bool,
     "eval.enabled": _bool,
-    "eval.k": int_at_least(1),
-    "eval.temperature": number_in(0, 2),
-    "eval.max_new_tokens": int_at_least(1),
+    **section_checks(EvalSettings, "eval", EVAL_SECTION),
     "eval.models": _list_of(_string, non_empty=False),
 }
 

@@ -402,7 +402,7 @@ class _Handler(BaseHTTPRequestHandler):
 def advertised_address(host: str, towards: str | None = None) -> str:
     """The address clients should call for a server listening on ``host``: for every interface (0.0.0.0, ::),
     this machine's address on the route to ``towards`` (the Ray cluster's address: what its nodes reach this
-    machine by), else this node's IP as Ray finds it; otherwise ``host`` itself."""
+    machine by) unless that route is loopback, else this node's IP as Ray finds it; otherwise ``host`` itself."""
     if host not in ("0.0.0.0", "::", ""):
         return host
     if towards:
@@ -412,7 +412,11 @@ def advertised_address(host: str, towards: str | None = None) -> str:
         try:  # a UDP "connection" sends nothing: it only asks the kernel which local address routes there
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
                 probe.connect((parts.hostname or "127.0.0.1", parts.port or 80))
-                return probe.getsockname()[0]
+                local = probe.getsockname()[0]
+            # A cluster reached over loopback (`ray job submit --address http://127.0.0.1:8265` on the head node)
+            # says nothing of how its other nodes reach this machine: Ray's node address below does.
+            if not local.startswith("127."):
+                return local
         except OSError:
             pass
     try:

@@ -1,0 +1,136 @@
+"""Settings declared once: a command's settings dataclass, its fields made with :func:`setting`, is the only home of
+each setting's name, type, default, range and help. The command's flags (:func:`add_flags`) and the run config's
+section (:func:`section_defaults`, :func:`section_checks`) are generated from it, and the flags' values come back
+as the dataclass (:func:`from_args`).
+
+Flags are spelled as OpenRLHF spells its own: the field's name, underscores kept (``--max_new_tokens``), under an
+optional dotted group (``--vllm.tensor_parallel_size``). Earlier spellings a field still accepts are listed in its
+``aliases`` (``--max-new-tokens``), hidden from the help.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import typing
+from collections.abc import Callable
+
+from .argtypes import Check, argparse_type
+
+_NO_DEFAULT = dataclasses.MISSING
+
+
+def setting(
+    default=_NO_DEFAULT,
+    help: str = "",
+    *,
+    check: Check | None = None,
+    choices: tuple | None = None,
+    aliases: tuple[str, ...] = (),
+    flag: bool = True,
+):
+    """A settings field: ``check`` a range (``argtypes``: what is wrong, or None), ``choices`` the values allowed,
+    ``aliases`` earlier flag spellings still accepted; ``flag=False`` for a field the command sets itself."""
+    metadata = {"help": help, "check": check, "choices": choices, "aliases": aliases, "flag": flag}
+    if isinstance(default, list | dict):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def _fields(cls) -> list[tuple[dataclasses.Field, type]]:
+    hints = typing.get_type_hints(cls)
+    return [(f, hints[f.name]) for f in dataclasses.fields(cls) if f.metadata.get("flag", True)]
+
+
+def _base(kind) -> tuple[type, bool]:
+    """(the value's type, whether None is allowed) of an annotation such as ``int | None``."""
+    args = [a for a in typing.get_args(kind) if a is not type(None)]
+    if args and len(args) < len(typing.get_args(kind)):
+        return args[0], True
+    return kind, False
+
+
+def default_of(field: dataclasses.Field):
+    if field.default is not _NO_DEFAULT:
+        return field.default
+    return field.default_factory() if field.default_factory is not _NO_DEFAULT else None
+
+
+def flag_name(field: dataclasses.Field, group: str = "") -> str:
+    return f"--{group + '.' if group else ''}{field.name}"
+
+
+def add_flags(parser: argparse.ArgumentParser, cls, group: str = "") -> None:
+    """One flag per field of ``cls``: its type, default, choices, range and help."""
+    for field, kind in _fields(cls):
+        base, optional = _base(kind)
+        check, meta = field.metadata.get("check"), field.metadata
+        names = [flag_name(field, group)]
+        options: dict = {"dest": f"{group + '.' if group else ''}{field.name}", "default": default_of(field)}
+        options["help"] = meta.get("help") or None
+        if base is bool:
+            options["action"] = argparse.BooleanOptionalAction if default_of(field) else "store_true"
+        elif typing.get_origin(base) in (tuple, list):
+            options |= {"action": "append", "default": list(default_of(field) or ())}
+        else:
+            options["type"] = argparse_type(base, check) if check and base in (int, float) else base
+            if meta.get("choices"):
+                options["choices"] = meta["choices"]
+        parser.add_argument(*names, **options)
+        for alias in meta.get("aliases", ()):  # the same setting under an earlier spelling, not in the help
+            parser.add_argument(alias, **(options | {"default": argparse.SUPPRESS, "help": argparse.SUPPRESS}))
+
+
+def from_args(args: argparse.Namespace, cls, group: str = "", **given):
+    """``cls`` filled from the flags :func:`add_flags` made (``given``: the fields the command sets itself)."""
+    values = {}
+    for field, kind in _fields(cls):
+        value = getattr(args, f"{group + '.' if group else ''}{field.name}")
+        values[field.name] = tuple(value) if typing.get_origin(_base(kind)[0]) is tuple else value
+    return cls(**values, **given)
+
+
+def check_fields(values) -> list[tuple[str, str]]:
+    """(field, what is wrong) for each field of a settings object outside its range or choices."""
+    problems = []
+    for field, kind in _fields(type(values)):
+        if problem := _value_check(field, kind)(getattr(values, field.name)):
+            problems.append((field.name, problem))
+    return problems
+
+
+def section_defaults(cls, names: tuple[str, ...] | None = None) -> dict:
+    """The run config's section for ``cls`` (its fields ``names``, all by default): name -> default."""
+    return {f.name: default_of(f) for f, _ in _fields(cls) if names is None or f.name in names}
+
+
+def section_checks(cls, prefix: str, names: tuple[str, ...] | None = None) -> dict[str, Callable]:
+    """The run config's checks of that section: ``prefix.name`` -> a check of the typed YAML value."""
+    checks = {}
+    for field, kind in _fields(cls):
+        if names is not None and field.name not in names:
+            continue
+        checks[f"{prefix}.{field.name}"] = _value_check(field, kind)
+    return checks
+
+
+def _value_check(field: dataclasses.Field, kind) -> Check:
+    base, optional = _base(kind)
+    check, choices = field.metadata.get("check"), field.metadata.get("choices")
+
+    def value_check(value):
+        if value is None:
+            return None if optional else "must be given"
+        if base is bool:
+            return None if isinstance(value, bool) else "must be true or false"
+        if base in (int, float):
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not number or (base is int and not isinstance(value, int)):
+                return f"must be {'an integer' if base is int else 'a number'}"
+        elif base is str and not isinstance(value, str):
+            return "must be a string"
+        if choices and value not in choices:
+            return f"must be one of {', '.join(map(str, choices))}"
+        return check(value) if check else None
+
+    return value_check
