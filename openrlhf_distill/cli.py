@@ -66,7 +66,9 @@ COMMANDS = {
         openrlhf_flags=True,
     ),
     "select": Command(
-        "selection", "choose among models by agreement with dev pseudo-labels (no gold): the best is copied"
+        "selection",
+        "choose among models by agreement with dev pseudo-labels (no gold): the best is copied",
+        settings="SelectSettings",
     ),
     "serve-rm": Command("rewards.server", "serve a reward model over HTTP, batching concurrent requests (hybrid)"),
     "eval": Command(

@@ -40,6 +40,7 @@ from .records import REWARD_LABEL_FIELD, write_json_atomic
 from .rewards.schemes import LABEL_SCHEMES, RM_SCHEMES, SCHEMES, RewardConfig
 from .rewards.server import advertised_address
 from .selection import SelectSettings
+from .settings import add_flags, from_args
 
 RUN_SUBDIR = "distill_ppo"
 _STEP_LINE = re.compile(r"Global step (\d+): (\{.*\})\s*$")
@@ -624,21 +625,9 @@ def add_arguments(p) -> None:
         help="exactly N PPO steps whatever the prompt set's size: the prompts are cycled to N x --rollout.batch_size "
         "rows, one episode (runs on the labelled prompts and on every prompt then take equal steps)",
     )
-    p.add_argument(
-        "--distill.select.dev",
-        default=None,
-        help="dev questions with pseudo-labels (build --dev.questions): the actor is saved every --ckpt.save_steps "
-        "steps, and the one whose greedy answers agree with them most becomes the run's model (no gold read)",
-    )
-    p.add_argument(
-        "--distill.select.measure",
-        default=None,
-        help="prompt records with gold: each saved actor's accuracy in selection.json, for the report; the choice "
-        "never reads it",
-    )
-    p.add_argument("--distill.select.max_new_tokens", type=positive_int, default=512)
-    p.add_argument("--distill.select.backend", choices=["auto", "hf", "vllm"], default="auto")
-    p.add_argument("--distill.select.batch_size", type=positive_int, default=64, help="hf backend: sequences per call")
+    # --distill.select.dev DEV: the actor is saved every --ckpt.save_steps steps, and the one whose greedy answers
+    # agree most with DEV's pseudo-labels becomes the run's model (`selection`); the rest decode as `select` does
+    add_flags(p, SelectSettings, "distill.select", exclude=("task",), optional=True)
     p.add_argument(
         "--ray.address",
         default=None,
@@ -679,14 +668,7 @@ def options_from(args) -> PPOOptions:
         sync_check=getattr(args, "distill.sync_check"),
         autoscaling=getattr(args, "distill.cluster.autoscaling"),
         steps=getattr(args, "distill.steps"),
-        select=SelectSettings(
-            dev=getattr(args, "distill.select.dev"),
-            task=args.task,
-            measure=getattr(args, "distill.select.measure"),
-            max_new_tokens=getattr(args, "distill.select.max_new_tokens"),
-            backend=getattr(args, "distill.select.backend"),
-            batch_size=getattr(args, "distill.select.batch_size"),
-        )
+        select=from_args(args, SelectSettings, "distill.select", task=args.task, work_dir=".")
         if getattr(args, "distill.select.dev")
         else None,
     )

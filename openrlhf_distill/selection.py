@@ -23,7 +23,9 @@ import re
 import shutil
 from dataclasses import dataclass
 
+from .argtypes import int_at_least
 from .records import DEV_QUESTION, OUTPUT_MARKER, RecordError, read_all_records, write_json_atomic
+from .settings import add_flags, from_args, setting
 
 SELECTION_FILE = "selection.json"
 _HF_CHECKPOINT = re.compile(r"^global_step(\d+)_hf$")
@@ -34,15 +36,20 @@ _WRITTEN_LAST = "tokenizer_config.json"
 
 @dataclass(frozen=True)
 class SelectSettings:
-    """How candidates are scored: greedy decoding as the pipeline's evaluation does it."""
+    """How candidates are scored, greedy as the pipeline's evaluation decodes: `select`'s flags, and `ppo`'s
+    ``--distill.select.*`` (which take ``task`` from the run and keep the work in the run's own folder)."""
 
-    dev: str  # dev.jsonl (DEV_QUESTION records)
-    task: str
-    measure: str | None = None  # prompt records with gold: measured for the report, never read by the choice
-    max_new_tokens: int = 512
-    backend: str = "auto"
-    batch_size: int = 64  # the hf backend's sequences per generate call
-    work_dir: str = "."  # where each candidate's evaluation files go
+    dev: str = setting(help="dev questions with pseudo-labels (build --dev.questions writes them); no gold is read")
+    task: str = setting(help="the task that reads the candidates' answers")
+    measure: str | None = setting(None, "prompt records with gold: each candidate's accuracy, reported, never read")
+    max_new_tokens: int = setting(
+        512, "tokens per answer at most", check=int_at_least(1), aliases=("--max-new-tokens",)
+    )
+    backend: str = setting("auto", "the backend that decodes them", choices=("auto", "hf", "vllm"))
+    batch_size: int = setting(
+        64, "hf backend: sequences per generate call", check=int_at_least(1), aliases=("--batch-size",)
+    )
+    work_dir: str = setting(".", flag=False)  # where each candidate's evaluation files go
 
 
 def read_dev_questions(path: str) -> list[dict]:
@@ -205,29 +212,14 @@ def select_model(candidates: list[str], out: str, settings: SelectSettings, name
 def add_arguments(p) -> None:
     p.add_argument("--candidates", required=True, help="model folders to choose from, comma-separated")
     p.add_argument("--names", default=None, help="their names in selection.json (default: the folder names)")
-    p.add_argument("--dev", required=True, help="dev questions with pseudo-labels (build --dev.questions writes them)")
-    p.add_argument("--task", required=True)
     p.add_argument("--out", required=True, help="folder the chosen model is copied to, with selection.json")
-    p.add_argument(
-        "--measure", default=None, help="prompt records with gold: each candidate's accuracy, reported only"
-    )
-    p.add_argument("--max-new-tokens", "--max_new_tokens", dest="max_new_tokens", type=int, default=512)
-    p.add_argument("--backend", choices=["auto", "hf", "vllm"], default="auto")
-    p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=64, help="hf backend")
+    add_flags(p, SelectSettings)
 
 
 def run(args) -> int:
     candidates = [c for c in args.candidates.split(",") if c]
     names = [n for n in args.names.split(",") if n] if args.names else None
-    settings = SelectSettings(
-        dev=args.dev,
-        task=args.task,
-        measure=args.measure,
-        max_new_tokens=args.max_new_tokens,
-        backend=args.backend,
-        batch_size=args.batch_size,
-        work_dir=work_dir_for(args.out),
-    )
+    settings = from_args(args, SelectSettings, work_dir=work_dir_for(args.out))
     selection = select_model(candidates, args.out, settings, names)
     scores = ", ".join(f"{c['name']} {100 * c['dev_agreement']:.1f}%" for c in selection["candidates"])
     print(f"dev agreement: {scores}; chosen {selection['chosen']} -> {args.out}")

@@ -60,14 +60,21 @@ def flag_name(field: dataclasses.Field, group: str = "") -> str:
     return f"--{group + '.' if group else ''}{field.name}"
 
 
-def add_flags(parser: argparse.ArgumentParser, cls, group: str = "") -> None:
-    """One flag per field of ``cls``: its type, default, choices, range and help."""
+def add_flags(
+    parser: argparse.ArgumentParser, cls, group: str = "", *, exclude: tuple[str, ...] = (), optional: bool = False
+) -> None:
+    """One flag per field of ``cls`` (but ``exclude``): its type, default, choices, range and help. A field without
+    a default is a required flag, unless ``optional`` (the settings are then asked for by giving that flag)."""
     for field, kind in _fields(cls):
-        base, optional = _base(kind)
+        if field.name in exclude:
+            continue
+        base, _ = _base(kind)
         check, meta = field.metadata.get("check"), field.metadata
         names = [flag_name(field, group)]
         options: dict = {"dest": f"{group + '.' if group else ''}{field.name}", "default": default_of(field)}
         options["help"] = meta.get("help") or None
+        if field.default is _NO_DEFAULT and field.default_factory is _NO_DEFAULT and not optional:
+            options["required"] = True
         if base is bool:
             options["action"] = argparse.BooleanOptionalAction if default_of(field) else "store_true"
         elif typing.get_origin(base) in (tuple, list):
@@ -77,7 +84,9 @@ def add_flags(parser: argparse.ArgumentParser, cls, group: str = "") -> None:
             if meta.get("choices"):
                 options["choices"] = meta["choices"]
         parser.add_argument(*names, **options)
-        for alias in meta.get("aliases", ()):  # the same setting under an earlier spelling, not in the help
+        # the same setting under an earlier spelling, not in the help; a command's own flags only (a group's flags
+        # had the group's spelling from the start)
+        for alias in () if group else meta.get("aliases", ()):
             parser.add_argument(alias, **(options | {"default": argparse.SUPPRESS, "help": argparse.SUPPRESS}))
 
 
@@ -85,6 +94,8 @@ def from_args(args: argparse.Namespace, cls, group: str = "", **given):
     """``cls`` filled from the flags :func:`add_flags` made (``given``: the fields the command sets itself)."""
     values = {}
     for field, kind in _fields(cls):
+        if field.name in given:
+            continue
         value = getattr(args, f"{group + '.' if group else ''}{field.name}")
         values[field.name] = tuple(value) if typing.get_origin(_base(kind)[0]) is tuple else value
     return cls(**values, **given)

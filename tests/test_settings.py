@@ -17,7 +17,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # has no place here: it declares its settings in a dataclass from the start.
 NOT_YET = {
     "doctor", "prepare-data", "split", "generate", "label", "judge", "build", "sft", "train-rm", "eval-rm", "ppo",
-    "select", "serve-rm", "report", "run", "toy-world", "tiny-model",
+    "serve-rm", "report", "run", "toy-world", "tiny-model",
 }  # fmt: skip
 
 
@@ -46,15 +46,23 @@ def test_each_field_is_a_flag_and_a_run_setting_with_one_default(name):
     cls = getattr(importlib.import_module(f"openrlhf_distill.{command.module}"), command.settings)
     actions = {a.dest: a for a in _subparser(name)._actions if a.help != argparse.SUPPRESS}
     for field in dataclasses.fields(cls):
+        if not field.metadata.get("flag", True):
+            continue  # set by the command itself
         flag = actions[field.name]
         assert flag.option_strings == [f"--{field.name}"], flag.option_strings  # one spelling, OpenRLHF's
         default = settings.default_of(field)
         assert flag.default == (list(default) if isinstance(default, tuple) else default), field.name
+        assert flag.required == (field.default is dataclasses.MISSING), field.name
         assert flag.help == field.metadata["help"], field.name
     # the flags parse back into the dataclass with its own defaults
-    required = {"eval": ["--model", "m", "--task", "gsm8k", "--out", "o.json"]}.get(name, [])
+    required = {
+        "eval": ["--model", "m", "--task", "gsm8k", "--out", "o.json"],
+        "select": ["--candidates", "a,b", "--out", "o", "--dev", "dev.jsonl", "--task", "gsm8k"],
+    }[name]
     args, _ = cli.build_parser().parse_known_args([name, *required])
-    assert settings.from_args(args, cls) == cls()
+    required_fields = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING]
+    given = {name: getattr(args, name) for name in required_fields}  # no default to compare with
+    assert settings.from_args(args, cls) == cls(**given)
     if command.config_section:
         section = config.DEFAULTS[command.config_section]
         named = {k: v for k, v in section.items() if k in {f.name for f in dataclasses.fields(cls)}}
@@ -104,3 +112,18 @@ def test_reads_of_args_by_string_only_go_down():
     """`getattr(args, "x.y")` is how a hand-declared dotted flag is read; a settings dataclass reads them all by
     field. The count may only fall (issue 33 takes it to zero)."""
     assert len(_getattr_args_by_string()) <= 59, _getattr_args_by_string()
+
+
+def test_a_settings_group_inside_another_command_is_the_same_fields():
+    """ppo's --distill.select.* are SelectSettings' fields (the task comes from ppo's own --task), with the
+    defaults `select` has."""
+    from openrlhf_distill.selection import SelectSettings
+
+    ppo = {a.dest: a for a in _subparser("ppo")._actions if a.dest.startswith("distill.select.")}
+    flagged = [f for f in dataclasses.fields(SelectSettings) if f.metadata.get("flag", True) and f.name != "task"]
+    assert set(ppo) == {f"distill.select.{f.name}" for f in flagged}
+    for field in flagged:
+        assert (
+            ppo[f"distill.select.{field.name}"].default == settings.default_of(field)
+            and not ppo[f"distill.select.{field.name}"].required
+        )
