@@ -26,6 +26,7 @@ class Command:
     # The settings dataclass in its module its flags are made from (`settings.py`), and the run config's section
     # made from the same fields, if the pipeline sets any of them.
     settings: str | None = None
+    settings_group: str = ""  # the settings' flags are --GROUP.field
     config_section: str | None = None
 
 
@@ -38,7 +39,13 @@ COMMANDS = {
     "generate": Command(
         "generation.sampling", "sample the teacher or the student: several temperatures, resumable shards"
     ),
-    "label": Command("labelling", "majority vote over teacher answers, 0/1 labels for teacher and student samples"),
+    "label": Command(
+        "labelling",
+        "majority vote over teacher answers, 0/1 labels for teacher and student samples",
+        settings="VoteRule",
+        settings_group="vote",
+        config_section="vote",
+    ),
     "judge": Command("judging", "teacher as judge: 1-10 scores for open-ended samples, labels = score / 10"),
     "build": Command("builders", "SFT, RM-pair, RM-point and RL-prompt sets in OpenRLHF's formats"),
     "sft": Command(

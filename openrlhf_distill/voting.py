@@ -18,12 +18,12 @@ can win.
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from .argtypes import non_negative_float, positive_int, unit_interval
+from .argtypes import int_at_least, non_negative_float, number_in
+from .settings import add_flags, check_fields, from_args, setting
 
 # Why a question got no pseudo-label; counted in metrics.json.
 NO_VALID_ANSWER = "no_valid_answer"
@@ -84,17 +84,22 @@ class VoteRule:
     of these settings and their defaults: the `label` command's flags, the pipeline's ``vote`` section and the
     adaptive stopping rule all read them from here."""
 
-    min_ratio: float = 0.5  # the winner's share needed: of the readable answers, or of all (ratio_of)
-    min_valid: int = 1  # readable answers needed at all
-    min_valid_share: float = 0.5  # ... and as a share of the question's voting samples
-    ratio_of: str = "valid"  # "all": the winner's share of every voting sample, readable or not
+    min_ratio: float = setting(
+        0.5, "winner's share of valid answers needed (of all answers with --vote.ratio_of all)", check=number_in(0, 1)
+    )
+    min_valid: int = setting(1, "readable answers a question needs to vote", check=int_at_least(1))
+    min_valid_share: float = setting(
+        0.5,
+        "... and as a share of its voting samples (0.5: one readable answer in ten is no label)",
+        check=number_in(0, 1),
+    )
+    ratio_of: str = setting(
+        "valid", "divide the winner's count by the valid answers (default) or by every sample", choices=RATIO_OF
+    )
 
     def __post_init__(self):
-        for name in ("min_ratio", "min_valid_share"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        if self.ratio_of not in RATIO_OF:
-            raise ValueError(f"ratio_of must be one of {', '.join(RATIO_OF)}, got {self.ratio_of!r}")
+        for name, problem in check_fields(self):
+            raise ValueError(f"{name} {problem}, got {getattr(self, name)!r}")
 
     def refusal(self, count: int, rival: int, valid: int, total: int) -> str | None:
         """Why an answer with ``count`` votes, its strongest rival having ``rival``, out of ``valid`` readable
@@ -173,28 +178,7 @@ def vote_from_counts(
 
 def add_vote_arguments(p) -> None:
     """The vote's flags (`label`, and `generate --adaptive.rule exact`, which must stop on the same rule)."""
-    vote = VoteRule()  # the defaults, in one place
-    p.add_argument(
-        "--vote.min_ratio",
-        type=unit_interval,
-        default=vote.min_ratio,
-        help="winner's share of valid answers needed (of all answers with --vote.ratio_of all)",
-    )
-    p.add_argument(
-        "--vote.min_valid", type=positive_int, default=vote.min_valid, help="readable answers a question needs to vote"
-    )
-    p.add_argument(
-        "--vote.min_valid_share",
-        type=unit_interval,
-        default=vote.min_valid_share,
-        help="... and as a share of its voting samples (0.5: one readable answer in ten is no label)",
-    )
-    p.add_argument(
-        "--vote.ratio_of",
-        choices=RATIO_OF,
-        default=vote.ratio_of,
-        help="divide the winner's count by the valid answers (default) or by every sample",
-    )
+    add_flags(p, VoteRule, "vote")
     p.add_argument(
         "--vote.max_temperature",
         type=non_negative_float,
@@ -205,4 +189,4 @@ def add_vote_arguments(p) -> None:
 
 def vote_rule_from_args(args) -> VoteRule:
     """The VoteRule of parsed `--vote.*` flags."""
-    return VoteRule(**{f.name: getattr(args, f"vote.{f.name}") for f in dataclasses.fields(VoteRule)})
+    return from_args(args, VoteRule, "vote")

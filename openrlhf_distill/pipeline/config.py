@@ -9,7 +9,6 @@ one of the section's own keys goes there, so any OpenRLHF flag can be set per st
 from __future__ import annotations
 
 import copy
-import dataclasses
 import os
 
 import yaml
@@ -66,7 +65,7 @@ DEFAULTS: dict = {
     # (the teacher scores each response 1-10 against a rubric, label = score / 10; open-ended tasks).
     "labeller": "vote",
     # `label --vote.*`; max_temperature: only the teacher's samples at or below it vote (null: all)
-    "vote": {**dataclasses.asdict(VoteRule()), "max_temperature": None},
+    "vote": {**section_defaults(VoteRule), "max_temperature": None},
     # judge.model: the judge (null: the teacher); flags: `openrlhf-distill judge` flags, e.g. judge.rubric_file.
     "judge": {"model": None, "flags": {}},
     # sft_min_label: least label of an SFT response (vote labels are 0/1; judge labels score/10, e.g. 0.9).
@@ -257,10 +256,7 @@ SETTINGS = {
     "teacher.adaptive.confidence": number_in(0.5, 1),
     "teacher.adaptive.round_size": int_at_least(1),
     "labeller": _one_of("vote", "judge"),
-    "vote.min_ratio": number_in(0, 1),
-    "vote.min_valid": int_at_least(1),
-    "vote.min_valid_share": number_in(0, 1),
-    "vote.ratio_of": _one_of("valid", "all"),
+    **section_checks(VoteRule, "vote"),
     "vote.max_temperature": _optional(number_in(0)),
     "judge.model": _optional(_string),
     "build.sft_max_per_question": _optional(int_at_least(1)),
