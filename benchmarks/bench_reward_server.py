@@ -78,9 +78,9 @@ class ServerProcess:
             model,
             "--port",
             "0",
-            "--max-batch-size",
+            "--max_batch_size",
             str(max_batch_size),
-            "--max-wait-ms",
+            "--max_wait_ms",
             str(max_wait_ms),
         ]
         env = (

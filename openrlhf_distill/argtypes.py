@@ -24,6 +24,12 @@ def int_at_least(low: int) -> Check:
     return lambda v: None if ok(v) else f"must be an integer >= {low}"
 
 
+def int_in(low: int, high: int) -> Check:
+    """An integer in [low, high] (a port: 0..65535)."""
+    ok = lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high  # noqa: E731
+    return lambda v: None if ok(v) else f"must be an integer in [{low}, {high}]"
+
+
 def number_in(low: float, high: float | None = None) -> Check:
     """A number in [low, high], or >= low without ``high`` (a temperature, a wait, a share); never nan."""
     where = f">= {low}" if high is None else f"in [{low}, {high}]"

@@ -77,7 +77,11 @@ COMMANDS = {
         "choose among models by agreement with dev pseudo-labels (no gold): the best is copied",
         settings="SelectSettings",
     ),
-    "serve-rm": Command("rewards.server", "serve a reward model over HTTP, batching concurrent requests (hybrid)"),
+    "serve-rm": Command(
+        "rewards.server",
+        "serve a reward model over HTTP, batching concurrent requests (hybrid)",
+        settings="ServerSettings",
+    ),
     "eval": Command(
         "evaluation",
         "greedy accuracy, maj@k and pass@k with 95%% intervals (one JSON per model)",

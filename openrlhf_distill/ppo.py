@@ -38,11 +38,14 @@ from .compat import launch, ray_driver
 from .compat.flags import TRAIN_PPO_RAY, flag_value, has_flag, parsed_value, with_flag_value
 from .records import REWARD_LABEL_FIELD, write_json_atomic
 from .rewards.schemes import LABEL_SCHEMES, RM_SCHEMES, SCHEMES, RewardConfig
-from .rewards.server import advertised_address
+from .rewards.server import ServerSettings, advertised_address
 from .selection import SelectSettings
 from .settings import add_flags, from_args
 
 RUN_SUBDIR = "distill_ppo"
+# How `ppo` starts a hybrid run's RM server unless told otherwise: the address by the run, a free port.
+RUN_RM_SERVER_DEFAULTS = {"host": None, "port": 0}
+RUN_RM_SERVER = ServerSettings(**RUN_RM_SERVER_DEFAULTS)
 _STEP_LINE = re.compile(r"Global step (\d+): (\{.*\})\s*$")
 
 
@@ -50,19 +53,15 @@ _STEP_LINE = re.compile(r"Global step (\d+): (\{.*\})\s*$")
 class PPOOptions:
     scheme: str = "rm"
     task: str | None = None
-    alpha: float = 1.0
-    beta: float = 1.0
-    random_p: float = 0.5  # random: chance of reward 1
-    style: str = "worked"  # style: the rewarded style
+    # --distill.reward.*: the reward function's weights and controls (scheme, task, URL and seed come from the run)
+    reward: RewardConfig = RewardConfig("rm")
     engine: str = "auto"
     ray_address: str | None = None
     submit: bool = False
     rm_server_url: str | None = None  # hybrid: a running `openrlhf-distill serve-rm`; else we start one
-    rm_server_host: str | None = None  # None: 127.0.0.1 for a local run, every interface when joining a cluster
-    rm_server_port: int = 0
-    rm_server_max_batch_size: int = 64
-    rm_server_max_wait_ms: float = 5.0
-    rm_server_device: str | None = None  # None: the GPU where this process sees one, else the CPU
+    # --distill.rm_server.*: the server a hybrid run starts; host None: 127.0.0.1 for a local run, every interface
+    # when joining a cluster; port 0: a free one
+    rm_server: ServerSettings = RUN_RM_SERVER
     sync_check: bool = False  # CPU engine: record the rollout engine's log-probs after training (see summary)
     autoscaling: bool = False  # the Ray cluster adds nodes on demand: no check of the plan against its nodes now
     steps: int | None = None  # exactly this many PPO steps, whatever the prompt set's size (`fixed_steps_prompts`)
@@ -133,12 +132,12 @@ def _scheme_argv(argv: list[str], options: PPOOptions, run_dir: str) -> tuple[li
         if options.rm_server_url:
             rm_url = options.rm_server_url.rstrip("/")
         elif rm_path:
-            port = options.rm_server_port or launch.free_port()
+            port = options.rm_server.port or launch.free_port()
             # Rollout actors on other nodes call the server: when the driver joins a Ray cluster (however it finds
             # it) the server listens on every interface and the reward function calls this machine's address on
             # the route to the cluster, not 127.0.0.1 (which is each node itself).
             cluster = ray_cluster_address(options)
-            host = options.rm_server_host or ("0.0.0.0" if cluster else "127.0.0.1")
+            host = options.rm_server.host or ("0.0.0.0" if cluster else "127.0.0.1")
             extra["rm_server"] = (rm_path, host, port)
             rm_url = f"http://{advertised_address(host, towards=cluster)}:{port}"
         else:
@@ -149,14 +148,11 @@ def _scheme_argv(argv: list[str], options: PPOOptions, run_dir: str) -> tuple[li
             f"--reward.scheme {options.scheme} uses no learned RM; drop {cli['reward_model']} "
             "(or use --reward.scheme hybrid)"
         )
-    config = RewardConfig(
+    config = dataclasses.replace(
+        options.reward,
         scheme=options.scheme,
         task=options.task,
-        alpha=options.alpha,
-        beta=options.beta,
         rm_url=rm_url,
-        random_p=options.random_p,
-        style=options.style,
         seed=int(flag_value(argv, cli["seed"]) or 0),
     ).check()
     reward_file = os.path.join(run_dir, f"reward_func_{options.scheme}.py")
@@ -467,14 +463,8 @@ def run_plan(ppo_plan: PPOPlan, *, log_path: str | None = None) -> dict:
 
         port = int(ppo_plan.reward_config.rm_url.rsplit(":", 1)[1])
         o = ppo_plan.options
-        server = RewardModelServer(
-            ppo_plan.rm_server_model,
-            host=ppo_plan.rm_server_host,
-            port=port,
-            max_batch_size=o.rm_server_max_batch_size,
-            max_wait_ms=o.rm_server_max_wait_ms,
-            device=o.rm_server_device,
-        ).start()
+        settings = dataclasses.replace(o.rm_server, host=ppo_plan.rm_server_host, port=port)
+        server = RewardModelServer(ppo_plan.rm_server_model, **dataclasses.asdict(settings)).start()
     try:
         code, steps, tail = _stream(ppo_plan, log_path)
     finally:
@@ -572,33 +562,14 @@ def add_arguments(p) -> None:
         "random / style: controls, 1 by a coin flip / for the style --distill.reward.style",
     )
     p.add_argument("--task", default=None, help="task of rows whose label does not name one (vote, gold, hybrid)")
-    p.add_argument("--distill.reward.alpha", type=float, default=1.0, help="hybrid: weight of the normalised RM")
-    p.add_argument("--distill.reward.beta", type=float, default=1.0, help="hybrid: weight of the vote reward")
-    p.add_argument("--distill.reward.random_p", type=float, default=0.5, help="random: chance of reward 1")
-    p.add_argument(
-        "--distill.reward.style", default="worked", help="style: the rewarded style (arithmetic: worked or direct)"
-    )
+    add_flags(p, RewardConfig, "distill.reward")
     p.add_argument(
         "--distill.rm_server.url",
         default=None,
         help="hybrid: a running `openrlhf-distill serve-rm` (default: serve the RM for the run)",
     )
-    p.add_argument(
-        "--distill.rm_server.host",
-        default=None,
-        help="hybrid: address the run's RM server listens on (default: 127.0.0.1, or every interface when the "
-        "driver joins a Ray cluster, found as ray.init() finds it, the reward function then calling this machine's "
-        "address on the route to the cluster)",
-    )
-    p.add_argument("--distill.rm_server.port", type=int, default=0, help="hybrid: its port (0: a free one)")
-    p.add_argument("--distill.rm_server.max_batch_size", type=int, default=64)
-    p.add_argument("--distill.rm_server.max_wait_ms", type=float, default=5.0)
-    p.add_argument(
-        "--distill.rm_server.device",
-        default=None,
-        help="hybrid: where the run's RM server scores (cpu, cuda, cuda:N; default: a GPU of this machine if it "
-        "has one). On a GPU it is outside Ray's accounting: the GPU plan counts it as one GPU of the cluster",
-    )
+    # hybrid: the RM server the run starts (as `serve-rm` takes them; the address chosen by the run, a free port)
+    add_flags(p, ServerSettings, "distill.rm_server", defaults=RUN_RM_SERVER_DEFAULTS)
     p.add_argument(
         "--distill.sync_check",
         action="store_true",
@@ -652,19 +623,12 @@ def options_from(args) -> PPOOptions:
     return PPOOptions(
         scheme=getattr(args, "reward.scheme"),
         task=args.task,
-        alpha=getattr(args, "distill.reward.alpha"),
-        beta=getattr(args, "distill.reward.beta"),
-        random_p=getattr(args, "distill.reward.random_p"),
-        style=getattr(args, "distill.reward.style"),
+        reward=from_args(args, RewardConfig, "distill.reward", scheme=getattr(args, "reward.scheme")),
         engine=args.engine,
         ray_address=getattr(args, "ray.address"),
         submit=getattr(args, "ray.submit"),
         rm_server_url=getattr(args, "distill.rm_server.url"),
-        rm_server_host=getattr(args, "distill.rm_server.host"),
-        rm_server_port=getattr(args, "distill.rm_server.port"),
-        rm_server_max_batch_size=getattr(args, "distill.rm_server.max_batch_size"),
-        rm_server_max_wait_ms=getattr(args, "distill.rm_server.max_wait_ms"),
-        rm_server_device=getattr(args, "distill.rm_server.device"),
+        rm_server=from_args(args, ServerSettings, "distill.rm_server"),
         sync_check=getattr(args, "distill.sync_check"),
         autoscaling=getattr(args, "distill.cluster.autoscaling"),
         steps=getattr(args, "distill.steps"),
@@ -680,7 +644,7 @@ def placements(ppo_plan: PPOPlan, namespace) -> list:
     from .compat import gpu_plan
 
     planned = gpu_plan.plan(namespace)
-    device = ppo_plan.options.rm_server_device
+    device = ppo_plan.options.rm_server.device
     if ppo_plan.rm_server_model and ppo_plan.launch.engine == "gpu" and not (device or "").startswith("cpu"):
         planned.append(gpu_plan.Placement(("RM server (hybrid, this machine, outside Ray)",), 1, 1))
     return planned
@@ -715,7 +679,7 @@ def run(args, openrlhf_argv: list[str]) -> int:
         print(describe(ppo_plan))
         print(gpu_plan.describe(planned), file=sys.stderr)
         if ppo_plan.rm_server_model:
-            where = ppo_plan.options.rm_server_device or "a GPU of this machine if it has one, else its CPU"
+            where = ppo_plan.options.rm_server.device or "a GPU of this machine if it has one, else its CPU"
             print(
                 f"# hybrid RM server: on this machine ({where}), listening on {ppo_plan.rm_server_host}; "
                 f"rollouts call {ppo_plan.reward_config.rm_url}",

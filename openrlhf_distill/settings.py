@@ -61,17 +61,26 @@ def flag_name(field: dataclasses.Field, group: str = "") -> str:
 
 
 def add_flags(
-    parser: argparse.ArgumentParser, cls, group: str = "", *, exclude: tuple[str, ...] = (), optional: bool = False
+    parser: argparse.ArgumentParser,
+    cls,
+    group: str = "",
+    *,
+    exclude: tuple[str, ...] = (),
+    optional: bool = False,
+    defaults: dict | None = None,
 ) -> None:
     """One flag per field of ``cls`` (but ``exclude``): its type, default, choices, range and help. A field without
-    a default is a required flag, unless ``optional`` (the settings are then asked for by giving that flag)."""
+    a default is a required flag, unless ``optional`` (the settings are then asked for by giving that flag);
+    ``defaults``: other defaults where a command means something else by leaving the flag out (``ppo`` chooses
+    its RM server's address itself: ``{"host": None}``)."""
     for field, kind in _fields(cls):
         if field.name in exclude:
             continue
         base, _ = _base(kind)
         check, meta = field.metadata.get("check"), field.metadata
         names = [flag_name(field, group)]
-        options: dict = {"dest": f"{group + '.' if group else ''}{field.name}", "default": default_of(field)}
+        default = (defaults or {}).get(field.name, default_of(field))
+        options: dict = {"dest": f"{group + '.' if group else ''}{field.name}", "default": default}
         options["help"] = meta.get("help") or None
         if field.default is _NO_DEFAULT and field.default_factory is _NO_DEFAULT and not optional:
             options["required"] = True
@@ -136,8 +145,8 @@ def _value_check(field: dataclasses.Field, kind) -> Check:
             return None if isinstance(value, bool) else "must be true or false"
         if base in (int, float):
             number = isinstance(value, int | float) and not isinstance(value, bool)
-            if not number or (base is int and not isinstance(value, int)):
-                return f"must be {'an integer' if base is int else 'a number'}"
+            if not number or (base is int and not isinstance(value, int)):  # say the whole range, if it has one
+                return check(None) if check else f"must be {'an integer' if base is int else 'a number'}"
         elif base is str and not isinstance(value, str):
             return "must be a string"
         if choices and value not in choices:

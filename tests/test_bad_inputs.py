@@ -114,7 +114,7 @@ CASES = {  # name: (command line, split on spaces, then each word filled in; wha
         ["--rm.pairs_per_question", ">= 1"],
     ),
     # serve-rm: settings and the model before anything listens
-    "serve-rm, a port out of range": ("serve-rm --model {rm} --port 99999", ["--port 99999"]),
+    "serve-rm, a port out of range": ("serve-rm --model {rm} --port 99999", ["--port", "[0, 65535]", "99999"]),
     "serve-rm, no model folder": ("serve-rm --model {tmp}/nowhere --port 0", ["no model folder"]),
     "serve-rm, a causal LM": ("serve-rm --model {lm} --port 0", ["not a reward model"]),
     # run: every setting of the pipeline is checked when the run starts, dry run included

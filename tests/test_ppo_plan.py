@@ -14,6 +14,7 @@ from openrlhf_distill.compat import launch, ray_driver
 from openrlhf_distill.compat.flags import flag_value, has_flag
 from openrlhf_distill.compat.patches import BOOT_DIR, ENV_ENGINE
 from openrlhf_distill.compat.version import OpenRLHFNotSupported
+from openrlhf_distill.rewards.server import ServerSettings
 
 BASE = [
     "--actor.model_name_or_path",
@@ -76,7 +77,7 @@ def test_a_hybrid_run_on_a_cluster_serves_its_rm_on_every_interface_at_this_node
     cluster = _plan(tmp_path, *RM, scheme="hybrid", task="gsm8k", engine="gpu", ray_address="ray://head:10001")
     host = cluster.reward_config.rm_url.removeprefix("http://").rsplit(":", 1)[0]
     assert cluster.rm_server_host == "0.0.0.0" and host not in ("127.0.0.1", "0.0.0.0", "localhost", "")
-    mine = _plan(tmp_path, *RM, scheme="hybrid", task="gsm8k", rm_server_host="10.1.2.3")
+    mine = _plan(tmp_path, *RM, scheme="hybrid", task="gsm8k", rm_server=ServerSettings(host="10.1.2.3", port=0))
     assert mine.rm_server_host == "10.1.2.3" and mine.reward_config.rm_url.startswith("http://10.1.2.3:")
 
 

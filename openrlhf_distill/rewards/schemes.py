@@ -22,6 +22,9 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
+from ..argtypes import number_in
+from ..settings import setting
+
 SCHEMES = ("rm", "vote", "gold", "hybrid", "judge", "random", "style")
 FUNCTION_SCHEMES = (
     "vote",
@@ -36,15 +39,18 @@ LABEL_SCHEMES = ("vote", "hybrid")  # read each prompt's pseudo-label: only prom
 
 @dataclass(frozen=True)
 class RewardConfig:
-    scheme: str
-    task: str | None = None  # the default task; a row's own task (in its reward label) wins
-    alpha: float = 1.0  # hybrid: weight of the normalised RM reward
-    beta: float = 1.0  # hybrid: weight of the vote reward
-    rm_url: str | None = None  # hybrid: the reward-model server (`openrlhf-distill serve-rm`)
-    rm_timeout_s: float = 120.0  # hybrid: per request to the server, retries included
-    random_p: float = 0.5  # random: chance of reward 1
-    style: str = "worked"  # style: the rewarded style, as the task's `response_style` names it
-    seed: int = 0  # random: seeds the coin flips of each rollout actor
+    # Set by `ppo` from the run: the scheme, the default task (a row's own task, in its reward label, wins), the
+    # hybrid's RM server, the seed of each rollout actor's coin flips (random).
+    scheme: str = setting(flag=False)
+    task: str | None = setting(None, flag=False)
+    # `ppo --distill.reward.*`:
+    alpha: float = setting(1.0, "hybrid: weight of the normalised RM reward")
+    beta: float = setting(1.0, "hybrid: weight of the vote reward")
+    rm_url: str | None = setting(None, flag=False)
+    rm_timeout_s: float = setting(120.0, "hybrid: seconds per request to the RM server, retries included")
+    random_p: float = setting(0.5, "random: chance of reward 1", check=number_in(0, 1))
+    style: str = setting("worked", "style: the rewarded style, as the task's response_style names it (worked, direct)")
+    seed: int = setting(0, flag=False)
 
     def check(self) -> RewardConfig:
         """Raises a ValueError saying what is wrong with these settings for a reward function; returns self."""

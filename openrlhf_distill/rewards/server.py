@@ -38,9 +38,12 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter, deque
+from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from ..argtypes import int_at_least, int_in, number_in
 from ..compat.formats import reward_model_input
+from ..settings import add_flags, from_args, setting
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +126,31 @@ class _Job:
         if not self.done.is_set():
             self.error = message
             self.done.set()
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """How an RM server listens and batches: `serve-rm`'s flags, and `ppo`'s ``--distill.rm_server.*`` for the
+    server a hybrid run starts (there with the address chosen by the run and a free port by default)."""
+
+    host: str | None = setting("127.0.0.1", "address to listen on (0.0.0.0: every interface)")
+    port: int = setting(8000, "port (0: any free port)", check=int_in(0, 65535))
+    max_batch_size: int = setting(
+        64, "most samples scored in one forward pass", check=int_at_least(1), aliases=("--max-batch-size",)
+    )
+    max_wait_ms: float = setting(
+        5.0,
+        "how long a first queued sample waits for others to fill its batch",
+        check=number_in(0),
+        aliases=("--max-wait-ms",),
+    )
+    max_request_samples: int = setting(
+        MAX_REQUEST_SAMPLES,
+        "most samples in one request (more: 413); no client holds the others up",
+        check=int_at_least(1),
+        aliases=("--max-request-samples",),
+    )
+    device: str | None = setting(None, "where the RM scores (cpu, cuda, cuda:N; default: a GPU if there is one)")
 
 
 class RewardModelServer:
@@ -493,21 +521,7 @@ def score(url: str, prompts: list[str], responses: list[str], timeout: float = 1
 # --- CLI: openrlhf-distill serve-rm -------------------------------------------------------------------------------
 def add_arguments(parser) -> None:
     parser.add_argument("--model", required=True, help="the reward model folder (an OpenRLHF RM checkpoint)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
-    parser.add_argument("--port", type=int, default=8000, help="port (0: any free port)")
-    parser.add_argument("--max-batch-size", type=int, default=64, help="most samples scored in one forward pass")
-    parser.add_argument(
-        "--max-wait-ms",
-        type=float,
-        default=5.0,
-        help="how long a first queued sample waits for others to fill its batch",
-    )
-    parser.add_argument(
-        "--max-request-samples",
-        type=int,
-        default=MAX_REQUEST_SAMPLES,
-        help="most samples in one request (more: 413); no client holds the others up",
-    )
+    add_flags(parser, ServerSettings)
 
 
 def run(args) -> int:
@@ -517,20 +531,8 @@ def run(args) -> int:
 
     from ..model_folders import check_reward_model
 
-    if not 0 <= args.port <= 65535:
-        raise ValueError(f"--port {args.port}: a port is 0..65535 (0: any free port)")
-    if args.max_batch_size < 1 or args.max_wait_ms < 0 or args.max_request_samples < 1:
-        raise ValueError("--max-batch-size and --max-request-samples must be >= 1, --max-wait-ms >= 0")
     check_reward_model(args.model)
-
-    server = RewardModelServer(
-        args.model,
-        host=args.host,
-        port=args.port,
-        max_batch_size=args.max_batch_size,
-        max_wait_ms=args.max_wait_ms,
-        max_request_samples=args.max_request_samples,
-    )
+    server = RewardModelServer(args.model, **asdict(from_args(args, ServerSettings)))
     print(f"loading the reward model {args.model} ...", flush=True)
     server.start()
 
