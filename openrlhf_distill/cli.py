@@ -37,7 +37,10 @@ COMMANDS = {
     "prepare-data": Command("prepare_data", "GSM8K / MMLU-Pro (datasets, or a local copy) as prompt records"),
     "split": Command("split", "cut the training questions into the teacher's (labelled) and unlabelled RL prompts"),
     "generate": Command(
-        "generation.sampling", "sample the teacher or the student: several temperatures, resumable shards"
+        "generation.sampling",
+        "sample the teacher or the student: several temperatures, resumable shards",
+        settings="SamplingConfig",
+        config_section="teacher",  # and `student`, the same fields with the student's own count and temperature
     ),
     "label": Command(
         "labelling",

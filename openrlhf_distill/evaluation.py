@@ -395,7 +395,7 @@ class EvalSettings:
         "samples per question for pass@k (>= k; default k); maj@k votes over the first k",
         aliases=("--n-samples",),
     )
-    temperature: float = setting(0.7, "temperature of the k samples", check=number_in(*TEMPERATURE_RANGE))
+    temperature: float = setting(0.7, "temperature of the k samples", check=number_in(0, 2))
     max_new_tokens: int = setting(
         512, "tokens per answer at most", check=int_at_least(1), aliases=("--max-new-tokens",)
     )

@@ -50,6 +50,29 @@ def _base(kind) -> tuple[type, bool]:
     return kind, False
 
 
+def _item(kind) -> type | None:
+    """The item type of a ``tuple[X, ...]`` annotation, else None."""
+    return typing.get_args(kind)[0] if typing.get_origin(kind) in (tuple, list) else None
+
+
+def _comma_list(kind: type, field: dataclasses.Field, group: str):
+    """An argparse type reading "0.3,0.7" as a tuple of ``kind``, each item checked by the field's check."""
+    check = field.metadata.get("check")
+
+    def read(text: str) -> tuple:
+        try:
+            values = tuple(kind(part) for part in text.split(",") if part.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__}s, got {text!r}") from None
+        for value in values:
+            if check and (problem := check(value)):
+                raise argparse.ArgumentTypeError(f"{value}: {problem}")
+        return values
+
+    read.__name__ = f"comma-separated {kind.__name__}s"
+    return read
+
+
 def default_of(field: dataclasses.Field):
     if field.default is not _NO_DEFAULT:
         return field.default
@@ -86,8 +109,10 @@ def add_flags(
             options["required"] = True
         if base is bool:
             options["action"] = argparse.BooleanOptionalAction if default_of(field) else "store_true"
-        elif typing.get_origin(base) in (tuple, list):
-            options |= {"action": "append", "default": list(default_of(field) or ())}
+        elif _item(base) is str:  # strings may hold commas: one per flag, repeated
+            options |= {"action": "append", "default": list(default or ())}
+        elif _item(base):  # numbers: comma-separated, as a YAML list is written on the command line
+            options["type"] = _comma_list(_item(base), field, group)
         else:
             options["type"] = argparse_type(base, check) if check and base in (int, float) else base
             if meta.get("choices"):
@@ -106,7 +131,7 @@ def from_args(args: argparse.Namespace, cls, group: str = "", **given):
         if field.name in given:
             continue
         value = getattr(args, f"{group + '.' if group else ''}{field.name}")
-        values[field.name] = tuple(value) if typing.get_origin(_base(kind)[0]) is tuple else value
+        values[field.name] = tuple(value) if _item(_base(kind)[0]) and value is not None else value
     return cls(**values, **given)
 
 
@@ -119,9 +144,15 @@ def check_fields(values) -> list[tuple[str, str]]:
     return problems
 
 
-def section_defaults(cls, names: tuple[str, ...] | None = None) -> dict:
-    """The run config's section for ``cls`` (its fields ``names``, all by default): name -> default."""
-    return {f.name: default_of(f) for f, _ in _fields(cls) if names is None or f.name in names}
+def section_defaults(cls, names: tuple[str, ...] | None = None, **other) -> dict:
+    """The run config's section for ``cls`` (its fields ``names``, all by default): name -> default, a tuple as a
+    YAML list; ``other``: a section that means another default (the student samples more than the teacher)."""
+    out = {}
+    for field, _ in _fields(cls):
+        if names is None or field.name in names:
+            value = other.get(field.name, default_of(field))
+            out[field.name] = list(value) if isinstance(value, tuple) else value
+    return out
 
 
 def section_checks(cls, prefix: str, names: tuple[str, ...] | None = None) -> dict[str, Callable]:
@@ -141,6 +172,12 @@ def _value_check(field: dataclasses.Field, kind) -> Check:
     def value_check(value):
         if value is None:
             return None if optional else "must be given"
+        if _item(base):  # a YAML list, each item checked as the flag checks it
+            if not isinstance(value, list | tuple) or (not value and default_of(field)):
+                return "must be a non-empty list" if default_of(field) else "must be a list"
+            item = _value_check(dataclasses.field(metadata={"check": check}), _item(base))
+            problems = [problem for v in value if (problem := item(v))]
+            return f"each item {problems[0]}" if problems else None
         if base is bool:
             return None if isinstance(value, bool) else "must be true or false"
         if base in (int, float):

@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..argtypes import positive_int
+from ..argtypes import int_at_least, number_in, positive_int
 from ..questions import load_questions
 from ..records import (
     SAMPLE,
@@ -35,6 +35,7 @@ from ..records import (
     write_json_atomic,
     write_jsonl_atomic,
 )
+from ..settings import add_flags, from_args, setting
 from ..voting import add_vote_arguments, vote_rule_from_args
 from .backend import TEMPERATURE_RANGE, Backend, Request, derived_seed
 from .options import add_backend_arguments, backend_from_args
@@ -47,16 +48,28 @@ STOPS = "stops-{index:05d}.json"  # adaptive sampling: each shard's per-question
 
 @dataclass(frozen=True)
 class SamplingConfig:
-    role: str  # "teacher" or "student": the `source` of every sample
-    temperatures: tuple[float, ...] = (0.3, 0.7, 1.0)
-    n_per_temperature: int = 4
-    max_new_tokens: int = 512
-    seed: int = 0
-    shard_size: int = 64  # prompts per shard: a killed run loses at most one shard of work
-    prompt_style: str = "zero_shot_cot"
-    stop: tuple[str, ...] = ()
-    top_p: float = 1.0
-    adaptive: AdaptiveConfig | None = None  # sample in rounds and stop settled questions (teacher only)
+    """How a model is sampled: `generate`'s flags and the run config's `teacher` / `student` sections are made from
+    these fields (the student's section with its own temperatures and count)."""
+
+    role: str = setting(help="the `source` of the samples", choices=SOURCES)
+    temperatures: tuple[float, ...] = setting(
+        (0.3, 0.7, 1.0), "comma-separated, in [0, 2]; 0 is greedy", check=number_in(0, 2)
+    )
+    n_per_temperature: int = setting(
+        4, "samples per question at each temperature", check=int_at_least(1), aliases=("--n-per-temperature",)
+    )
+    max_new_tokens: int = setting(
+        512, "tokens per answer at most", check=int_at_least(1), aliases=("--max-new-tokens",)
+    )
+    seed: int = setting(0, "sampling seed (each request's seed is derived from it)")
+    shard_size: int = setting(
+        64, "prompts per shard; a killed run loses at most one shard", check=int_at_least(1), aliases=("--shard-size",)
+    )
+    prompt_style: str = setting("zero_shot_cot", "how the task formats its prompts", aliases=("--prompt-style",))
+    stop: tuple[str, ...] = setting((), "a string that ends a sample (repeatable)")
+    top_p: float = setting(1.0, "nucleus sampling: in (0, 1]", aliases=("--top-p",))
+    # built from the --adaptive.* flags: sample in rounds and stop settled questions (teacher only)
+    adaptive: AdaptiveConfig | None = setting(None, flag=False)
 
     def check(self) -> None:
         if self.role not in SOURCES:
@@ -320,40 +333,12 @@ def summarise(out: str, expected: int, *, adaptive: bool = False) -> dict:
 # --- `openrlhf-distill generate` ---------------------------------------------------------------------------------
 
 
-def add_decoding_arguments(p) -> None:
-    """The flags `generate` and `eval` share, with SamplingConfig's defaults."""
-    p.add_argument(
-        "--max-new-tokens",
-        "--max_new_tokens",
-        dest="max_new_tokens",
-        type=positive_int,
-        default=SamplingConfig.max_new_tokens,
-    )
-    p.add_argument("--prompt-style", "--prompt_style", dest="prompt_style", default=SamplingConfig.prompt_style)
-    p.add_argument("--stop", action="append", default=[], help="a string that ends a sample (repeatable)")
-    p.add_argument(
-        "--shard-size",
-        "--shard_size",
-        dest="shard_size",
-        type=positive_int,
-        default=SamplingConfig.shard_size,
-        help="prompts per shard; a killed run loses at most one shard",
-    )
-
-
 def add_arguments(p) -> None:
     p.add_argument("--model", required=True, help="model folder (hf, vllm) or served model name (openai)")
-    p.add_argument("--role", choices=["teacher", "student"], required=True, help="the `source` of the samples")
     p.add_argument("--prompts", required=True, help="prompt records (JSON Lines)")
     p.add_argument("--out", required=True, help="folder for shard-*.jsonl, manifest.json, summary.json")
     p.add_argument("--task", default=None, help="task of prompts that have no `task` field")
-    p.add_argument("--temperatures", default="0.3,0.7,1.0", help="comma-separated, in [0, 2]; 0 is greedy")
-    p.add_argument(
-        "--n-per-temperature", "--n_per_temperature", dest="n_per_temperature", type=positive_int, default=4
-    )
-    p.add_argument("--top-p", "--top_p", dest="top_p", type=float, default=SamplingConfig.top_p)
-    add_decoding_arguments(p)
-    p.add_argument("--seed", type=int, default=0)
+    add_flags(p, SamplingConfig)
     p.add_argument("--overwrite", action="store_true", help="discard samples made with other arguments")
     p.add_argument("--no-progress", action="store_true")
     adaptive = AdaptiveConfig()
@@ -381,22 +366,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    try:
-        temperatures = tuple(float(t) for t in args.temperatures.split(",") if t.strip())
-    except ValueError:
-        raise ValueError(f"--temperatures: expected comma-separated numbers, got {args.temperatures!r}") from None
-    config = SamplingConfig(
-        role=args.role,
-        temperatures=temperatures,
-        n_per_temperature=args.n_per_temperature,
-        max_new_tokens=args.max_new_tokens,
-        seed=args.seed,
-        shard_size=args.shard_size,
-        prompt_style=args.prompt_style,
-        stop=tuple(args.stop),
-        top_p=args.top_p,
-        adaptive=_adaptive_from_args(args),
-    )
+    config = from_args(args, SamplingConfig, adaptive=_adaptive_from_args(args))
     config.check()
     name, start = backend_from_args(args)
     summary = generate_samples(

@@ -16,11 +16,14 @@ import yaml
 from ..argtypes import int_at_least, number_in
 from ..evaluation import EvalSettings
 from ..generation.rounds import RULES, AdaptiveConfig
+from ..generation.sampling import SamplingConfig
 from ..settings import section_checks, section_defaults
 from ..voting import VoteRule
 
 # The evaluation settings a run sets for every `eval` stage (the others keep EvalSettings' defaults).
 EVAL_SECTION = ("k", "temperature", "max_new_tokens")
+# The sampling settings a run sets for the teacher's and the student's `generate` stages.
+SAMPLING_SECTION = ("temperatures", "n_per_temperature", "max_new_tokens", "shard_size")
 
 DEFAULTS: dict = {
     "run_dir": "runs/run",
@@ -44,10 +47,7 @@ DEFAULTS: dict = {
     # backend_flags: the sampling backend's own flags for this model, e.g. {"vllm.tensor_parallel_size": 8}
     "teacher": {
         "model": None,
-        "temperatures": [0.3, 0.7, 1.0],
-        "n_per_temperature": 4,
-        "max_new_tokens": 512,
-        "shard_size": 64,
+        **section_defaults(SamplingConfig, SAMPLING_SECTION),
         "backend_flags": {},
         # adaptive.rule: sample in rounds, a question stopping once its vote is settled (exact: the full budget's
         # labels) or its leader likely to stay ahead (beta); null: the whole budget (`generate --adaptive.*`)
@@ -55,10 +55,8 @@ DEFAULTS: dict = {
     },
     "student": {
         "model": None,
-        "temperatures": [1.0],
-        "n_per_temperature": 30,
-        "max_new_tokens": 512,
-        "shard_size": 64,
+        # the paper's student: 30 samples per question at one temperature
+        **section_defaults(SamplingConfig, SAMPLING_SECTION, temperatures=(1.0,), n_per_temperature=30),
         "backend_flags": {},
     },
     # How samples get their labels: "vote" (the majority over the teacher's answers; verifiable tasks) or "judge"
@@ -227,13 +225,7 @@ def _list_of(check, non_empty: bool = True):
 
 
 def _sampling(role: str) -> dict:
-    return {
-        f"{role}.model": _optional(_string),
-        f"{role}.temperatures": _list_of(number_in(0, 2)),
-        f"{role}.n_per_temperature": int_at_least(1),
-        f"{role}.max_new_tokens": int_at_least(1),
-        f"{role}.shard_size": int_at_least(1),
-    }
+    return {f"{role}.model": _optional(_string), **section_checks(SamplingConfig, role, SAMPLING_SECTION)}
 
 
 SETTINGS = {
