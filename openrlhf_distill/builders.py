@@ -7,7 +7,7 @@ Writes to ``out`` (all at once: a failed build leaves the previous one in place)
   ``sft_max_per_question`` per question, in generation order.
 - ``rm_pairs.jsonl`` (``prompt``, ``chosen``, ``rejected``, ``meta``): two responses of the SAME question whose
   labels differ by at least ``pair_margin`` (with vote labels: a label-1 against a label-0 response), at most
-  ``pairs_max_per_question`` per question, drawn with a per-question seed and, by default, in turns from
+  ``pairs_per_question`` per question, drawn with a per-question seed and, by default, in turns from
   each mix of sources (teacher/teacher, teacher/student, student/teacher, student/student) so that neither
   source crowds out the other.
 - ``rm_points.jsonl`` (``prompt``, ``response``, ``label``, ``meta``): every labelled sample.
@@ -37,7 +37,7 @@ import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
-from .argtypes import non_negative_int, positive_int, unit_interval
+from .argtypes import int_at_least, number_in
 from .questions import Question, load_questions, question_key
 from .records import (
     LABELLED_SAMPLE,
@@ -56,20 +56,45 @@ from .records import (
     write_json_atomic,
     write_jsonl_atomic,
 )
+from .settings import add_flags, from_args, setting
 
 
 @dataclass(frozen=True)
 class BuildConfig:
-    sft_max_per_question: int | None = None  # None: every distinct agreeing teacher response
-    sft_min_label: float = 1.0  # vote labels: agreeing responses; judge labels (score / 10): the top score
-    pairs_max_per_question: int = 16
-    pair_margin: float = 0.3  # judge labels: 3 points on the 1-10 scale; every vote pair (1 vs 0) passes
-    balance_sources: bool = True  # draw pairs in turns from each (chosen source, rejected source) mix
-    rm_sources: tuple[str, ...] = SOURCES  # ("teacher",) is the teacher-only ablation
-    chat_format: bool = True
-    seed: int = 0
-    dev_questions: int = 0  # accepted questions held out of every set, written to dev.jsonl
-    unlabelled: str | None = None  # prompts the teacher never answered: added to rl_prompts_all.jsonl
+    """What goes into the training sets: `build`'s flags (each under the set it shapes: --sft.*, --rm.*, --dev.*,
+    --rl.*) and the run config's `build` section are made from these fields."""
+
+    sft_max_per_question: int | None = setting(
+        None, "cap on SFT rows per question (default: every distinct agreeing teacher response)",
+        check=int_at_least(1), flag_as="sft.max_per_question",
+    )  # fmt: skip
+    sft_min_label: float = setting(
+        1.0, "least label of SFT responses (1: agree with the vote; judge labels score/10, e.g. 0.9)",
+        check=number_in(0, 1), flag_as="sft.min_label",
+    )  # fmt: skip
+    pairs_per_question: int = setting(
+        16, "cap on RM pairs per question", check=int_at_least(1), flag_as="rm.pairs_per_question"
+    )
+    pair_margin: float = setting(
+        0.3, "least label gap in a pair (judge: 0.3 = 3 points; vote pairs always pass)",
+        check=number_in(0, 1), flag_as="rm.pair_margin",
+    )  # fmt: skip
+    rm_sources: tuple[str, ...] = setting(
+        SOURCES, "samples RM data is built from (teacher: the teacher-only ablation)", comma=True,
+        flag_as="rm.sources",
+    )  # fmt: skip
+    dev_questions: int = setting(
+        0, "hold N accepted questions out of every set, with their pseudo-labels, in dev.jsonl (model choice)",
+        check=int_at_least(0), flag_as="dev.questions",
+    )  # fmt: skip
+    unlabelled: str | None = setting(
+        None, "prompts the teacher never answered: RL prompts without a pseudo-label, in rl_prompts_all.jsonl",
+        flag_as="rl.unlabelled",
+    )  # fmt: skip
+    seed: int = setting(0, "seeds each question's draw of pairs")
+    # set from --rm.no_balance_sources and --data.format (flags that say the opposite or name a format)
+    balance_sources: bool = setting(True, flag=False)  # draw pairs in turns from each (chosen, rejected) source mix
+    chat_format: bool = setting(True, flag=False)
 
 
 @dataclass(frozen=True)
@@ -214,12 +239,12 @@ def select_pairs(samples: list[Labelled], config: BuildConfig, rng: random.Rando
 
     picked = []
     queues = [distinct(pairs) for pairs in mixes]
-    while queues and len(picked) < config.pairs_max_per_question:
+    while queues and len(picked) < config.pairs_per_question:
         for queue in list(queues):  # one pair from each mix in turn
             pair = next(queue, None)
             if pair is None:
                 queues.remove(queue)
-            elif len(picked) < config.pairs_max_per_question:
+            elif len(picked) < config.pairs_per_question:
                 picked.append(pair)
     return picked
 
@@ -316,34 +341,9 @@ def add_arguments(p) -> None:
     p.add_argument("--labels", required=True, help="the folder `openrlhf-distill label` wrote")
     p.add_argument("--out", required=True)
     p.add_argument("--task", default=None, help="task of prompts that have no `task` field")
-    p.add_argument("--sft.max_per_question", type=positive_int, default=None, help="cap on SFT rows per question")
-    p.add_argument(
-        "--sft.min_label",
-        type=unit_interval,
-        default=1.0,
-        help="least label of SFT responses (1: agree with the vote; judge: score/10)",
-    )
-    p.add_argument("--rm.pairs_per_question", type=positive_int, default=16, help="cap on RM pairs per question")
-    p.add_argument(
-        "--rm.pair_margin",
-        type=unit_interval,
-        default=0.3,
-        help="least label gap in a pair (judge: 0.3 = 3 points; vote pairs always pass)",
-    )
-    p.add_argument("--rm.sources", default="teacher,student", help="samples RM data is built from")
+    add_flags(p, BuildConfig)
     p.add_argument(
         "--rm.no_balance_sources", action="store_true", help="draw pairs from all source mixes pooled, not in turns"
-    )
-    p.add_argument(
-        "--dev.questions",
-        type=non_negative_int,
-        default=0,
-        help="hold N accepted questions out of every set, with their pseudo-labels, in dev.jsonl (model choice)",
-    )
-    p.add_argument(
-        "--rl.unlabelled",
-        default=None,
-        help="prompts the teacher never answered: RL prompts without a pseudo-label, in rl_prompts_all.jsonl",
     )
     p.add_argument(
         "--data.format",
@@ -351,21 +351,14 @@ def add_arguments(p) -> None:
         default="chat",
         help="chat: messages for --data.apply_chat_template; plain: strings",
     )
-    p.add_argument("--seed", type=int, default=0)
 
 
 def run(args) -> int:
-    config = BuildConfig(
-        sft_max_per_question=getattr(args, "sft.max_per_question"),
-        sft_min_label=getattr(args, "sft.min_label"),
-        pairs_max_per_question=getattr(args, "rm.pairs_per_question"),
-        pair_margin=getattr(args, "rm.pair_margin"),
+    config = from_args(
+        args,
+        BuildConfig,
         balance_sources=not getattr(args, "rm.no_balance_sources"),
-        rm_sources=tuple(s for s in getattr(args, "rm.sources").split(",") if s),
         chat_format=getattr(args, "data.format") == "chat",
-        seed=args.seed,
-        dev_questions=getattr(args, "dev.questions"),
-        unlabelled=getattr(args, "rl.unlabelled"),
     )
     summary = build_datasets(args.prompts, args.labels, args.out, config, default_task=args.task)
     print(" ".join(f"{name}: {count} rows" for name, count in summary["rows"].items()) + f" -> {args.out}")

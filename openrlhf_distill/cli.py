@@ -50,7 +50,12 @@ COMMANDS = {
         config_section="vote",
     ),
     "judge": Command("judging", "teacher as judge: 1-10 scores for open-ended samples, labels = score / 10"),
-    "build": Command("builders", "SFT, RM-pair, RM-point and RL-prompt sets in OpenRLHF's formats"),
+    "build": Command(
+        "builders",
+        "SFT, RM-pair, RM-point and RL-prompt sets in OpenRLHF's formats",
+        settings="BuildConfig",
+        config_section="build",
+    ),
     "sft": Command(
         "trainers",
         "SFT warm-up: OpenRLHF's train_sft (deepspeed on GPUs, the CPU adapter elsewhere)",

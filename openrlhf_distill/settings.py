@@ -28,10 +28,22 @@ def setting(
     choices: tuple | None = None,
     aliases: tuple[str, ...] = (),
     flag: bool = True,
+    flag_as: str | None = None,
+    comma: bool = False,
 ):
     """A settings field: ``check`` a range (``argtypes``: what is wrong, or None), ``choices`` the values allowed,
-    ``aliases`` earlier flag spellings still accepted; ``flag=False`` for a field the command sets itself."""
-    metadata = {"help": help, "check": check, "choices": choices, "aliases": aliases, "flag": flag}
+    ``aliases`` earlier flag spellings still accepted; ``flag=False`` for a field the command sets itself;
+    ``flag_as`` the flag's dotted name where it says which set the setting shapes (``rm.pairs_per_question``);
+    ``comma``: a list of strings given comma-separated rather than one per flag."""
+    metadata = {
+        "help": help,
+        "check": check,
+        "choices": choices,
+        "aliases": aliases,
+        "flag": flag,
+        "flag_as": flag_as,
+        "comma": comma,
+    }
     if isinstance(default, list | dict):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -79,8 +91,13 @@ def default_of(field: dataclasses.Field):
     return field.default_factory() if field.default_factory is not _NO_DEFAULT else None
 
 
+def dest(field: dataclasses.Field, group: str = "") -> str:
+    """Where argparse keeps the field's flag: its dotted name."""
+    return field.metadata.get("flag_as") or f"{group + '.' if group else ''}{field.name}"
+
+
 def flag_name(field: dataclasses.Field, group: str = "") -> str:
-    return f"--{group + '.' if group else ''}{field.name}"
+    return f"--{dest(field, group)}"
 
 
 def add_flags(
@@ -103,13 +120,13 @@ def add_flags(
         check, meta = field.metadata.get("check"), field.metadata
         names = [flag_name(field, group)]
         default = (defaults or {}).get(field.name, default_of(field))
-        options: dict = {"dest": f"{group + '.' if group else ''}{field.name}", "default": default}
+        options: dict = {"dest": dest(field, group), "default": default}
         options["help"] = meta.get("help") or None
         if field.default is _NO_DEFAULT and field.default_factory is _NO_DEFAULT and not optional:
             options["required"] = True
         if base is bool:
             options["action"] = argparse.BooleanOptionalAction if default_of(field) else "store_true"
-        elif _item(base) is str:  # strings may hold commas: one per flag, repeated
+        elif _item(base) is str and not meta.get("comma"):  # strings may hold commas: one per flag, repeated
             options |= {"action": "append", "default": list(default or ())}
         elif _item(base):  # numbers: comma-separated, as a YAML list is written on the command line
             options["type"] = _comma_list(_item(base), field, group)
@@ -130,7 +147,7 @@ def from_args(args: argparse.Namespace, cls, group: str = "", **given):
     for field, kind in _fields(cls):
         if field.name in given:
             continue
-        value = getattr(args, f"{group + '.' if group else ''}{field.name}")
+        value = getattr(args, dest(field, group))
         values[field.name] = tuple(value) if _item(_base(kind)[0]) and value is not None else value
     return cls(**values, **given)
 

@@ -221,8 +221,14 @@ def test_a_run_killed_mid_way_resumes_to_exactly_the_samples_of_an_uninterrupted
     "change, message",
     [
         (lambda a, t: a.__setitem__(a.index("--model") + 1, str(t / "nowhere")), "is not a model folder"),
-        (lambda a, t: a.__setitem__(a.index("--temperatures") + 1, "0.5,2.5"), "--temperatures: 2.5: must be a number in [0, 2]"),
-        (lambda a, t: a.__setitem__(a.index("--temperatures") + 1, "hot"), "--temperatures: expected comma-separated floats"),
+        (
+            lambda a, t: a.__setitem__(a.index("--temperatures") + 1, "0.5,2.5"),
+            "--temperatures: 2.5: must be a number in [0, 2]",
+        ),
+        (
+            lambda a, t: a.__setitem__(a.index("--temperatures") + 1, "hot"),
+            "--temperatures: expected comma-separated floats",
+        ),
         (lambda a, t: a.__setitem__(a.index("--prompts") + 1, _bad_prompts(t)), "p_bad.jsonl:2: malformed JSON"),
         (
             lambda a, t: a.__setitem__(a.index("--prompts") + 1, _prompts(t / "p_task.jsonl", task="chess")),

@@ -146,7 +146,7 @@ def test_built_sets_of_the_worked_example(example):
 def test_caps_teacher_only_ablation_and_plain_format(example):
     labels, data = example["dir"] / "labels", example["dir"] / "data"
     label_samples(example["prompts"], example["teacher"], str(labels), student=example["student"])
-    config = BuildConfig(sft_max_per_question=1, pairs_max_per_question=2, rm_sources=("teacher",), chat_format=False)
+    config = BuildConfig(sft_max_per_question=1, pairs_per_question=2, rm_sources=("teacher",), chat_format=False)
     summary = build_datasets(example["prompts"], str(labels), str(data), config)
     sft = _read(data / "sft.jsonl")
     assert [r["output"] for r in sft] == ["3 + 4 = 7\n#### 7", "#### 12"] and isinstance(sft[0]["input"], str)
@@ -161,7 +161,7 @@ def test_caps_teacher_only_ablation_and_plain_format(example):
 def test_balanced_pairs_take_turns_between_source_mixes(example):
     labels, data = example["dir"] / "labels", example["dir"] / "data"
     label_samples(example["prompts"], example["teacher"], str(labels), student=example["student"])
-    build_datasets(example["prompts"], str(labels), str(data), BuildConfig(pairs_max_per_question=4))
+    build_datasets(example["prompts"], str(labels), str(data), BuildConfig(pairs_per_question=4))
     q1 = [p["meta"] for p in _read(data / "rm_pairs.jsonl") if p["meta"]["id"] == "q1"]
     mixes = {(m["chosen_source"], m["rejected_source"]) for m in q1}
     assert len(q1) == 4 and len(mixes) == 4  # one pair from each of the four mixes, not four of the largest
@@ -270,7 +270,7 @@ def test_pairs_never_mix_questions_and_chosen_always_has_label_1(tmp_path_factor
         _write(work / "p.jsonl", prompts),
         str(labels),
         str(work / "data"),
-        BuildConfig(pairs_max_per_question=cap, balance_sources=balance),
+        BuildConfig(pairs_per_question=cap, balance_sources=balance),
     )
     pairs = _read(work / "data" / "rm_pairs.jsonl")
     per_question = {}

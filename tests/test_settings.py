@@ -16,7 +16,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Commands whose flags are still declared by hand, to be moved to a settings dataclass (issue 33). A new command
 # has no place here: it declares its settings in a dataclass from the start.
 NOT_YET = {
-    "doctor", "prepare-data", "split", "judge", "build", "sft", "train-rm", "eval-rm", "ppo",
+    "doctor", "prepare-data", "split", "judge", "sft", "train-rm", "eval-rm", "ppo",
      "report", "run", "toy-world", "tiny-model",
 }  # fmt: skip
 
@@ -50,12 +50,11 @@ def test_each_field_is_a_flag_and_a_run_setting_with_one_default(name):
     command = cli.COMMANDS[name]
     cls = getattr(importlib.import_module(f"openrlhf_distill.{command.module}"), command.settings)
     actions = {a.dest: a for a in _subparser(name)._actions if a.help != argparse.SUPPRESS}
-    prefix = f"{command.settings_group}." if command.settings_group else ""
     for field in dataclasses.fields(cls):
         if not field.metadata.get("flag", True):
             continue  # set by the command itself
-        flag = actions[prefix + field.name]
-        assert flag.option_strings == [f"--{prefix}{field.name}"], flag.option_strings  # one spelling, OpenRLHF's
+        flag = actions[settings.dest(field, command.settings_group)]
+        assert flag.option_strings == [settings.flag_name(field, command.settings_group)]  # one spelling, OpenRLHF's
         default = settings.default_of(field)
         assert _as_list(flag.default) == _as_list(default), field.name
         assert flag.required == (field.default is dataclasses.MISSING), field.name
@@ -67,6 +66,7 @@ def test_each_field_is_a_flag_and_a_run_setting_with_one_default(name):
         "label": ["--prompts", "p.jsonl", "--teacher-samples", "t", "--out", "o"],
         "serve-rm": ["--model", "rm"],
         "generate": ["--model", "m", "--prompts", "p.jsonl", "--out", "o", "--role", "teacher"],
+        "build": ["--prompts", "p.jsonl", "--labels", "l", "--out", "o"],
     }[name]
     args, _ = cli.build_parser().parse_known_args([name, *required])
     required_fields = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING]

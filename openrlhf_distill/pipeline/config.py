@@ -14,6 +14,7 @@ import os
 import yaml
 
 from ..argtypes import int_at_least, number_in
+from ..builders import BuildConfig
 from ..evaluation import EvalSettings
 from ..generation.rounds import RULES, AdaptiveConfig
 from ..generation.sampling import SamplingConfig
@@ -22,6 +23,8 @@ from ..voting import VoteRule
 
 # The evaluation settings a run sets for every `eval` stage (the others keep EvalSettings' defaults).
 EVAL_SECTION = ("k", "temperature", "max_new_tokens")
+# The training-set settings a run sets (rm_sources and unlabelled follow from the stage; seed is the build's own).
+BUILD_SECTION = ("sft_max_per_question", "sft_min_label", "pairs_per_question", "pair_margin", "dev_questions")
 # The sampling settings a run sets for the teacher's and the student's `generate` stages.
 SAMPLING_SECTION = ("temperatures", "n_per_temperature", "max_new_tokens", "shard_size")
 
@@ -69,13 +72,7 @@ DEFAULTS: dict = {
     # sft_min_label: least label of an SFT response (vote labels are 0/1; judge labels score/10, e.g. 0.9).
     # dev_questions: voted questions held out of SFT, RM and RL data; models are chosen by agreement with their
     # pseudo-labels (sft.sweep, ppo.select_every), never by gold.
-    "build": {
-        "sft_max_per_question": None,
-        "sft_min_label": None,
-        "pairs_per_question": 16,
-        "pair_margin": 0.3,
-        "dev_questions": 0,
-    },
+    "build": section_defaults(BuildConfig, BUILD_SECTION),
     # launcher: deepspeed launcher flags for a multi-node GPU run, e.g. ["hostfile=/job/hosts", "num_nodes=2"]
     # sweep: OpenRLHF flags -> lists of values, e.g. {"adam.lr": [3e-5, 1e-4]}: one SFT run per combination, the
     # one whose greedy answers agree most with the dev pseudo-labels kept (needs build.dev_questions)
@@ -251,11 +248,7 @@ SETTINGS = {
     **section_checks(VoteRule, "vote"),
     "vote.max_temperature": _optional(number_in(0)),
     "judge.model": _optional(_string),
-    "build.sft_max_per_question": _optional(int_at_least(1)),
-    "build.sft_min_label": _optional(number_in(0, 1)),
-    "build.pairs_per_question": int_at_least(1),
-    "build.pair_margin": number_in(0, 1),
-    "build.dev_questions": int_at_least(0),
+    **section_checks(BuildConfig, "build", BUILD_SECTION),
     "ppo.select_every": int_at_least(0),
     "ppo.steps": _optional(int_at_least(1)),
     "rm.ablations": _list_of(_string, non_empty=False),

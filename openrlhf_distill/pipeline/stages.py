@@ -26,6 +26,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 
+from ..builders import BuildConfig
 from ..compat.flags import TRAIN_DISTILL_RM, TRAIN_PPO_RAY, TRAIN_SFT
 from ..evaluation import samples_dir_for
 from ..rewards.schemes import LABEL_SCHEMES
@@ -307,7 +308,7 @@ class _Planner:
         sft_flags = dict(self.dev_flags)
         if build["sft_max_per_question"]:
             sft_flags["--sft.max_per_question"] = build["sft_max_per_question"]
-        if build["sft_min_label"] is not None:
+        if build["sft_min_label"] != BuildConfig.sft_min_label:  # build's own default left unsaid, as before
             sft_flags["--sft.min_label"] = build["sft_min_label"]
         self.sft_data = os.path.join(run, "sft_data")
         self.dev = os.path.join(self.sft_data, "dev.jsonl") if self.dev_flags else None
