@@ -49,7 +49,12 @@ COMMANDS = {
         settings_group="vote",
         config_section="vote",
     ),
-    "judge": Command("judging", "teacher as judge: 1-10 scores for open-ended samples, labels = score / 10"),
+    "judge": Command(
+        "judging",
+        "teacher as judge: 1-10 scores for open-ended samples, labels = score / 10",
+        settings="JudgeSettings",
+        settings_group="judge",
+    ),
     "build": Command(
         "builders",
         "SFT, RM-pair, RM-point and RL-prompt sets in OpenRLHF's formats",

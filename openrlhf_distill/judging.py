@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import hashlib
 import os
 import re
@@ -39,10 +40,12 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .generation.backend import TEMPERATURE_RANGE, Backend, BackendError, Request
+from .argtypes import int_at_least, number_in
+from .generation.backend import Backend, BackendError, Request
 from .generation.options import add_backend_arguments, backend_from_args
 from .questions import SeenSamples, load_questions, question_key, read_samples
 from .records import SOURCES, RecordError, atomic_output_dir, check_output_dir, write_json_atomic, write_jsonl_atomic
+from .settings import add_flags, check_fields, from_args, setting
 from .voting import Vote
 
 JUDGE_RUBRIC = """\
@@ -255,22 +258,17 @@ def judge_samples(
     out_dir: str,
     backend: Backend | Callable[[], Backend],
     *,
-    rubric: str = JUDGE_RUBRIC,
-    temperature: float = 0.0,
-    max_new_tokens: int = 512,
-    seed: int = 0,
-    retries: int = 1,
-    retry_temperature: float = 0.7,
-    batch_size: int = 256,
+    settings: JudgeSettings | None = None,
     default_task: str | None = None,
+    **changes,
 ) -> dict:
     """Scores every sample with the judge and writes a labels folder to ``out_dir``; returns the metrics.
 
     ``samples_paths`` maps a source (teacher, student) to a .jsonl file or a folder of them. ``backend`` is a
     started backend, or a function that starts one: it is then called only after every input was read and
-    checked, and closed at the end. Unparseable outputs are asked again ``retries`` times (a new seed, at
-    ``max(temperature, retry_temperature)``: at temperature 0 a retry would repeat the same output), then
-    counted and excluded. Written all at once to ``out_dir``:
+    checked, and closed at the end. ``settings`` (``changes``: some of its fields changed): unparseable outputs
+    are asked again ``retries`` times (a new seed, at ``max(temperature, retry_temperature)``: at temperature 0 a
+    retry would repeat the same output), then counted and excluded. Written all at once to ``out_dir``:
 
     - ``teacher.jsonl`` / ``student.jsonl``: judged samples + ``score`` (1-10), ``label`` (score / 10) and
       ``judge_output`` (the judge's raw text, for audits);
@@ -284,7 +282,7 @@ def judge_samples(
         raise ValueError("no samples to judge: give teacher and/or student samples")
     if unknown := set(samples_paths) - set(SOURCES):
         raise ValueError(f"unknown sample source(s) {sorted(unknown)}; use {', '.join(SOURCES)}")
-    settings = _JudgeSettings(rubric, temperature, retry_temperature, max_new_tokens, seed, retries, batch_size)
+    settings = dataclasses.replace(settings or JudgeSettings(), **changes)
     settings.check()
     check_output_dir(out_dir, "judge", [prompts_path, *samples_paths.values()])
     questions = load_questions(prompts_path, default_task)
@@ -307,30 +305,32 @@ def judge_samples(
 
 
 @dataclass(frozen=True)
-class _JudgeSettings:
-    rubric: str
-    temperature: float
-    retry_temperature: float
-    max_new_tokens: int
-    seed: int
-    retries: int
-    batch_size: int
+class JudgeSettings:
+    """How the judge is asked: `judge`'s --judge.* flags (and --seed) are made from these fields."""
+
+    rubric_file: str | None = setting(
+        None, "a text file replacing the default criteria (the data rules and Score line stay)"
+    )
+    temperature: float = setting(0.0, "0 is greedy decoding", check=number_in(0, 2))
+    retry_temperature: float = setting(
+        0.7, "retries run at max(temperature, this): at 0 a retry would repeat its output", check=number_in(0, 2)
+    )
+    max_new_tokens: int = setting(512, "tokens per judgement at most", check=int_at_least(1))
+    retries: int = setting(1, "new tries for an unparseable judgement", check=int_at_least(0))
+    batch_size: int = setting(256, "judgements per backend call", check=int_at_least(1))
+    seed: int = setting(0, "sampling seed (a retry's seed is derived from it)", flag_as="seed")
+    rubric: str = setting(JUDGE_RUBRIC, flag=False)  # the criteria's text: the default, or --judge.rubric_file's
 
     def check(self) -> None:
-        low, high = TEMPERATURE_RANGE
-        for name in ("temperature", "retry_temperature"):
-            if not low <= (value := getattr(self, name)) <= high:
-                raise ValueError(f"judge {name} must be in [{low}, {high}], got {value}")
-        for name, least in (("max_new_tokens", 1), ("retries", 0), ("batch_size", 1)):
-            if (value := getattr(self, name)) < least:
-                raise ValueError(f"judge {name} must be >= {least}, got {value}")
+        for name, problem in check_fields(self):
+            raise ValueError(f"judge {name} {problem}, got {getattr(self, name)!r}")
 
 
 class _Judging:
     """One `judge` run: reads every sample once up front (so a bad input stops it before the judge starts),
     then judges them source by source in batches, keeping the counts its metrics report."""
 
-    def __init__(self, questions: dict, samples_paths: dict[str, str], settings: _JudgeSettings):
+    def __init__(self, questions: dict, samples_paths: dict[str, str], settings: JudgeSettings):
         self.questions, self.samples_paths, self.settings = questions, samples_paths, settings
         self.sources = list(samples_paths)
         self.totals = Counter()  # samples per question key
@@ -465,33 +465,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="folder for teacher/student.jsonl, votes.jsonl, metrics.json")
     p.add_argument("--task", default=None, help="task of prompts that have no `task` field")
     p.add_argument("--model", required=True, help="the judge (normally the teacher): model folder or served name")
-    p.add_argument(
-        "--judge.rubric_file",
-        default=None,
-        help="a text file replacing the default criteria (the data rules and Score line stay)",
-    )
-    p.add_argument("--judge.temperature", type=float, default=0.0, help="0 is greedy decoding")
-    p.add_argument(
-        "--judge.retry_temperature",
-        type=float,
-        default=0.7,
-        help="retries run at max(temperature, this): at 0 a retry would repeat its output",
-    )
-    p.add_argument("--judge.max_new_tokens", type=int, default=512)
-    p.add_argument("--judge.retries", type=int, default=1, help="new tries for an unparseable judgement")
-    p.add_argument("--judge.batch_size", type=int, default=256, help="judgements per backend call")
-    p.add_argument("--seed", type=int, default=0)
+    add_flags(p, JudgeSettings, "judge")
     add_backend_arguments(p)  # --backend, --hf.*, --vllm.*, --openai.*: the same as `generate`
 
 
 def run(args) -> int:
-    rubric = JUDGE_RUBRIC
-    if rubric_file := getattr(args, "judge.rubric_file"):
+    settings = from_args(args, JudgeSettings, "judge")
+    if rubric_file := settings.rubric_file:
         if not os.path.isfile(rubric_file):
             raise ValueError(f"--judge.rubric_file {rubric_file!r}: no such file")
         with open(rubric_file, encoding="utf-8") as f:
-            rubric = f.read()
-        if not rubric.strip():
+            settings = dataclasses.replace(settings, rubric=f.read())
+        if not settings.rubric.strip():
             raise ValueError(f"--judge.rubric_file {rubric_file!r} is empty")
     samples = {s: p for s, p in (("teacher", args.teacher_samples), ("student", args.student_samples)) if p}
     if not samples:
@@ -502,13 +487,7 @@ def run(args) -> int:
         samples,
         args.out,
         start,
-        rubric=rubric,
-        temperature=getattr(args, "judge.temperature"),
-        retry_temperature=getattr(args, "judge.retry_temperature"),
-        max_new_tokens=getattr(args, "judge.max_new_tokens"),
-        seed=args.seed,
-        retries=getattr(args, "judge.retries"),
-        batch_size=getattr(args, "judge.batch_size"),
+        settings=settings,
         default_task=args.task,
     )
     for source, c in metrics["samples"].items():
