@@ -79,7 +79,7 @@ from .argtypes import int_at_least, number_in
 from .generation.backend import TEMPERATURE_RANGE, Backend
 from .questions import question_key
 from .records import PROMPT, SAMPLE, RecordError, jsonl_files, read_records, write_json_atomic, write_jsonl_atomic
-from .settings import add_flags, check_fields, from_args, setting
+from .settings import add_flags, from_args, refuse_bad_fields, setting
 from .stats import BOOTSTRAP, WILSON, bootstrap_mean_interval, pass_at_k, wilson_interval
 from .tasks import Task, get_task
 from .voting import PLURALITY, majority_vote
@@ -418,8 +418,7 @@ class EvalSettings:
 
     def check(self) -> None:
         """The fields' own ranges (as their flags check them), and what holds between fields."""
-        for name, problem in check_fields(self):
-            raise ValueError(f"--{name}: {problem}, got {getattr(self, name)!r}")
+        refuse_bad_fields(self)
         if self.samples_per_question < self.k:
             raise ValueError(f"--n_samples ({self.n_samples}) must be >= --k ({self.k})")
         high = TEMPERATURE_RANGE[1]

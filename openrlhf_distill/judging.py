@@ -45,7 +45,7 @@ from .generation.backend import Backend, BackendError, Request
 from .generation.options import add_backend_arguments, backend_from_args
 from .questions import SeenSamples, load_questions, question_key, read_samples
 from .records import SOURCES, RecordError, atomic_output_dir, check_output_dir, write_json_atomic, write_jsonl_atomic
-from .settings import add_flags, check_fields, from_args, setting
+from .settings import add_flags, from_args, refuse_bad_fields, setting
 from .voting import Vote
 
 JUDGE_RUBRIC = """\
@@ -322,8 +322,7 @@ class JudgeSettings:
     rubric: str = setting(JUDGE_RUBRIC, flag=False)  # the criteria's text: the default, or --judge.rubric_file's
 
     def check(self) -> None:
-        for name, problem in check_fields(self):
-            raise ValueError(f"judge {name} {problem}, got {getattr(self, name)!r}")
+        refuse_bad_fields(self, "--judge.")
 
 
 class _Judging:

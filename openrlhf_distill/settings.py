@@ -161,6 +161,13 @@ def check_fields(values) -> list[tuple[str, str]]:
     return problems
 
 
+def refuse_bad_fields(values, prefix: str = "--") -> None:
+    """Raises a ValueError naming the first field of ``values`` outside its range or choices, as its flag
+    (``prefix`` + name) would be refused."""
+    for name, problem in check_fields(values):
+        raise ValueError(f"{prefix}{name}: {problem}, got {getattr(values, name)!r}")
+
+
 def section_defaults(cls, names: tuple[str, ...] | None = None, **other) -> dict:
     """The run config's section for ``cls`` (its fields ``names``, all by default): name -> default, a tuple as a
     YAML list; ``other``: a section that means another default (the student samples more than the teacher)."""

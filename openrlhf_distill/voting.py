@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from .argtypes import int_at_least, non_negative_float, number_in
-from .settings import add_flags, check_fields, from_args, setting
+from .settings import add_flags, from_args, refuse_bad_fields, setting
 
 # Why a question got no pseudo-label; counted in metrics.json.
 NO_VALID_ANSWER = "no_valid_answer"
@@ -98,8 +98,7 @@ class VoteRule:
     )
 
     def __post_init__(self):
-        for name, problem in check_fields(self):
-            raise ValueError(f"{name} {problem}, got {getattr(self, name)!r}")
+        refuse_bad_fields(self, "vote.")
 
     def refusal(self, count: int, rival: int, valid: int, total: int) -> str | None:
         """Why an answer with ``count`` votes, its strongest rival having ``rival``, out of ``valid`` readable

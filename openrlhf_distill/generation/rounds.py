@@ -27,29 +27,48 @@ from collections import Counter
 from dataclasses import dataclass
 
 from ..adaptive import leader_confidence, settled
+from ..argtypes import int_at_least
+from ..settings import refuse_bad_fields, setting
 from ..voting import DEFAULT_RULE, VoteRule, group_equivalent
 from .backend import Request, derived_seed
 
 RULES = ("exact", "beta")
 
 
+def _confidence(value) -> str | None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and 0.5 <= value < 1.0
+    return None if ok else "must be a number in [0.5, 1)"
+
+
 @dataclass(frozen=True)
 class AdaptiveConfig:
-    rule: str = "exact"  # exact: labels identical to the full budget's; beta: fewer samples, a few labels differ
-    confidence: float = 0.95  # beta: stop when P(leader stays ahead) reaches it
-    # Samples per question per round: 1 stops a question at the first sample that settles it (the fewest samples;
-    # a served teacher sees one request per question per round); more: fewer, larger rounds.
-    round_size: int = 1
-    vote: VoteRule = DEFAULT_RULE  # the `label` stage's rule (the exact rule must know it)
-    max_temperature: float | None = None  # only samples at or below it vote (`label --vote.max_temperature`)
+    """Adaptive teacher sampling: `generate`'s --adaptive.* flags and the run config's teacher.adaptive section
+    are made from these fields (both off unless a rule is given)."""
+
+    rule: str | None = setting(
+        "exact",
+        "teacher: sample in rounds and stop a question once its vote is settled (exact: the labels of the full "
+        "budget) or its leader likely to stay ahead (beta; see --adaptive.confidence). Default: off",
+        choices=RULES,
+    )
+    confidence: float = setting(0.95, "beta: stop when P(leader stays ahead) reaches it", check=_confidence)
+    # 1 stops a question at the first sample that settles it (the fewest samples; a served teacher sees one request
+    # per question per round); more: fewer, larger rounds.
+    round_size: int = setting(
+        1,
+        "samples per question a round, cycling through the temperatures (1: stop at the first that settles)",
+        check=int_at_least(1),
+    )
+    vote: VoteRule = setting(DEFAULT_RULE, flag=False)  # the `label` stage's rule (the exact rule must know it)
+    # only samples at or below it vote (`label --vote.max_temperature`)
+    max_temperature: float | None = setting(None, flag=False)
 
     def check(self) -> None:
-        if self.rule not in RULES:
-            raise ValueError(f"--adaptive.rule must be one of {', '.join(RULES)}, got {self.rule!r}")
-        if not 0.5 <= self.confidence < 1.0:
-            raise ValueError(f"--adaptive.confidence must be in [0.5, 1), got {self.confidence}")
-        if self.round_size < 1:
-            raise ValueError(f"--adaptive.round_size must be >= 1, got {self.round_size}")
+        refuse_bad_fields(self, "--adaptive.")
+
+
+# Leaving --adaptive.rule out (or the run config's teacher.adaptive.rule null) samples the whole budget.
+ADAPTIVE_OFF = {"rule": None}
 
 
 def sample_seed(seed: int, question_id, temperature_index: int, k: int) -> int:

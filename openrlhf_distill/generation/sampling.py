@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..argtypes import int_at_least, number_in, positive_int
+from ..argtypes import int_at_least, number_in
 from ..questions import load_questions
 from ..records import (
     SAMPLE,
@@ -39,7 +39,7 @@ from ..settings import add_flags, from_args, setting
 from ..voting import add_vote_arguments, vote_rule_from_args
 from .backend import TEMPERATURE_RANGE, Backend, Request, derived_seed
 from .options import add_backend_arguments, backend_from_args
-from .rounds import RULES, AdaptiveConfig, sample_shard
+from .rounds import ADAPTIVE_OFF, AdaptiveConfig, sample_shard
 
 MANIFEST = "manifest.json"
 SUMMARY = "summary.json"
@@ -341,26 +341,7 @@ def add_arguments(p) -> None:
     add_flags(p, SamplingConfig)
     p.add_argument("--overwrite", action="store_true", help="discard samples made with other arguments")
     p.add_argument("--no-progress", action="store_true")
-    adaptive = AdaptiveConfig()
-    p.add_argument(
-        "--adaptive.rule",
-        choices=RULES,
-        default=None,
-        help="teacher: sample in rounds and stop a question once its vote is settled (exact: the labels of the "
-        "full budget) or its leader likely to stay ahead (beta; see --adaptive.confidence). Default: off",
-    )
-    p.add_argument(
-        "--adaptive.confidence",
-        type=float,
-        default=adaptive.confidence,
-        help="beta: stop when P(leader stays ahead) reaches it",
-    )
-    p.add_argument(
-        "--adaptive.round_size",
-        type=positive_int,
-        default=adaptive.round_size,
-        help="samples per question a round, cycling through the temperatures (1: stop at the first that settles)",
-    )
+    add_flags(p, AdaptiveConfig, "adaptive", defaults=ADAPTIVE_OFF)
     add_vote_arguments(p)  # the exact rule stops on the vote the label stage will take
     add_backend_arguments(p)
 
@@ -396,12 +377,12 @@ def run(args) -> int:
 
 
 def _adaptive_from_args(args):
-    if getattr(args, "adaptive.rule") is None:
+    if getattr(args, "adaptive.rule") is None:  # off unless a rule is given
         return None
-    return AdaptiveConfig(
-        rule=getattr(args, "adaptive.rule"),
-        confidence=getattr(args, "adaptive.confidence"),
-        round_size=getattr(args, "adaptive.round_size"),
+    return from_args(
+        args,
+        AdaptiveConfig,
+        "adaptive",
         vote=vote_rule_from_args(args),
         max_temperature=getattr(args, "vote.max_temperature"),
     )

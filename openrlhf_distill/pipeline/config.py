@@ -16,7 +16,7 @@ import yaml
 from ..argtypes import int_at_least, number_in
 from ..builders import BuildConfig
 from ..evaluation import EvalSettings
-from ..generation.rounds import RULES, AdaptiveConfig
+from ..generation.rounds import ADAPTIVE_OFF, AdaptiveConfig
 from ..generation.sampling import SamplingConfig
 from ..settings import section_checks, section_defaults
 from ..voting import VoteRule
@@ -54,7 +54,7 @@ DEFAULTS: dict = {
         "backend_flags": {},
         # adaptive.rule: sample in rounds, a question stopping once its vote is settled (exact: the full budget's
         # labels) or its leader likely to stay ahead (beta); null: the whole budget (`generate --adaptive.*`)
-        "adaptive": {"rule": None, "confidence": AdaptiveConfig.confidence, "round_size": AdaptiveConfig.round_size},
+        "adaptive": section_defaults(AdaptiveConfig, **ADAPTIVE_OFF),
     },
     "student": {
         "model": None,
@@ -241,9 +241,7 @@ SETTINGS = {
     "data.toy.n_test": int_at_least(1),
     **_sampling("teacher"),
     **_sampling("student"),
-    "teacher.adaptive.rule": _optional(_one_of(*RULES)),
-    "teacher.adaptive.confidence": number_in(0.5, 1),
-    "teacher.adaptive.round_size": int_at_least(1),
+    **section_checks(AdaptiveConfig, "teacher.adaptive"),
     "labeller": _one_of("vote", "judge"),
     **section_checks(VoteRule, "vote"),
     "vote.max_temperature": _optional(number_in(0)),
