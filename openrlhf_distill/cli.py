@@ -84,6 +84,7 @@ COMMANDS = {
         "Every flag not listed here goes to openrlhf.cli.train_ppo_ray unchanged, e.g. --actor.model_name_or_path "
         "SFT_DIR --reward.model_name_or_path RM_DIR --data.prompt_dataset rl_prompts.jsonl --ckpt.output_dir out/.",
         openrlhf_flags=True,
+        settings="PPOOptions",
     ),
     "select": Command(
         "selection",

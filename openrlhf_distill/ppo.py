@@ -33,14 +33,15 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from .argtypes import positive_int
+from .argtypes import int_at_least
 from .compat import launch, ray_driver
 from .compat.flags import TRAIN_PPO_RAY, flag_value, has_flag, parsed_value, with_flag_value
+from .compat.gpu_plan import ClusterSettings
 from .records import REWARD_LABEL_FIELD, write_json_atomic
 from .rewards.schemes import LABEL_SCHEMES, RM_SCHEMES, SCHEMES, RewardConfig
 from .rewards.server import ServerSettings, advertised_address
 from .selection import SelectSettings
-from .settings import add_flags, from_args
+from .settings import add_flags, from_args, setting
 
 RUN_SUBDIR = "distill_ppo"
 # How `ppo` starts a hybrid run's RM server unless told otherwise: the address by the run, a free port.
@@ -51,22 +52,52 @@ _STEP_LINE = re.compile(r"Global step (\d+): (\{.*\})\s*$")
 
 @dataclass
 class PPOOptions:
-    scheme: str = "rm"
-    task: str | None = None
-    # --distill.reward.*: the reward function's weights and controls (scheme, task, URL and seed come from the run)
-    reward: RewardConfig = RewardConfig("rm")
-    engine: str = "auto"
-    ray_address: str | None = None
-    submit: bool = False
-    rm_server_url: str | None = None  # hybrid: a running `openrlhf-distill serve-rm`; else we start one
-    # --distill.rm_server.*: the server a hybrid run starts; host None: 127.0.0.1 for a local run, every interface
-    # when joining a cluster; port 0: a free one
-    rm_server: ServerSettings = RUN_RM_SERVER
-    sync_check: bool = False  # CPU engine: record the rollout engine's log-probs after training (see summary)
-    autoscaling: bool = False  # the Ray cluster adds nodes on demand: no check of the plan against its nodes now
-    steps: int | None = None  # exactly this many PPO steps, whatever the prompt set's size (`fixed_steps_prompts`)
-    # --distill.select.*: choose the run's model by agreement with dev pseudo-labels (its work_dir: the run's own)
-    select: SelectSettings | None = None
+    """What `ppo` adds to OpenRLHF's flags: its own flags are made from these fields, and from the settings
+    groups it holds (--distill.reward.*, --distill.rm_server.*, --distill.cluster.*, --distill.select.*)."""
+
+    scheme: str = setting(
+        "rm",
+        "rm: the distilled RM (the paper); vote / gold: 1 if the answer equals the pseudo-label / gold answer; "
+        "hybrid: alpha * RM + beta * vote; judge: an RM trained on judge labels; random / style: controls, 1 by a "
+        "coin flip / for the style --distill.reward.style",
+        choices=SCHEMES,
+        flag_as="reward.scheme",
+    )
+    task: str | None = setting(None, "task of rows whose label does not name one (vote, gold, hybrid)")
+    engine: str = setting("auto", "auto: gpu when CUDA is found", choices=("auto", "gpu", "cpu"))
+    ray_address: str | None = setting(
+        None,
+        "join this Ray cluster (default: $RAY_ADDRESS, else local; on the CPU engine only this flag joins one, "
+        "whose nodes must declare logical GPUs: ray start --num-gpus N)",
+        flag_as="ray.address",
+    )
+    submit: bool = setting(
+        False, "submit as a Ray job to --ray.address (the dashboard, http://HEAD:8265)", flag_as="ray.submit"
+    )
+    rm_server_url: str | None = setting(
+        None,
+        "hybrid: a running `openrlhf-distill serve-rm` (default: serve the RM for the run)",
+        flag_as="distill.rm_server.url",
+    )
+    sync_check: bool = setting(
+        False,
+        "CPU engine: after training, compare the rollout engine's log-probs with the saved actor",
+        flag_as="distill.sync_check",
+    )
+    steps: int | None = setting(
+        None,
+        "exactly N PPO steps whatever the prompt set's size: the prompts are cycled to N x --rollout.batch_size "
+        "rows, one episode (runs on the labelled prompts and on every prompt then take equal steps)",
+        check=int_at_least(1),
+        flag_as="distill.steps",
+    )
+    # The groups, from their own flags: the reward function's weights and controls (scheme, task, URL and seed
+    # come from the run); the RM server a hybrid run starts (host None: 127.0.0.1 for a local run, every
+    # interface when joining a cluster; port 0: a free one); the declared cluster; the gold-free checkpoint choice.
+    reward: RewardConfig = setting(RewardConfig("rm"), flag=False)
+    rm_server: ServerSettings = setting(RUN_RM_SERVER, flag=False)
+    cluster: ClusterSettings = setting(ClusterSettings(), flag=False)
+    select: SelectSettings | None = setting(None, flag=False)
 
 
 @dataclass
@@ -255,7 +286,7 @@ def plan(argv: list[str], options: PPOOptions) -> PPOPlan:
         engine=options.engine,
         ray_address=options.ray_address,
         submit=options.submit,
-        autoscaling=options.autoscaling,
+        autoscaling=options.cluster.autoscaling,
     )
     if options.sync_check:
         if planned.engine != "cpu":
@@ -553,64 +584,14 @@ def sync_check(probe_path: str, actor_dir: str) -> dict:
 
 
 def add_arguments(p) -> None:
-    p.add_argument(
-        "--reward.scheme",
-        choices=SCHEMES,
-        default="rm",
-        help="rm: the distilled RM (the paper); vote / gold: 1 if the answer equals the pseudo-label / "
-        "gold answer; hybrid: alpha * RM + beta * vote; judge: an RM trained on judge labels; "
-        "random / style: controls, 1 by a coin flip / for the style --distill.reward.style",
-    )
-    p.add_argument("--task", default=None, help="task of rows whose label does not name one (vote, gold, hybrid)")
+    add_flags(p, PPOOptions)
     add_flags(p, RewardConfig, "distill.reward")
-    p.add_argument(
-        "--distill.rm_server.url",
-        default=None,
-        help="hybrid: a running `openrlhf-distill serve-rm` (default: serve the RM for the run)",
-    )
     # hybrid: the RM server the run starts (as `serve-rm` takes them; the address chosen by the run, a free port)
     add_flags(p, ServerSettings, "distill.rm_server", defaults=RUN_RM_SERVER_DEFAULTS)
-    p.add_argument(
-        "--distill.sync_check",
-        action="store_true",
-        help="CPU engine: after training, compare the rollout engine's log-probs with the saved actor",
-    )
-    p.add_argument(
-        "--distill.cluster.nodes",
-        type=positive_int,
-        default=None,
-        help="the GPU cluster the run is for: with --distill.cluster.gpus_per_node, a GPU plan "
-        "that does not fit is refused before Ray starts (OpenRLHF would wait for ever)",
-    )
-    p.add_argument("--distill.cluster.gpus_per_node", type=positive_int, default=None)
-    p.add_argument(
-        "--distill.cluster.autoscaling",
-        action="store_true",
-        help="the Ray cluster adds nodes on demand: the driver does not refuse a GPU plan larger than the nodes "
-        "it has when the run starts",
-    )
-    p.add_argument(
-        "--distill.steps",
-        type=positive_int,
-        default=None,
-        help="exactly N PPO steps whatever the prompt set's size: the prompts are cycled to N x --rollout.batch_size "
-        "rows, one episode (runs on the labelled prompts and on every prompt then take equal steps)",
-    )
+    add_flags(p, ClusterSettings, "distill.cluster")
     # --distill.select.dev DEV: the actor is saved every --ckpt.save_steps steps, and the one whose greedy answers
     # agree most with DEV's pseudo-labels becomes the run's model (`selection`); the rest decode as `select` does
     add_flags(p, SelectSettings, "distill.select", exclude=("task",), optional=True)
-    p.add_argument(
-        "--ray.address",
-        default=None,
-        help="join this Ray cluster (default: $RAY_ADDRESS, else local; on the CPU engine only this flag joins one, "
-        "whose nodes must declare logical GPUs: ray start --num-gpus N)",
-    )
-    p.add_argument(
-        "--ray.submit",
-        action="store_true",
-        help="submit as a Ray job to --ray.address (the dashboard, http://HEAD:8265)",
-    )
-    p.add_argument("--engine", choices=["auto", "gpu", "cpu"], default="auto", help="auto: gpu when CUDA is found")
     p.add_argument("--log", default=None, help="also write the run's output to this file")
     p.add_argument(
         "--dry-run",
@@ -620,18 +601,13 @@ def add_arguments(p) -> None:
 
 
 def options_from(args) -> PPOOptions:
-    return PPOOptions(
-        scheme=getattr(args, "reward.scheme"),
-        task=args.task,
-        reward=from_args(args, RewardConfig, "distill.reward", scheme=getattr(args, "reward.scheme")),
-        engine=args.engine,
-        ray_address=getattr(args, "ray.address"),
-        submit=getattr(args, "ray.submit"),
-        rm_server_url=getattr(args, "distill.rm_server.url"),
+    scheme = getattr(args, "reward.scheme")
+    return from_args(
+        args,
+        PPOOptions,
+        reward=from_args(args, RewardConfig, "distill.reward", scheme=scheme),
         rm_server=from_args(args, ServerSettings, "distill.rm_server"),
-        sync_check=getattr(args, "distill.sync_check"),
-        autoscaling=getattr(args, "distill.cluster.autoscaling"),
-        steps=getattr(args, "distill.steps"),
+        cluster=from_args(args, ClusterSettings, "distill.cluster"),
         select=from_args(args, SelectSettings, "distill.select", task=args.task, work_dir=".")
         if getattr(args, "distill.select.dev")
         else None,
@@ -660,7 +636,7 @@ def check(args, openrlhf_argv: list[str]) -> tuple[PPOPlan, object, list]:
     namespace = validate(ppo_plan)
     check_sampling(namespace)
     planned = placements(ppo_plan, namespace)
-    nodes, per_node = getattr(args, "distill.cluster.nodes"), getattr(args, "distill.cluster.gpus_per_node")
+    nodes, per_node = ppo_plan.options.cluster.nodes, ppo_plan.options.cluster.gpus_per_node
     if (nodes is None) != (per_node is None):
         raise ValueError("--distill.cluster.nodes and --distill.cluster.gpus_per_node go together")
     # A local CPU Ray declares as many logical GPUs as the run needs; a cluster has what its nodes declared.

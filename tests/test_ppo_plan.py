@@ -12,6 +12,7 @@ import pytest
 from openrlhf_distill import ppo
 from openrlhf_distill.compat import launch, ray_driver
 from openrlhf_distill.compat.flags import flag_value, has_flag
+from openrlhf_distill.compat.gpu_plan import ClusterSettings
 from openrlhf_distill.compat.patches import BOOT_DIR, ENV_ENGINE
 from openrlhf_distill.compat.version import OpenRLHFNotSupported
 from openrlhf_distill.rewards.server import ServerSettings
@@ -201,10 +202,23 @@ def test_gpu_engine_runs_the_driver_locally_or_on_the_cluster(tmp_path, monkeypa
         ray_driver.ENV_AUTOSCALING not in runtime_env["env_vars"]
         and ray_driver.ENV_AUTOSCALING not in joined.launch.env
     )
-    scaling = _plan(tmp_path, *RM, scheme="rm", engine="gpu", ray_address="10.0.0.1:6379", autoscaling=True)
+    scaling = _plan(
+        tmp_path,
+        *RM,
+        scheme="rm",
+        engine="gpu",
+        ray_address="10.0.0.1:6379",
+        cluster=ClusterSettings(autoscaling=True),
+    )
     assert scaling.launch.env[ray_driver.ENV_AUTOSCALING] == "1"
     scaling = _plan(
-        tmp_path, *RM, scheme="rm", engine="gpu", ray_address="http://h:8265", submit=True, autoscaling=True
+        tmp_path,
+        *RM,
+        scheme="rm",
+        engine="gpu",
+        ray_address="http://h:8265",
+        submit=True,
+        cluster=ClusterSettings(autoscaling=True),
     )
     command = scaling.launch.command
     assert json.loads(command[command.index("--runtime-env-json") + 1])["env_vars"][ray_driver.ENV_AUTOSCALING] == "1"

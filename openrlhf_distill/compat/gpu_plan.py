@@ -22,7 +22,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..argtypes import int_at_least
+from ..settings import setting
 from .flags import parsed_value
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """The GPU cluster a run is declared for: `ppo`'s --distill.cluster.* and the run config's `cluster`."""
+
+    nodes: int | None = setting(
+        None,
+        "the GPU cluster the run is for: with gpus_per_node, a GPU plan that does not fit is refused before Ray "
+        "starts (OpenRLHF would wait for ever)",
+        check=int_at_least(1),
+    )
+    gpus_per_node: int | None = setting(None, "GPUs on each of its nodes", check=int_at_least(1))
+    autoscaling: bool = setting(
+        False,
+        "the Ray cluster adds nodes on demand: the driver does not refuse a GPU plan larger than the nodes it has "
+        "when the run starts",
+    )
 
 
 @dataclass(frozen=True)

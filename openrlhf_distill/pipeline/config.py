@@ -15,6 +15,7 @@ import yaml
 
 from ..argtypes import int_at_least, number_in
 from ..builders import BuildConfig
+from ..compat.gpu_plan import ClusterSettings
 from ..evaluation import EvalSettings
 from ..generation.rounds import ADAPTIVE_OFF, AdaptiveConfig
 from ..generation.sampling import SamplingConfig
@@ -84,7 +85,7 @@ DEFAULTS: dict = {
     # The GPU cluster the run is for: each PPO stage's GPU plan (OpenRLHF's placement of its groups) is checked
     # against nodes x gpus_per_node when the stage starts (`ppo --distill.cluster.*`). null: not checked.
     # autoscaling: the Ray cluster adds nodes on demand, so the driver does not also check the nodes it has now.
-    "cluster": {"nodes": None, "gpus_per_node": None, "autoscaling": False},
+    "cluster": section_defaults(ClusterSettings),
     # A trainer stage that finished keeps its final model; its DeepSpeed checkpoints (optimizer states, ~8x the
     # model for a PPO run's actor and critic) are deleted unless this is true (needed only to train further).
     "keep_checkpoints": False,
@@ -253,9 +254,7 @@ SETTINGS = {
     "sft.launcher": _list_of(_string, non_empty=False),
     "rm.launcher": _list_of(_string, non_empty=False),
     "ppo.schemes": _list_of(_string),
-    "cluster.nodes": _optional(int_at_least(1)),
-    "cluster.gpus_per_node": _optional(int_at_least(1)),
-    "cluster.autoscaling": _bool,
+    **section_checks(ClusterSettings, "cluster"),
     "keep_checkpoints": _bool,
     "eval.enabled": _bool,
     **section_checks(EvalSettings, "eval", EVAL_SECTION),

@@ -45,7 +45,9 @@ def check_live_cluster(stages: list[Stage], checked: dict) -> list[str]:
         if stage.argv[0] != "ppo":
             continue
         ppo_plan, _, placements = checked[stage.key].result
-        if ppo_plan.options.autoscaling or (ppo_plan.launch.engine == "cpu" and not ppo_plan.options.ray_address):
+        if ppo_plan.options.cluster.autoscaling or (
+            ppo_plan.launch.engine == "cpu" and not ppo_plan.options.ray_address
+        ):
             continue  # nodes come on demand, or the CPU engine's own Ray declares what the run needs
         address = ray_cluster_address(ppo_plan.options)
         if address:
