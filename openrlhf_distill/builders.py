@@ -92,9 +92,14 @@ class BuildConfig:
         flag_as="rl.unlabelled",
     )  # fmt: skip
     seed: int = setting(0, "seeds each question's draw of pairs")
-    # set from --rm.no_balance_sources and --data.format (flags that say the opposite or name a format)
-    balance_sources: bool = setting(True, flag=False)  # draw pairs in turns from each (chosen, rejected) source mix
-    chat_format: bool = setting(True, flag=False)
+    # by default pairs are drawn in turns from each (chosen source, rejected source) mix
+    no_balance_sources: bool = setting(
+        False, "draw pairs from all source mixes pooled, not in turns", flag_as="rm.no_balance_sources"
+    )
+    data_format: str = setting(
+        "chat", "chat: messages for --data.apply_chat_template; plain: strings", choices=("chat", "plain"),
+        flag_as="data.format",
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -224,7 +229,7 @@ def select_pairs(samples: list[Labelled], config: BuildConfig, rng: random.Rando
         if pairs:
             rng.shuffle(pairs)
             mixes.append(pairs)
-    if not config.balance_sources:
+    if config.no_balance_sources:
         pool = [p for pairs in mixes for p in pairs]
         rng.shuffle(pool)
         mixes = [pool]
@@ -263,7 +268,7 @@ def build_datasets(
     questions = load_questions(prompts, default_task)
     pseudo_labels = _load_votes(os.path.join(labels_dir, "votes.jsonl"), questions)
     labelled = _load_labelled(labels_dir, pseudo_labels)
-    fmt = _Formatter(config.chat_format)
+    fmt = _Formatter(config.data_format == "chat")
 
     metrics = {"sft": Counter(), "rm_pairs": Counter(), "rm_points": Counter(), "rl_prompts": Counter()}
     held_out = dev_keys(pseudo_labels, config.dev_questions)
@@ -342,24 +347,10 @@ def add_arguments(p) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--task", default=None, help="task of prompts that have no `task` field")
     add_flags(p, BuildConfig)
-    p.add_argument(
-        "--rm.no_balance_sources", action="store_true", help="draw pairs from all source mixes pooled, not in turns"
-    )
-    p.add_argument(
-        "--data.format",
-        choices=["chat", "plain"],
-        default="chat",
-        help="chat: messages for --data.apply_chat_template; plain: strings",
-    )
 
 
 def run(args) -> int:
-    config = from_args(
-        args,
-        BuildConfig,
-        balance_sources=not getattr(args, "rm.no_balance_sources"),
-        chat_format=getattr(args, "data.format") == "chat",
-    )
+    config = from_args(args, BuildConfig)
     summary = build_datasets(args.prompts, args.labels, args.out, config, default_task=args.task)
     print(" ".join(f"{name}: {count} rows" for name, count in summary["rows"].items()) + f" -> {args.out}")
     return 0

@@ -31,7 +31,7 @@ from .records import (
     write_json_atomic,
     write_jsonl_atomic,
 )
-from .voting import DEFAULT_RULE, VoteRule, add_vote_arguments, vote_from_counts, vote_rule_from_args
+from .voting import DEFAULT_RULE, VoteRule, add_vote_arguments, vote_from_counts, vote_rule_from_args, vote_samples
 
 
 @dataclass(frozen=True)
@@ -191,7 +191,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    config = VoteConfig(rule=vote_rule_from_args(args), max_temperature=getattr(args, "vote.max_temperature"))
+    config = VoteConfig(rule=vote_rule_from_args(args), max_temperature=vote_samples(args))
     metrics = label_samples(
         args.prompts,
         args.teacher_samples,

@@ -601,16 +601,17 @@ def add_arguments(p) -> None:
 
 
 def options_from(args) -> PPOOptions:
-    scheme = getattr(args, "reward.scheme")
-    return from_args(
+    options = from_args(
         args,
         PPOOptions,
-        reward=from_args(args, RewardConfig, "distill.reward", scheme=scheme),
         rm_server=from_args(args, ServerSettings, "distill.rm_server"),
         cluster=from_args(args, ClusterSettings, "distill.cluster"),
-        select=from_args(args, SelectSettings, "distill.select", task=args.task, work_dir=".")
-        if getattr(args, "distill.select.dev")
-        else None,
+    )
+    select = from_args(args, SelectSettings, "distill.select", task=options.task, work_dir=".")
+    return dataclasses.replace(
+        options,
+        reward=from_args(args, RewardConfig, "distill.reward", scheme=options.scheme),
+        select=select if select.dev else None,  # no dev questions: no choice, the last actor is the model
     )
 
 

@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from .argtypes import int_at_least, non_negative_float, number_in
+from .argtypes import int_at_least, number_in
 from .settings import add_flags, from_args, refuse_bad_fields, setting
 
 # Why a question got no pseudo-label; counted in metrics.json.
@@ -123,6 +123,16 @@ class VoteRule:
         return self.refusal(count, rival, valid, total) is None
 
 
+@dataclass(frozen=True)
+class VotingSamples:
+    """Which of a question's samples vote: `label`'s and `generate`'s --vote.max_temperature, the run config's
+    vote.max_temperature."""
+
+    max_temperature: float | None = setting(
+        None, "only teacher samples at or below this temperature vote (default: all)", check=number_in(0)
+    )
+
+
 DEFAULT_RULE = VoteRule()  # the pipeline's and the `label` command's defaults
 # maj@k in evaluation: the strict plurality of the readable answers, with no threshold on share or readability.
 PLURALITY = VoteRule(min_ratio=0.0, min_valid_share=0.0)
@@ -178,12 +188,12 @@ def vote_from_counts(
 def add_vote_arguments(p) -> None:
     """The vote's flags (`label`, and `generate --adaptive.rule exact`, which must stop on the same rule)."""
     add_flags(p, VoteRule, "vote")
-    p.add_argument(
-        "--vote.max_temperature",
-        type=non_negative_float,
-        default=None,
-        help="only teacher samples at or below this temperature vote (default: all)",
-    )
+    add_flags(p, VotingSamples, "vote")
+
+
+def vote_samples(args) -> float | None:
+    """The highest temperature whose samples vote (--vote.max_temperature; None: all)."""
+    return from_args(args, VotingSamples, "vote").max_temperature
 
 
 def vote_rule_from_args(args) -> VoteRule:

@@ -146,7 +146,7 @@ def test_built_sets_of_the_worked_example(example):
 def test_caps_teacher_only_ablation_and_plain_format(example):
     labels, data = example["dir"] / "labels", example["dir"] / "data"
     label_samples(example["prompts"], example["teacher"], str(labels), student=example["student"])
-    config = BuildConfig(sft_max_per_question=1, pairs_per_question=2, rm_sources=("teacher",), chat_format=False)
+    config = BuildConfig(sft_max_per_question=1, pairs_per_question=2, rm_sources=("teacher",), data_format="plain")
     summary = build_datasets(example["prompts"], str(labels), str(data), config)
     sft = _read(data / "sft.jsonl")
     assert [r["output"] for r in sft] == ["3 + 4 = 7\n#### 7", "#### 12"] and isinstance(sft[0]["input"], str)
@@ -270,7 +270,7 @@ def test_pairs_never_mix_questions_and_chosen_always_has_label_1(tmp_path_factor
         _write(work / "p.jsonl", prompts),
         str(labels),
         str(work / "data"),
-        BuildConfig(pairs_per_question=cap, balance_sources=balance),
+        BuildConfig(pairs_per_question=cap, no_balance_sources=not balance),
     )
     pairs = _read(work / "data" / "rm_pairs.jsonl")
     per_question = {}

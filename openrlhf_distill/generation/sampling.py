@@ -36,7 +36,7 @@ from ..records import (
     write_jsonl_atomic,
 )
 from ..settings import add_flags, from_args, setting
-from ..voting import add_vote_arguments, vote_rule_from_args
+from ..voting import add_vote_arguments, vote_rule_from_args, vote_samples
 from .backend import TEMPERATURE_RANGE, Backend, Request, derived_seed
 from .options import add_backend_arguments, backend_from_args
 from .rounds import ADAPTIVE_OFF, AdaptiveConfig, sample_shard
@@ -377,12 +377,8 @@ def run(args) -> int:
 
 
 def _adaptive_from_args(args):
-    if getattr(args, "adaptive.rule") is None:  # off unless a rule is given
-        return None
-    return from_args(
-        args,
-        AdaptiveConfig,
-        "adaptive",
-        vote=vote_rule_from_args(args),
-        max_temperature=getattr(args, "vote.max_temperature"),
+    """The --adaptive.* settings, or None when no rule was given (adaptive sampling is off)."""
+    adaptive = from_args(
+        args, AdaptiveConfig, "adaptive", vote=vote_rule_from_args(args), max_temperature=vote_samples(args)
     )
+    return adaptive if adaptive.rule is not None else None

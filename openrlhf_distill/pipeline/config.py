@@ -13,14 +13,14 @@ import os
 
 import yaml
 
-from ..argtypes import int_at_least, number_in
+from ..argtypes import int_at_least
 from ..builders import BuildConfig
 from ..compat.gpu_plan import ClusterSettings
 from ..evaluation import EvalSettings
 from ..generation.rounds import ADAPTIVE_OFF, AdaptiveConfig
 from ..generation.sampling import SamplingConfig
 from ..settings import section_checks, section_defaults
-from ..voting import VoteRule
+from ..voting import VoteRule, VotingSamples
 
 # The evaluation settings a run sets for every `eval` stage (the others keep EvalSettings' defaults).
 EVAL_SECTION = ("k", "temperature", "max_new_tokens")
@@ -67,7 +67,7 @@ DEFAULTS: dict = {
     # (the teacher scores each response 1-10 against a rubric, label = score / 10; open-ended tasks).
     "labeller": "vote",
     # `label --vote.*`; max_temperature: only the teacher's samples at or below it vote (null: all)
-    "vote": {**section_defaults(VoteRule), "max_temperature": None},
+    "vote": {**section_defaults(VoteRule), **section_defaults(VotingSamples)},
     # judge.model: the judge (null: the teacher); flags: `openrlhf-distill judge` flags, e.g. judge.rubric_file.
     "judge": {"model": None, "flags": {}},
     # sft_min_label: least label of an SFT response (vote labels are 0/1; judge labels score/10, e.g. 0.9).
@@ -245,7 +245,7 @@ SETTINGS = {
     **section_checks(AdaptiveConfig, "teacher.adaptive"),
     "labeller": _one_of("vote", "judge"),
     **section_checks(VoteRule, "vote"),
-    "vote.max_temperature": _optional(number_in(0)),
+    **section_checks(VotingSamples, "vote"),
     "judge.model": _optional(_string),
     **section_checks(BuildConfig, "build", BUILD_SECTION),
     "ppo.select_every": int_at_least(0),
