@@ -550,3 +550,29 @@ def test_the_cluster_settings_reach_every_ppo_command(tmp_path):
     assert all("--distill.cluster.autoscaling" not in s.argv for s in stages.plan(default) if s.argv[0] == "ppo")
     with pytest.raises(cfg.ConfigError, match="cluster.autoscaling"):
         cfg.load_config(None, [*base, "--cluster.autoscaling", "maybe"])
+
+
+def test_plans_spell_flags_as_users_type_them_and_run_folders_made_before_stay_done(tmp_path):
+    """Our commands' flags are spelled as OpenRLHF spells its own (--max_new_tokens); plans made before wrote
+    --max-new-tokens. A fingerprint hashes the earlier spelling, so a run folder made then is not redone."""
+    import dataclasses
+
+    quickstart = os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "recipes", "configs", "quickstart_cpu.yaml"
+    )
+    config = cfg.load_config(quickstart, ["--run_dir", str(tmp_path)])
+    planned = stages.plan(config)
+    words = [w for s in planned for w in s.argv if w.startswith("--") and "." not in w]
+    assert "--max_new_tokens" in words and "--n_per_temperature" in words
+    assert not [w for w in words if "-" in w[2:] and w[2:].replace("-", "_") in {x[2:] for x in words}]
+
+    def earlier(stage):  # the plan as it was written before: our flags in kebab case
+        kebab = [w.replace("_", "-") if w.startswith("--") and "." not in w else w for w in stage.argv]
+        return dataclasses.replace(stage, argv=kebab)
+
+    assert runner.fingerprints([earlier(s) for s in planned]) == runner.fingerprints(planned)
+    changed = cfg.load_config(
+        quickstart,
+        ["--run_dir", str(tmp_path), "--student.max_new_tokens", "77"],
+    )
+    assert runner.fingerprints(stages.plan(changed)) != runner.fingerprints(planned)  # values still count

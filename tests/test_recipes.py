@@ -86,7 +86,7 @@ def test_paper_recipes_plan_every_stage_and_their_ppo_commands_are_accepted_and_
         == "8"
     )
     sampling = next(c for c in commands if "generate" in c and "student" in c)
-    assert sampling[sampling.index("--n-per-temperature") + 1] == "30"  # the paper's 30 student samples
+    assert sampling[sampling.index("--n_per_temperature") + 1] == "30"  # the paper's 30 student samples
     ppo_commands = [c for c in commands if "ppo" in c]
     assert len(ppo_commands) == 3 * 4  # rm, vote, gold and the teacher-only RM ablation, 3 seeds
     plans = {}

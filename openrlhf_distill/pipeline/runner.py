@@ -107,10 +107,22 @@ def _as_written(written: dict[str, str]):
     return rewrite
 
 
+def _as_fingerprinted(arg: str) -> str:
+    """A command-line word as fingerprints hash it. Our commands' own flags are spelled as OpenRLHF spells its
+    flags (``--max_new_tokens``); plans made before wrote ``--max-new-tokens``, and hashing that spelling keeps
+    their run folders done. Dotted flags (OpenRLHF's, our groups') were always spelled as now."""
+    return arg.replace("_", "-") if arg.startswith("--") and "." not in arg and "_" in arg else arg
+
+
 def fingerprints(stages: list[Stage], written: dict[str, str] | None = None) -> dict[str, str]:
     """Each stage's fingerprint: its command + its inputs (upstream fingerprints, or the files themselves), with
-    paths as the config wrote them (``written``: absolute path -> spelling in the config)."""
-    rewrite = _as_written(written or {})
+    paths as the config wrote them (``written``: absolute path -> spelling in the config) and flags as plans
+    before this spelling wrote them (`_as_fingerprinted`)."""
+    as_written = _as_written(written or {})
+
+    def rewrite(arg: str) -> str:
+        return _as_fingerprinted(as_written(arg))
+
     made_by = {stage.output: stage.key for stage in stages}
     out: dict[str, str] = {}
     for stage in stages:

@@ -254,9 +254,9 @@ class _Planner:
             "--out": out,
             "--task": self.task,
             "--temperatures": _csv(settings["temperatures"]),
-            "--n-per-temperature": settings["n_per_temperature"],
-            "--max-new-tokens": settings["max_new_tokens"],
-            "--shard-size": settings["shard_size"],
+            "--n_per_temperature": settings["n_per_temperature"],
+            "--max_new_tokens": settings["max_new_tokens"],
+            "--shard_size": settings["shard_size"],
             "--seed": seed,
             "--backend": self.backend,
         }
@@ -331,7 +331,7 @@ class _Planner:
             "--seed": seed,
             "--k": self.ev["k"],
             "--temperature": self.ev["temperature"],
-            "--max-new-tokens": self.ev["max_new_tokens"],
+            "--max_new_tokens": self.ev["max_new_tokens"],
             "--backend": self.backend,
         }
         backend_flags = self.student["backend_flags"] if backend_flags is None else backend_flags
@@ -388,7 +388,7 @@ class _Planner:
             "--dev": self.dev,
             "--task": self.task,
             "--out": sft,
-            **{f"--{name.replace('_', '-')}": value for name, value in self._choice_settings().items()},
+            **{f"--{name}": value for name, value in self._choice_settings().items()},
         }
         flags |= {"--measure": self.test} if self.ev["enabled"] else {}  # gold: reported beside, never chosen by
         inputs = candidates + [self.sft_data] + ([self.test] if self.ev["enabled"] else [])
