@@ -33,9 +33,15 @@ class Command:
 # In pipeline order (docs/architecture.md): set-up, sample, label (vote or judge), build the sets, SFT, RM,
 # evaluate the RM, RL, evaluate, report; then the whole pipeline and the toy helpers.
 COMMANDS = {
-    "doctor": Command("doctor", "report installed components, the OpenRLHF version check and the engine"),
+    "doctor": Command(
+        "doctor", "report installed components, the OpenRLHF version check and the engine", settings="DoctorSettings"
+    ),
     "prepare-data": Command("prepare_data", "GSM8K / MMLU-Pro (datasets, or a local copy) as prompt records"),
-    "split": Command("split", "cut the training questions into the teacher's (labelled) and unlabelled RL prompts"),
+    "split": Command(
+        "split",
+        "cut the training questions into the teacher's (labelled) and unlabelled RL prompts",
+        settings="SplitSettings",
+    ),
     "generate": Command(
         "generation.sampling",
         "sample the teacher or the student: several temperatures, resumable shards",
@@ -76,7 +82,9 @@ COMMANDS = {
         openrlhf_flags=True,
     ),
     "eval-rm": Command(
-        "reward_model.evaluate", "reward model on held-out data: pseudo and gold pairs, AUC, ECE, best-of-N"
+        "reward_model.evaluate",
+        "reward model on held-out data: pseudo and gold pairs, AUC, ECE, best-of-N",
+        settings="EvalRMSettings",
     ),
     "ppo": Command(
         "ppo",
@@ -102,7 +110,7 @@ COMMANDS = {
         settings="EvalSettings",
         config_section="eval",
     ),
-    "report": Command("results", "results.json, report.md and plots/ of a run directory"),
+    "report": Command("results", "results.json, report.md and plots/ of a run directory", settings="ReportSettings"),
     "run": Command(
         "pipeline",
         "the whole method: every stage in order, resumable, ending in results.json / report.md",
@@ -111,7 +119,11 @@ COMMANDS = {
         openrlhf_flags=True,  # the dotted overrides: read by the pipeline's config, not by argparse
     ),
     "toy-world": Command("toy.world", "the CPU toy world: arithmetic data, a teacher and a student pretrained here"),
-    "tiny-model": Command("toy.tiny_models", "build a tiny random causal LM + tokenizer offline (tests, toy runs)"),
+    "tiny-model": Command(
+        "toy.tiny_models",
+        "build a tiny random causal LM + tokenizer offline (tests, toy runs)",
+        settings="TinyModelSpec",
+    ),
 }
 
 

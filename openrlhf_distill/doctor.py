@@ -6,6 +6,7 @@ import importlib.util
 import json
 import platform
 import sys
+from dataclasses import dataclass
 
 from .compat.version import (
     SUPPORTED_RANGE,
@@ -14,6 +15,7 @@ from .compat.version import (
     check_vllm_for_cpu_rl,
     installed_version,
 )
+from .settings import add_flags, from_args, setting
 
 # distribution name, required?, why it matters
 COMPONENTS = [
@@ -85,9 +87,14 @@ def main(as_json: bool = False) -> int:
     return 1 if report["problems"] else 0
 
 
+@dataclass(frozen=True)
+class DoctorSettings:
+    json: bool = setting(False, "machine-readable output")
+
+
 def add_arguments(p) -> None:
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_flags(p, DoctorSettings)
 
 
 def run(args) -> int:
-    return main(as_json=args.json)
+    return main(as_json=from_args(args, DoctorSettings).json)

@@ -11,9 +11,11 @@ that need none can use; ``build --rl.unlabelled``). Every record is checked as a
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
-from .argtypes import positive_int
+from .argtypes import int_at_least
 from .records import PROMPT, RecordError, atomic_output_dir, check_output_dir, read_records, write_jsonl_atomic
+from .settings import add_flags, from_args, setting
 
 LABELLED_FILE, UNLABELLED_FILE = "labelled.jsonl", "unlabelled.jsonl"
 
@@ -34,13 +36,20 @@ def split_questions(prompts: str, labelled: int, out: str) -> dict:
     return {"labelled": labelled, "unlabelled": len(records) - labelled}
 
 
+@dataclass(frozen=True)
+class SplitSettings:
+    """The teacher's budget: `split`'s --labelled (the run config's data.labelled_questions)."""
+
+    labelled: int = setting(help="how many the teacher answers (the first N)", check=int_at_least(1))
+
+
 def add_arguments(p) -> None:
     p.add_argument("--prompts", required=True, help="the training questions (prompt records)")
-    p.add_argument("--labelled", type=positive_int, required=True, help="how many the teacher answers (the first N)")
     p.add_argument("--out", required=True, help="folder for labelled.jsonl and unlabelled.jsonl")
+    add_flags(p, SplitSettings)
 
 
 def run(args) -> int:
-    counts = split_questions(args.prompts, args.labelled, args.out)
+    counts = split_questions(args.prompts, from_args(args, SplitSettings).labelled, args.out)
     print(f"{counts['labelled']} questions for the teacher, {counts['unlabelled']} unlabelled -> {args.out}")
     return 0

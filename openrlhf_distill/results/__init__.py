@@ -11,8 +11,10 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 from ..records import write_json_atomic, write_text_atomic
+from ..settings import add_flags, from_args, setting
 from .collect import RESULTS_FILE, collect_results
 
 REPORT_FILE = "report.md"
@@ -36,18 +38,21 @@ def build_report(run_dir: str, *, plots: bool = True) -> dict:
     return results
 
 
+@dataclass(frozen=True)
+class ReportSettings:
+    no_plots: bool = setting(False, "write results.json and report.md only", aliases=("--no-plots",))
+
+
 def add_arguments(parser) -> None:
     parser.add_argument("run_dir", help="the run directory of a pipeline run (run.json, eval/, seed<k>/, ...)")
-    parser.add_argument(
-        "--no-plots", "--no_plots", dest="no_plots", action="store_true", help="write results.json and report.md only"
-    )
+    add_flags(parser, ReportSettings)
 
 
 def run(args) -> int:
     """`openrlhf-distill report RUN_DIR`: writes the report and prints the main table and the differences."""
     from .markdown import comparison_lines, main_table_lines
 
-    results = build_report(args.run_dir, plots=not args.no_plots)
+    results = build_report(args.run_dir, plots=not from_args(args, ReportSettings).no_plots)
     seeds = ", ".join(str(s) for s in results["seeds"]) or "none"
     print(f"{results['task'] or 'unknown task'}, seeds {seeds}: accuracy (%), mean over seeds [95% t-interval]")
     print("\n".join(main_table_lines(results)))

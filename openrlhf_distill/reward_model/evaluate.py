@@ -30,6 +30,7 @@ import json
 import os
 import random
 from collections import defaultdict
+from dataclasses import dataclass
 
 from ..model_folders import check_reward_model
 from ..questions import load_questions, question_key, read_samples
@@ -43,6 +44,7 @@ from ..records import (
     write_json_atomic,
     write_jsonl_atomic,
 )
+from ..settings import add_flags, from_args, setting
 from ..stats import auc, expected_calibration_error, mean, pair_accuracy
 from ..voting import majority_vote
 from .scorer import RewardScorer
@@ -251,7 +253,7 @@ def add_arguments(p) -> None:
     p.add_argument("--points", default=None, help="held-out labelled points (rm_points.jsonl layout)")
     p.add_argument("--prompts", default=None, help="prompts with gold, for gold pairs and best-of-N")
     p.add_argument("--samples", default=None, help="samples of those prompts (a .jsonl file or a folder)")
-    p.add_argument("--source", choices=["teacher", "student"], default="student")
+    add_flags(p, EvalRMSettings)
     p.add_argument("--out", default=None, help="write the report here (JSON)")
     p.add_argument(
         "--scores-out",
@@ -264,10 +266,20 @@ def add_arguments(p) -> None:
     p.add_argument(
         "--votes", default=None, help="votes.jsonl of `openrlhf-distill label`: fills pseudo_correct in --scores-out"
     )
-    p.add_argument("--seed", type=int, default=0)
+
+
+@dataclass(frozen=True)
+class EvalRMSettings:
+    source: str = setting(
+        "student",
+        "the samples' `source` (--samples holds the teacher's or the student's)",
+        choices=("teacher", "student"),
+    )
+    seed: int = setting(0, "seeds which gold pairs are drawn (at most 16 a question)")
 
 
 def run(args) -> int:
+    settings = from_args(args, EvalRMSettings)
     if not (args.pairs or args.points or (args.prompts and args.samples)):
         raise ValueError("give --pairs, --points, or --prompts with --samples")
     report = evaluate_reward_model(
@@ -276,8 +288,8 @@ def run(args) -> int:
         points=args.points,
         prompts=args.prompts,
         samples=args.samples,
-        source=args.source,
-        seed=args.seed,
+        source=settings.source,
+        seed=settings.seed,
         out=args.out,
         scores_out=args.scores_out,
         votes=args.votes,

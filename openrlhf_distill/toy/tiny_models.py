@@ -13,6 +13,10 @@ import os
 import random
 from dataclasses import dataclass
 
+from ..settings import add_flags, from_args, setting
+
+ARCHS = ("qwen2", "llama")
+
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
@@ -27,16 +31,18 @@ _WORDS = (
 
 @dataclass(frozen=True)
 class TinyModelSpec:
-    arch: str = "qwen2"  # "qwen2" or "llama"
-    hidden_size: int = 64
-    intermediate_size: int = 128
-    num_hidden_layers: int = 2
+    """A tiny model's shape: `tiny-model`'s --arch and --seed are made from these fields (the shape is fixed)."""
+
+    arch: str = setting("qwen2", "the architecture (its config and modelling code are transformers')", choices=ARCHS)
+    hidden_size: int = setting(64, flag=False)
+    intermediate_size: int = setting(128, flag=False)
+    num_hidden_layers: int = setting(2, flag=False)
     # head_dim = 64 / 2 = 32: vLLM's CPU attention supports head sizes 32, 64, 80, ... but not 16
-    num_attention_heads: int = 2
-    num_key_value_heads: int = 1
-    vocab_size: int = 512  # BPE target; the real size is what training reaches
-    max_position_embeddings: int = 1024
-    seed: int = 0
+    num_attention_heads: int = setting(2, flag=False)
+    num_key_value_heads: int = setting(1, flag=False)
+    vocab_size: int = setting(512, flag=False)  # BPE target; the real size is what training reaches
+    max_position_embeddings: int = setting(1024, flag=False)
+    seed: int = setting(0, "seeds the weights and the tokenizer's training text")
 
 
 def _corpus(rng: random.Random, lines: int = 2000) -> list[str]:
@@ -153,8 +159,7 @@ def build_tiny_reward_model(out_dir: str, base_dir: str | None = None, *, head_s
 
 def add_arguments(p) -> None:
     p.add_argument("out_dir")
-    p.add_argument("--arch", choices=["qwen2", "llama"], default="qwen2")
-    p.add_argument("--seed", type=int, default=0)
+    add_flags(p, TinyModelSpec)
 
 
 def run(args) -> int:
@@ -162,6 +167,6 @@ def run(args) -> int:
 
     # a folder that holds anything but an earlier tiny-model is refused, not overwritten
     with atomic_output_dir(args.out_dir, "tiny-model") as partial:
-        build_tiny_causal_lm(partial, TinyModelSpec(arch=args.arch, seed=args.seed))
+        build_tiny_causal_lm(partial, from_args(args, TinyModelSpec))
     print(args.out_dir)
     return 0
