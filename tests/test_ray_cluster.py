@@ -133,6 +133,14 @@ class LocalCluster:
             shutil.rmtree(self.ray_tmpdir, ignore_errors=True)
 
 
+def _one_prompt(tmp_path):
+    """A prompt file of one labelled row, for runs that are refused or only planned."""
+    label = encode_reward_label(id="0", task="arithmetic", label="7", gold="7")
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(json.dumps({"input": [{"role": "user", "content": "Pick a number"}], "distill_label": label}))
+    return prompts
+
+
 @pytest.fixture(scope="module")
 def cluster():
     cluster = LocalCluster()
@@ -221,9 +229,7 @@ def test_hybrid_ppo_submitted_as_a_ray_job_runs_on_three_nodes(cluster, tiny_mod
 def test_a_run_the_cluster_cannot_hold_fails_at_once_naming_the_plan(cluster, tiny_model, tmp_path):
     """Joining the cluster from this machine (--ray.address, no job): 3 vLLM engines and the actor need 4 GPUs,
     the nodes declare 3. OpenRLHF would wait on its placement groups for ever; the driver refuses at once."""
-    prompts = tmp_path / "prompts.jsonl"
-    label = encode_reward_label(id="0", task="arithmetic", label="7", gold="7")
-    prompts.write_text(json.dumps({"input": [{"role": "user", "content": "Pick a number"}], "distill_label": label}))
+    prompts = _one_prompt(tmp_path)
     flags = (
         f"--engine cpu --ray.address 127.0.0.1:{cluster.gcs_port} --reward.scheme vote "
         f"--actor.model_name_or_path {tiny_model} --data.prompt_dataset {prompts} --data.input_key input "
@@ -251,9 +257,7 @@ def test_a_driver_that_finds_the_cluster_itself_gets_an_rm_server_every_node_rea
     from openrlhf_distill.toy.tiny_models import build_tiny_reward_model
 
     build_tiny_reward_model(str(tmp_path / "rm"), tiny_model)
-    label = encode_reward_label(id="0", task="arithmetic", label="7", gold="7")
-    prompts = tmp_path / "prompts.jsonl"
-    prompts.write_text(json.dumps({"input": [{"role": "user", "content": "Pick a number"}], "distill_label": label}))
+    prompts = _one_prompt(tmp_path)
     flags = (
         f"--engine gpu --reward.scheme hybrid --actor.model_name_or_path {tiny_model} "
         f"--reward.model_name_or_path {tmp_path / 'rm'} --data.prompt_dataset {prompts} --data.input_key input "
@@ -288,9 +292,7 @@ def test_the_pipelines_preflight_checks_ppo_plans_against_the_live_cluster(clust
     from openrlhf_distill.compat import ray_driver
     from openrlhf_distill.pipeline import preflight, stages
 
-    label = encode_reward_label(id="0", task="arithmetic", label="7", gold="7")
-    prompts = tmp_path / "prompts.jsonl"
-    prompts.write_text(json.dumps({"input": [{"role": "user", "content": "Pick a number"}], "distill_label": label}))
+    prompts = _one_prompt(tmp_path)
 
     def ppo_stage(engines: int, address: str):
         argv = (
