@@ -36,7 +36,11 @@ COMMANDS = {
     "doctor": Command(
         "doctor", "report installed components, the OpenRLHF version check and the engine", settings="DoctorSettings"
     ),
-    "prepare-data": Command("prepare_data", "GSM8K / MMLU-Pro (datasets, or a local copy) as prompt records"),
+    "prepare-data": Command(
+        "prepare_data",
+        "GSM8K / MMLU-Pro (datasets, or a local copy) as prompt records",
+        settings="PrepareDataSettings",
+    ),
     "split": Command(
         "split",
         "cut the training questions into the teacher's (labelled) and unlabelled RL prompts",
@@ -72,6 +76,8 @@ COMMANDS = {
         "SFT warm-up: OpenRLHF's train_sft (deepspeed on GPUs, the CPU adapter elsewhere)",
         f"Every flag not listed here goes to openrlhf.cli.train_sft unchanged, e.g. {_TRAINER_EXAMPLE}",
         openrlhf_flags=True,
+        settings="TrainerLaunch",
+        config_section="sft",
     ),
     "train-rm": Command(
         "trainers",
@@ -80,6 +86,8 @@ COMMANDS = {
         f"Every flag not listed here goes to openrlhf_distill.reward_model.train (OpenRLHF's train_rm) unchanged, "
         f"e.g. {_TRAINER_EXAMPLE}",
         openrlhf_flags=True,
+        settings="TrainerLaunch",
+        config_section="rm",
     ),
     "eval-rm": Command(
         "reward_model.evaluate",
@@ -117,8 +125,13 @@ COMMANDS = {
         "Settings come from --config and then from dotted overrides (--teacher.temperatures 0.3,1.0; "
         "--ppo.actor.adam.lr 1e-6 sets an OpenRLHF flag of the ppo stage).",
         openrlhf_flags=True,  # the dotted overrides: read by the pipeline's config, not by argparse
+        settings="RunSettings",
     ),
-    "toy-world": Command("toy.world", "the CPU toy world: arithmetic data, a teacher and a student pretrained here"),
+    "toy-world": Command(
+        "toy.world",
+        "the CPU toy world: arithmetic data, a teacher and a student pretrained here",
+        settings="WorldSettings",  # and ArithmeticSpec's; every flag defaults to the --preset's value
+    ),
     "tiny-model": Command(
         "toy.tiny_models",
         "build a tiny random causal LM + tokenizer offline (tests, toy runs)",

@@ -69,6 +69,7 @@ and "settings" are additions to the fields the report needs; the report reads "s
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections import defaultdict
@@ -550,48 +551,35 @@ def _sample(model, prompts_file, samples_dir, task, settings, backend, make_back
 
 # --- `openrlhf-distill eval` --------------------------------------------------------------------------------
 
+_NOT_EVALS = ("task", "limit", "seed")  # prepare-data's settings eval has as its own (its --task, --limit, --seed)
+
 
 def add_arguments(p) -> None:
     from .generation.options import add_backend_arguments
-    from .prepare_data import DEFAULT_TRAIN_FRACTION, SPLIT_FILE
+    from .prepare_data import PrepareDataSettings
 
     p.add_argument("--model", required=True, help="model folder (hf, vllm) or served model name (openai)")
     p.add_argument("--task", required=True, help="gsm8k, mmlu_pro, math, arithmetic, ...")
-    p.add_argument(
-        "--split", default="test", help="benchmark split to load (prepare-data's splits); with --prompts only a label"
-    )
+    # the benchmark's split as `prepare-data` loads it (its settings, but the seed: eval's --seed samples)
+    add_flags(p, PrepareDataSettings, exclude=_NOT_EVALS + ("source",), defaults={"split": "test"})
     data = p.add_mutually_exclusive_group()
     data.add_argument("--prompts", default=None, help="prompt records with gold (JSON Lines) to evaluate on")
-    data.add_argument(
-        "--source", default=None, help="local copy of the benchmark, as for prepare-data (default: load_dataset)"
+    add_flags(
+        data,
+        PrepareDataSettings,
+        exclude=tuple(f.name for f in dataclasses.fields(PrepareDataSettings) if f.name != "source"),
     )
     p.add_argument("--out", required=True, help="result JSON; samples go to RESULT_samples/ beside it")
     p.add_argument("--name", default=None, help="row name in the report (default: the result file's name)")
     add_flags(p, EvalSettings)
     p.add_argument(
-        "--run-dir",
-        "--run_dir",
-        dest="run_dir",
-        default=None,
-        help=f"mmlu_pro train/heldout: the run whose {SPLIT_FILE} to use (or create)",
-    )
-    p.add_argument(
-        "--split-seed",
         "--split_seed",
+        "--split-seed",
         dest="split_seed",
         type=int,
         default=0,
-        help="mmlu_pro train/heldout: the split's seed",
+        help="mmlu_pro train/heldout: the split's seed (prepare-data's --seed)",
     )
-    p.add_argument(
-        "--train-fraction",
-        "--train_fraction",
-        dest="train_fraction",
-        type=float,
-        default=DEFAULT_TRAIN_FRACTION,
-        help="mmlu_pro train/heldout: the split's train share",
-    )
-    p.add_argument("--cache-dir", "--cache_dir", dest="cache_dir", default=None, help="datasets' cache folder")
     p.add_argument("--overwrite", action="store_true", help="discard samples made with other arguments")
     p.add_argument("--no-progress", action="store_true")
     add_backend_arguments(p)
@@ -610,7 +598,7 @@ def run(args) -> int:
     """Runs the evaluation and prints one summary; errors (ValueError, RecordError, BackendError) go to the
     caller, which prints them."""
     from .generation.options import backend_from_args
-    from .prepare_data import load_split
+    from .prepare_data import PrepareDataSettings, load_split
 
     get_task(args.task)  # an unknown task fails before any data is loaded
     settings = from_args(args, EvalSettings)
@@ -618,15 +606,8 @@ def run(args) -> int:
     if args.prompts is not None:
         prompts = args.prompts
     else:
-        prompts = load_split(
-            args.task,
-            args.split,
-            source=args.source,
-            cache_dir=args.cache_dir,
-            seed=args.split_seed,
-            run_dir=args.run_dir,
-            train_fraction=args.train_fraction,
-        )
+        wanted = from_args(args, PrepareDataSettings, task=args.task, limit=None, seed=args.split_seed)
+        prompts = load_split(**dataclasses.asdict(wanted))
     name, start = backend_from_args(args)
     result = evaluate(
         args.model,

@@ -594,7 +594,9 @@ def add_arguments(p) -> None:
     add_flags(p, SelectSettings, "distill.select", exclude=("task",), optional=True)
     p.add_argument("--log", default=None, help="also write the run's output to this file")
     p.add_argument(
+        "--dry_run",
         "--dry-run",
+        dest="dry_run",
         action="store_true",
         help="print the command and check it with OpenRLHF's own parser; start nothing",
     )

@@ -1,7 +1,7 @@
 """Benchmark data as our prompt records (``id``, ``prompt``, ``task``, ``gold``, ``meta``): `prepare-data`.
 
     openrlhf-distill prepare-data --task gsm8k|mmlu_pro --split SPLIT --out prompts.jsonl
-        [--source FILE_OR_DIR] [--limit N] [--seed S] [--train-fraction F] [--run-dir DIR] [--cache-dir DIR]
+        [--source FILE_OR_DIR] [--limit N] [--seed S] [--train_fraction F] [--run_dir DIR] [--cache_dir DIR]
 
 Tasks and splits:
 
@@ -45,6 +45,7 @@ Where the data comes from (``source``):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -53,7 +54,9 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .argtypes import int_at_least, number_in
 from .records import ANY_OBJECT, PROMPT, RecordError, read_records, write_json_atomic, write_jsonl_atomic
+from .settings import add_flags, from_args, setting
 from .tasks import get_task
 
 SPLIT_FILE = "mmlu_pro_split.json"
@@ -437,55 +440,43 @@ def load_split(
 # --- `openrlhf-distill prepare-data` ------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class PrepareDataSettings:
+    """What `prepare-data` writes: which benchmark split, from where, and how MMLU-Pro's train part is cut."""
+
+    task: str = setting(help=f"benchmark: {', '.join(DATASETS)}")  # others: a message saying what to do
+    split: str = setting(help="gsm8k: train, test; mmlu_pro: test, validation, train / heldout (cut from test)")
+    source: str | None = setting(
+        None,
+        "local copy in the Hugging Face columns: .jsonl / .json / .parquet, or a folder (save_to_disk or a "
+        "repository download); default: datasets.load_dataset",
+    )
+    cache_dir: str | None = setting(None, "datasets' cache folder", aliases=("--cache-dir",))
+    limit: int | None = setting(None, "keep the first N records", check=int_at_least(1))
+    seed: int = setting(0, "mmlu_pro train/heldout: the split's seed")
+    train_fraction: float = setting(
+        DEFAULT_TRAIN_FRACTION,
+        "mmlu_pro: share of each category put in train",
+        check=number_in(0.001, 0.999),
+        aliases=("--train-fraction",),
+    )
+    run_dir: str | None = setting(
+        None, f"mmlu_pro: keep the split in RUN_DIR/{SPLIT_FILE} and reuse it when it is there", aliases=("--run-dir",)
+    )
+
+
 def add_arguments(p) -> None:
-    p.add_argument("--task", required=True, help=f"benchmark: {', '.join(DATASETS)}")
-    p.add_argument(
-        "--split",
-        required=True,
-        help="gsm8k: train, test; mmlu_pro: test, validation, train / heldout (cut from test)",
-    )
     p.add_argument("--out", required=True, help="prompt records to write (JSON Lines)")
-    p.add_argument(
-        "--source",
-        default=None,
-        help="local copy in the Hugging Face columns: .jsonl / .json / .parquet, or a folder (save_to_disk "
-        "or a repository download); default: datasets.load_dataset",
-    )
-    p.add_argument("--cache-dir", "--cache_dir", dest="cache_dir", default=None, help="datasets' cache folder")
-    p.add_argument("--limit", type=int, default=None, help="keep the first N records")
-    p.add_argument("--seed", type=int, default=0, help="mmlu_pro train/heldout: the split's seed")
-    p.add_argument(
-        "--train-fraction",
-        "--train_fraction",
-        dest="train_fraction",
-        type=float,
-        default=DEFAULT_TRAIN_FRACTION,
-        help="mmlu_pro: share of each category put in train",
-    )
-    p.add_argument(
-        "--run-dir",
-        "--run_dir",
-        dest="run_dir",
-        default=None,
-        help=f"mmlu_pro: keep the split in RUN_DIR/{SPLIT_FILE} and reuse it when it is there",
-    )
+    add_flags(p, PrepareDataSettings)
 
 
 def run(args) -> int:
     """Writes the records; DataError / RecordError (ValueErrors) go to the caller, which prints them."""
-    records = load_split(
-        args.task,
-        args.split,
-        source=args.source,
-        cache_dir=args.cache_dir,
-        seed=args.seed,
-        run_dir=args.run_dir,
-        train_fraction=args.train_fraction,
-        limit=args.limit,
-    )
+    wanted = from_args(args, PrepareDataSettings)
+    records = load_split(**dataclasses.asdict(wanted))
     count = write_jsonl_atomic(args.out, records)
-    line = f"{count} {args.task} prompt records ({args.split}) -> {args.out}"
-    if args.task == "mmlu_pro" and args.split in DERIVED_SPLITS and args.run_dir:
-        line += f"; split kept in {os.path.join(args.run_dir, SPLIT_FILE)}"
+    line = f"{count} {wanted.task} prompt records ({wanted.split}) -> {args.out}"
+    if wanted.task == "mmlu_pro" and wanted.split in DERIVED_SPLITS and wanted.run_dir:
+        line += f"; split kept in {os.path.join(wanted.run_dir, SPLIT_FILE)}"
     print(line)
     return 0

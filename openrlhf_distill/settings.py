@@ -122,7 +122,8 @@ def add_flags(
         default = (defaults or {}).get(field.name, default_of(field))
         options: dict = {"dest": dest(field, group), "default": default}
         options["help"] = meta.get("help") or None
-        if field.default is _NO_DEFAULT and field.default_factory is _NO_DEFAULT and not optional:
+        no_default = field.default is _NO_DEFAULT and field.default_factory is _NO_DEFAULT
+        if no_default and not optional and field.name not in (defaults or {}):
             options["required"] = True
         if base is bool:
             options["action"] = argparse.BooleanOptionalAction if default_of(field) else "store_true"
@@ -143,13 +144,18 @@ def add_flags(
 
 def from_args(args: argparse.Namespace, cls, group: str = "", **given):
     """``cls`` filled from the flags :func:`add_flags` made (``given``: the fields the command sets itself)."""
+    return cls(**flag_values(args, cls, group, exclude=tuple(given)), **given)
+
+
+def flag_values(args: argparse.Namespace, cls, group: str = "", *, exclude: tuple[str, ...] = ()) -> dict:
+    """Field name -> the value of its flag (a list flag's as a tuple), for each flag :func:`add_flags` made."""
     values = {}
     for field, kind in _fields(cls):
-        if field.name in given:
+        if field.name in exclude:
             continue
         value = getattr(args, dest(field, group))
         values[field.name] = tuple(value) if _item(_base(kind)[0]) and value is not None else value
-    return cls(**values, **given)
+    return values
 
 
 def check_fields(values) -> list[tuple[str, str]]:

@@ -4,24 +4,31 @@ these commands do not own goes to OpenRLHF unchanged."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .compat.flags import TRAIN_DISTILL_RM, TRAIN_SFT
+from .settings import add_flags, from_args, setting
 
 # subcommand -> the OpenRLHF CLI it runs
 TRAINERS = {"sft": TRAIN_SFT, "train-rm": TRAIN_DISTILL_RM}
 
 
-def add_arguments(p) -> None:
-    p.add_argument("--engine", choices=["auto", "gpu", "cpu"], default="auto", help="auto: gpu when CUDA is found")
-    p.add_argument("--log", default=None, help="also write the trainer's output to this file")
-    p.add_argument("--dry-run", action="store_true", help="print the command instead of running it")
-    p.add_argument(
-        "--launcher",
-        action="append",
-        default=[],
-        metavar="FLAG[=VALUE]",
-        help="GPU engine: a flag for the deepspeed launcher, before --module (repeatable), e.g. "
-        "--launcher hostfile=/job/hostfile --launcher num_nodes=2 for a multi-node run",
+@dataclass(frozen=True)
+class TrainerLaunch:
+    """How `sft` and `train-rm` start OpenRLHF's trainer (its own settings are its own flags, passed on)."""
+
+    engine: str = setting("auto", "auto: gpu when CUDA is found", choices=("auto", "gpu", "cpu"))
+    log: str | None = setting(None, "also write the trainer's output to this file")
+    dry_run: bool = setting(False, "print the command instead of running it", aliases=("--dry-run",))
+    launcher: tuple[str, ...] = setting(
+        (),
+        "GPU engine: a flag for the deepspeed launcher, before --module (repeatable), e.g. --launcher "
+        "hostfile=/job/hostfile --launcher num_nodes=2 for a multi-node run",
     )
+
+
+def add_arguments(p) -> None:
+    add_flags(p, TrainerLaunch)
 
 
 def check(args, openrlhf_argv: list[str]):
@@ -29,8 +36,8 @@ def check(args, openrlhf_argv: list[str]):
     (OpenRLHF's, run in this process up to training: ``compat.rehearsal``). Reads no input."""
     from .compat import launch, rehearsal
 
-    cli = TRAINERS[args.command]
-    planned = launch.plan(cli, openrlhf_argv, engine=args.engine, launcher=launch.launcher_argv(args.launcher))
+    cli, how = TRAINERS[args.command], from_args(args, TrainerLaunch)
+    planned = launch.plan(cli, openrlhf_argv, engine=how.engine, launcher=launch.launcher_argv(how.launcher))
     rehearsal.check_trainer(cli, planned.command[planned.command.index(cli.module) + 1 :])
     return planned
 
@@ -40,13 +47,13 @@ def run(args, openrlhf_argv: list[str]) -> int:
     from .compat.flags import flag_value
     from .model_folders import check_model_folder
 
-    cli = TRAINERS[args.command]
+    cli, how = TRAINERS[args.command], from_args(args, TrainerLaunch)
     model = flag_value(openrlhf_argv, cli["model"])
     if model:  # at once, not after the trainer's imports
         check_model_folder(model, cli["model"])
-    if args.dry_run:
+    if how.dry_run:
         print(" ".join(check(args, openrlhf_argv).command))
         return 0
     # not rehearsed here: the trainer's own process parses the same flags within seconds of starting
-    launch.run(cli, openrlhf_argv, engine=args.engine, log_path=args.log, launcher=launch.launcher_argv(args.launcher))
+    launch.run(cli, openrlhf_argv, engine=how.engine, log_path=how.log, launcher=launch.launcher_argv(how.launcher))
     return 0

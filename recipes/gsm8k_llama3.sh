@@ -9,14 +9,14 @@
 #   training holds the actor (2 bytes weights + 2 gradients + 12 Adam and master) x 8B / 8 = 16 GB, the critic
 #   16 GB, ref and RM 2 GB each, about 36 GB before activations (gradient checkpointing on); generation holds
 #   vLLM's 0.5 x 80 = 40 GB (16 GB of weights, the rest KV cache) while DeepSpeed's states sleep in host memory
-#   (about 260 GB of host RAM for actor + critic). 1B / 3B: ZeRO-2, about 35 GB (3B). `--dry-run` checks every
+#   (about 260 GB of host RAM for actor + critic). 1B / 3B: ZeRO-2, about 35 GB (3B). `--dry_run` checks every
 #   stage's command (OpenRLHF's parsers, its layout asserts, the GPU plan against `cluster`) and prints the GPUs
 #   each stage uses.
 # Time: teacher sampling of the 7,473 training questions ~3-4 h; per student and seed SFT ~20 min, student
 #   sampling ~30 min, RM ~20 min, each PPO run ~3-5 h: about 2-3 days per student for 3 seeds and 3 schemes.
 # Needs: pip install './openrlhf-distill[cluster]' from a clone (README "Install"); the models as local folders
 #   under $MODELS; GSM8K through `datasets` (or data.train / data.test pointing at local copies).
-# Usage: MODELS=/models bash recipes/gsm8k_llama3.sh [--dry-run] [--dotted.overrides ...]
+# Usage: MODELS=/models bash recipes/gsm8k_llama3.sh [--dry_run] [--dotted.overrides ...]
 #   STUDENT=Llama-3.1-8B-Instruct (default Llama-3.2-1B-Instruct) picks the student; RAY_ADDRESS joins a cluster;
 #   RUN_DIR (default $PWD/runs/gsm8k_llama3_$STUDENT, absolute) must be on storage every Ray node sees.
 set -euo pipefail

@@ -9,8 +9,8 @@
 #   student ~3 h, RM ~30 min, PPO ~4-6 h.
 # Needs: pip install './openrlhf-distill[cluster]' from a clone (README "Install"); PROMPTS, a prompt-record file
 #   with `task: open`; models under $MODELS.
-# Usage: MODELS=/models PROMPTS=instructions.jsonl bash recipes/open_ended_judge.sh [--dry-run] [--dotted.overrides]
-#   --dry-run checks and prints every command and its GPUs; STUDENT=Llama-3.2-3B-Instruct picks another student;
+# Usage: MODELS=/models PROMPTS=instructions.jsonl bash recipes/open_ended_judge.sh [--dry_run] [--dotted.overrides]
+#   --dry_run checks and prints every command and its GPUs; STUDENT=Llama-3.2-3B-Instruct picks another student;
 #   RUN_DIR (default $PWD/runs/open_ended_judge_$STUDENT, absolute) must be on storage every Ray node sees.
 set -euo pipefail
 MODELS=${MODELS:-/models}

@@ -119,35 +119,35 @@ CASES = {  # name: (command line, split on spaces, then each word filled in; wha
     "serve-rm, a causal LM": ("serve-rm --model {lm} --port 0", ["not a reward model"]),
     # run: every setting of the pipeline is checked when the run starts, dry run included
     "run, a ratio that is not a number": (
-        "run --config {config} --dry-run --vote.min_ratio high",
+        "run --config {config} --dry_run --vote.min_ratio high",
         ["vote.min_ratio", "[0, 1]", "'high'"],
     ),
-    "run, an unknown task": ("run --config {config} --dry-run --task bogus", ["task: must be one of", "'bogus'"]),
-    "run, an unknown engine": ("run --config {config} --dry-run --engine tpu", ["engine: must be one of", "tpu"]),
+    "run, an unknown task": ("run --config {config} --dry_run --task bogus", ["task: must be one of", "'bogus'"]),
+    "run, an unknown engine": ("run --config {config} --dry_run --engine tpu", ["engine: must be one of", "tpu"]),
     "run, a temperature above 2": (
-        "run --config {config} --dry-run --teacher.temperatures 0.3,3",
+        "run --config {config} --dry_run --teacher.temperatures 0.3,3",
         ["teacher.temperatures", "[0, 2]"],
     ),
-    "run, k that is a word": ("run --config {config} --dry-run --eval.k eight", ["eval.k", ">= 1", "'eight'"]),
+    "run, k that is a word": ("run --config {config} --dry_run --eval.k eight", ["eval.k", ">= 1", "'eight'"]),
     "run, a prompt file that does not exist": (
-        "run --config {config} --dry-run --data.source files --data.train "
+        "run --config {config} --dry_run --data.source files --data.train "
         "{tmp}/nowhere.jsonl --data.test {prompts} --teacher.model {lm} "
         "--student.model {lm}",
         ["nowhere.jsonl: no such file"],
     ),
     "run, an empty prompt file": (
-        "run --config {config} --dry-run --data.source files --data.train {empty} "
+        "run --config {config} --dry_run --data.source files --data.train {empty} "
         "--data.test {prompts} --teacher.model {lm} --student.model {lm}",
         ["empty.jsonl", "data.train: no prompt records"],
     ),
     "run, a teacher that is no model folder": (
-        "run --config {config} --dry-run --data.source files --data.train "
+        "run --config {config} --dry_run --data.source files --data.train "
         "{prompts} --data.test {prompts} --teacher.model {tmp}/nowhere "
         "--student.model {lm}",
         ["teacher.model", "not a model folder"],
     ),
     "run, a temperature list that is a number in YAML": (
-        "run --config {scalar_yaml} --dry-run",
+        "run --config {scalar_yaml} --dry_run",
         ["teacher.temperatures: must be a non-empty list", "0.7"],
     ),
     # train-rm: the data files are read and checked in the trainer process, before any training; its one line
@@ -168,28 +168,28 @@ CASES = {  # name: (command line, split on spaces, then each word filled in; wha
     ),
     # ppo: the model folders, the prompt file's columns and the sampling settings, before Ray starts
     "ppo, no actor folder": (
-        "ppo --dry-run --engine cpu --reward.scheme rm --actor.model_name_or_path {tmp}/nowhere "
+        "ppo --dry_run --engine cpu --reward.scheme rm --actor.model_name_or_path {tmp}/nowhere "
         "--reward.model_name_or_path {rm} --data.prompt_dataset {rl_prompts}",
         ["--actor.model_name_or_path", "nowhere", "not a model folder"],
     ),
     "ppo, a causal LM as the RM": (
-        "ppo --dry-run --engine cpu --reward.scheme rm --actor.model_name_or_path {lm} "
+        "ppo --dry_run --engine cpu --reward.scheme rm --actor.model_name_or_path {lm} "
         "--reward.model_name_or_path {lm} --data.prompt_dataset {rl_prompts}",
         ["not a reward model"],
     ),
     "ppo, prompts without the input column": (
-        "ppo --dry-run --engine cpu --reward.scheme vote "
+        "ppo --dry_run --engine cpu --reward.scheme vote "
         "--actor.model_name_or_path {lm} --data.prompt_dataset {pairs}",
         ["pairs.jsonl:1 field 'input': missing"],
     ),
     "ppo, a negative temperature": (
-        "ppo --dry-run --engine cpu --reward.scheme rm --actor.model_name_or_path {lm} "
+        "ppo --dry_run --engine cpu --reward.scheme rm --actor.model_name_or_path {lm} "
         "--reward.model_name_or_path {rm} --data.prompt_dataset {rl_prompts} "
         "--rollout.temperature -1",
         ["--rollout.temperature", "[0, 2]"],
     ),
     "ppo, a GPU plan larger than the declared cluster": (
-        "ppo --dry-run --engine gpu --reward.scheme rm --actor.model_name_or_path {lm} --reward.model_name_or_path "
+        "ppo --dry_run --engine gpu --reward.scheme rm --actor.model_name_or_path {lm} --reward.model_name_or_path "
         "{rm} --data.prompt_dataset {rl_prompts} --distill.cluster.nodes 1 --distill.cluster.gpus_per_node 8 "
         "--actor.num_gpus_per_node 4 --ref.num_gpus_per_node 2 --critic.num_gpus_per_node 2 "
         "--reward.num_gpus_per_node 2 --vllm.num_engines 2 --algo.advantage.estimator gae",

@@ -31,14 +31,14 @@ def test_doctor_reports_the_cpu_install_as_healthy():
 
 
 def test_sft_dry_run_prints_the_openrlhf_command_with_the_users_flags():
-    result = run("sft", "--engine", "cpu", "--dry-run", "--model.model_name_or_path", "m", "--data.dataset", "d")
+    result = run("sft", "--engine", "cpu", "--dry_run", "--model.model_name_or_path", "m", "--data.dataset", "d")
     assert result.returncode == 0, result.stderr
     assert "-m openrlhf.cli.train_sft --model.model_name_or_path m --data.dataset d" in result.stdout
     assert "--ds.attn_implementation eager" in result.stdout
 
 
 def test_a_gpu_only_flag_on_the_cpu_engine_is_a_one_line_error():
-    result = run("sft", "--engine", "cpu", "--dry-run", "--data.dataset", "d", "--ds.packing_samples")
+    result = run("sft", "--engine", "cpu", "--dry_run", "--data.dataset", "d", "--ds.packing_samples")
     assert result.returncode == 2 and "needs flash-attn" in result.stderr and "Traceback" not in result.stderr
 
 

@@ -402,7 +402,7 @@ def test_eval_command_on_mmlu_pro_heldout_from_a_local_copy(tmp_path, tiny_model
             "heldout",
             "--source",
             source,
-            "--run-dir",
+            "--run_dir",
             str(tmp_path / "run"),
             "--out",
             str(out),

@@ -375,12 +375,12 @@ def _outputs(run_dir):
 @pytest.mark.slow
 def test_a_killed_run_continues_and_ends_with_the_outputs_of_an_uninterrupted_run(tmp_path, prompts, tiny_model):
     whole = _config(tmp_path, prompts, tiny_model, tmp_path / "whole")
-    result = _run(whole, "--until-stage", "sft_data")
+    result = _run(whole, "--until_stage", "sft_data")
     assert result.returncode == 0, result.stderr[-3000:]
 
     killed = _config(tmp_path, prompts, tiny_model, tmp_path / "killed")
     shards = tmp_path / "killed" / "teacher_samples"
-    command = [sys.executable, "-m", "openrlhf_distill.cli", "run", "--config", killed, "--until-stage", "sft_data"]
+    command = [sys.executable, "-m", "openrlhf_distill.cli", "run", "--config", killed, "--until_stage", "sft_data"]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
     while time.time() < deadline and len(list(shards.glob("shard-*.jsonl"))) < 3:
@@ -392,7 +392,7 @@ def test_a_killed_run_continues_and_ends_with_the_outputs_of_an_uninterrupted_ru
     record = json.load(open(tmp_path / "killed" / "stages" / "teacher_samples.json"))
     assert record["status"] == "started"
 
-    result = _run(killed, "--until-stage", "sft_data")
+    result = _run(killed, "--until_stage", "sft_data")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "[resume] teacher_samples" in result.stdout
     assert _outputs(str(tmp_path / "killed")) == _outputs(str(tmp_path / "whole"))
@@ -410,11 +410,11 @@ def test_a_rerun_skips_what_is_done_and_a_changed_setting_reruns_from_there(tmp_
         tmp_path / "run",
         teacher={"model": tiny_model, "temperatures": [1.0], "n_per_temperature": 2, "max_new_tokens": 8},
     )
-    assert _run(path, "--until-stage", "sft_data").returncode == 0
-    again = _run(path, "--until-stage", "sft_data")
+    assert _run(path, "--until_stage", "sft_data").returncode == 0
+    again = _run(path, "--until_stage", "sft_data")
     assert again.returncode == 0
     assert all(f"[  done] {k}" in again.stdout for k in ("teacher_samples", "teacher_labels", "sft_data"))
-    changed = _run(path, "--until-stage", "sft_data", "--vote.min_ratio", "0.9", "--dry-run")
+    changed = _run(path, "--until_stage", "sft_data", "--vote.min_ratio", "0.9", "--dry_run")
     assert "[  done] teacher_samples" in changed.stdout
     assert "[ stale] teacher_labels" in changed.stdout and "[ stale] sft_data" in changed.stdout
     record = json.load(open(tmp_path / "run" / "stages" / "teacher_samples.json"))
@@ -434,12 +434,12 @@ def test_a_second_run_in_a_run_folder_in_use_is_refused_and_a_dead_holder_never_
         teacher={"model": tiny_model, "temperatures": [1.0], "n_per_temperature": 1, "max_new_tokens": 4},
     )
     with run_folder_lock(str(run_dir)):
-        busy = _run(config, "--until-stage", "teacher_samples", timeout=120)
+        busy = _run(config, "--until_stage", "teacher_samples", timeout=120)
     assert busy.returncode == 2, busy.stderr[-2000:]
     assert f"{run_dir} is in use by another `openrlhf-distill run` (pid {os.getpid()}" in busy.stderr
     assert sorted(os.listdir(run_dir)) == [".lock"]  # the refused run wrote nothing
     # The lock went with its holder: the same run now goes through.
-    free = _run(config, "--until-stage", "teacher_samples", timeout=300)
+    free = _run(config, "--until_stage", "teacher_samples", timeout=300)
     assert free.returncode == 0 and "in use by another" not in free.stderr, free.stderr[-2000:]
     assert (run_dir / "teacher_samples").is_dir()
 

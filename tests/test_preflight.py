@@ -1,4 +1,4 @@
-"""`run` checks every stage's command before the first stage runs (and `--dry-run` does the same): a setting
+"""`run` checks every stage's command before the first stage runs (and `--dry_run` does the same): a setting
 that OpenRLHF or the GPU plan would refuse days later, after teacher sampling, SFT and RM training, is refused at
 once, naming the stage, with nothing written."""
 
@@ -83,7 +83,7 @@ def test_every_stage_is_checked_before_the_first_runs(recipe, case, models, tmp_
     if recipe == "open_ended_judge" and case == "unknown rm flag":
         overrides = ["--rm.adam.lrr", "1e-6"]  # the judge recipe has one RM too
     run_dir = str(tmp_path / "run")
-    for dry_run in (["--dry-run"], []):  # the dry run, and a real run, which stops before its first stage
+    for dry_run in (["--dry_run"], []):  # the dry run, and a real run, which stops before its first stage
         assert cli.main(_argv(recipe, models, run_dir, *overrides, *dry_run)) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("openrlhf-distill run: error: stage ") and says in err, err
@@ -93,7 +93,7 @@ def test_every_stage_is_checked_before_the_first_runs(recipe, case, models, tmp_
 
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_each_recipe_as_written_passes_the_check(recipe, models, tmp_path, capsys):
-    assert cli.main(_argv(recipe, models, str(tmp_path / "run"), "--dry-run")) == 0
+    assert cli.main(_argv(recipe, models, str(tmp_path / "run"), "--dry_run")) == 0
     out = capsys.readouterr().out
     assert "every stage's command accepted" in out and "(GPUs: 8 of 8)" in out
 
@@ -124,7 +124,7 @@ def test_the_dry_run_states_the_run_folders_size_from_the_students_shape(models,
         '{"model_type": "llama", "hidden_size": 2048, "num_hidden_layers": 16, "vocab_size": 128256, '
         '"intermediate_size": 8192, "num_attention_heads": 32, "num_key_value_heads": 8, "tie_word_embeddings": true}'
     )
-    argv = _argv("gsm8k_llama3", models, str(tmp_path / "run"), "--student.model", str(shaped), "--dry-run")
+    argv = _argv("gsm8k_llama3", models, str(tmp_path / "run"), "--student.model", str(shaped), "--dry_run")
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
     trainers = out.count("--ckpt.output_dir")  # 3 seeds x (SFT, RM, teacher-only RM, 4 PPO runs)

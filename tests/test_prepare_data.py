@@ -299,7 +299,7 @@ def test_prepare_data_command(tmp_path, capsys):
             str(out),
             "--source",
             source,
-            "--run-dir",
+            "--run_dir",
             str(tmp_path / "run"),
             "--seed",
             "5",

@@ -262,7 +262,7 @@ def test_a_driver_that_finds_the_cluster_itself_gets_an_rm_server_every_node_rea
         f"--engine gpu --reward.scheme hybrid --actor.model_name_or_path {tiny_model} "
         f"--reward.model_name_or_path {tmp_path / 'rm'} --data.prompt_dataset {prompts} --data.input_key input "
         "--data.apply_chat_template --rollout.n_samples_per_prompt 2 --algo.advantage.estimator group_norm "
-        f"--algo.kl.init_coef 0 --ckpt.output_dir {tmp_path / 'out'} --distill.rm_server.device cpu --dry-run"
+        f"--algo.kl.init_coef 0 --ckpt.output_dir {tmp_path / 'out'} --distill.rm_server.device cpu --dry_run"
     )
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
 

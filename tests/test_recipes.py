@@ -1,4 +1,4 @@
-"""The recipes: their --dry-run prints the plan, and every PPO command in it is accepted by OpenRLHF's
+"""The recipes: their --dry_run prints the plan, and every PPO command in it is accepted by OpenRLHF's
 own train_ppo_ray parser and checks (GPU engine for the cluster recipes, CPU for the demo; nothing is started)."""
 
 import json
@@ -29,7 +29,7 @@ ENV = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.e
 
 def _dry_run(recipe: str, *extra: str, **env) -> subprocess.CompletedProcess:
     result = subprocess.run(
-        ["bash", os.path.join(REPO, "recipes", recipe), "--dry-run", *extra],
+        ["bash", os.path.join(REPO, "recipes", recipe), "--dry_run", *extra],
         cwd=REPO,
         env={**ENV, **env},
         capture_output=True,
@@ -180,7 +180,7 @@ def test_demo_recipe_plans_the_main_comparison_and_study_adds_the_other_rewards(
 def _check_the_world_ships_its_models(command: list[str]) -> None:
     """The demo's world is built from the models that ship with the package (pretraining them takes ~18
     minutes): a change to the preset, the seed or the split sizes that is not followed by `toy-world --pretrain
-    --export-prebuilt` fails here, not by a silent 18-minute rebuild in every demo."""
+    --export_prebuilt` fails here, not by a silent 18-minute rebuild in every demo."""
     import argparse
 
     from openrlhf_distill.toy import world

@@ -435,7 +435,7 @@ def test_train_rm_takes_every_openrlhf_train_rm_flag_plus_ours():
             "train-rm",
             "--engine",
             "cpu",
-            "--dry-run",
+            "--dry_run",
             "--data.dataset",
             "p.jsonl",
         ],

@@ -13,9 +13,12 @@ from openrlhf_distill import cli, settings
 from openrlhf_distill.pipeline import config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Commands whose flags are still declared by hand, to be moved to a settings dataclass (issue 33). A new command
-# has no place here: it declares its settings in a dataclass from the start.
-NOT_YET = {"prepare-data", "sft", "train-rm", "run", "toy-world"}
+
+
+# Where leaving a flag out means something other than the field's default: toy-world's flags take the chosen
+# --preset's values.
+def _flag_defaults(name: str, cls) -> dict:
+    return {f.name: None for f in dataclasses.fields(cls)} if name == "toy-world" else {}
 
 
 def _as_list(value):
@@ -36,10 +39,9 @@ def _subparser(name: str) -> argparse.ArgumentParser:
     return sub.choices[name]
 
 
-def test_every_command_declares_its_settings_in_a_dataclass_or_is_listed_as_not_yet_moved():
+def test_every_command_declares_its_settings_in_a_dataclass():
     declared = {name for name, _, _ in _with_settings()}
-    assert declared.isdisjoint(NOT_YET), declared & NOT_YET
-    assert declared | NOT_YET == set(cli.COMMANDS), set(cli.COMMANDS) - declared - NOT_YET
+    assert declared == set(cli.COMMANDS), set(cli.COMMANDS) - declared
 
 
 @pytest.mark.parametrize("name", [name for name, command in cli.COMMANDS.items() if command.settings])
@@ -52,7 +54,7 @@ def test_each_field_is_a_flag_and_a_run_setting_with_one_default(name):
             continue  # set by the command itself
         flag = actions[settings.dest(field, command.settings_group)]
         assert flag.option_strings == [settings.flag_name(field, command.settings_group)]  # one spelling, OpenRLHF's
-        default = settings.default_of(field)
+        default = _flag_defaults(name, cls).get(field.name, settings.default_of(field))
         assert _as_list(flag.default) == _as_list(default), field.name
         assert flag.required == (field.default is dataclasses.MISSING), field.name
         assert flag.help == field.metadata["help"], field.name
@@ -71,11 +73,21 @@ def test_each_field_is_a_flag_and_a_run_setting_with_one_default(name):
         "report": ["run_dir"],
         "eval-rm": ["--model", "rm"],
         "tiny-model": ["out_dir"],
+        "prepare-data": ["--task", "gsm8k", "--split", "test", "--out", "o.jsonl"],
+        "sft": [],
+        "train-rm": [],
+        "run": [],
+        "toy-world": ["out_dir"],
     }[name]
     args, _ = cli.build_parser().parse_known_args([name, *required])
     required_fields = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING]
     given = {name: getattr(args, name) for name in required_fields}  # no default to compare with
-    assert settings.from_args(args, cls, command.settings_group) == cls(**given)
+    if name == "toy-world":  # every flag left out: the default preset's world
+        from openrlhf_distill.toy import world
+
+        assert world.settings_from_args(args) == world.PRESETS[world.DEFAULT_PRESET]
+    else:
+        assert settings.from_args(args, cls, command.settings_group) == cls(**given)
     if command.config_section:
         section = config.DEFAULTS[command.config_section]
         flagged = {f.name for f in dataclasses.fields(cls) if f.metadata.get("flag", True)}
@@ -100,6 +112,12 @@ def test_an_earlier_flag_spelling_still_works_but_is_not_shown():
     )
     assert (args.max_new_tokens, args.n_samples) == (7, 3)
     assert "--max-new-tokens" not in _subparser("eval").format_help()
+    args, _ = cli.build_parser().parse_known_args(["run", "--dry-run", "--from-stage", "rm", "--until-stage", "ppo"])
+    assert (args.dry_run, args.from_stage, args.until_stage) == (True, "rm", "ppo")
+    for command in ("sft", "train-rm", "ppo"):
+        assert cli.build_parser().parse_known_args([command, "--dry-run"])[0].dry_run
+    args, _ = cli.build_parser().parse_known_args(["toy-world", "w", "--n-train", "9", "--teacher-shape", "layers=1"])
+    assert (args.n_train, args.teacher_shape) == (9, "layers=1")
 
 
 def _getattr_args_by_string() -> list[str]:
@@ -184,3 +202,15 @@ def test_adaptive_sampling_flags_and_run_settings_are_its_configs_fields_off_by_
         default = ADAPTIVE_OFF.get(field.name, settings.default_of(field))
         assert flags[f"adaptive.{field.name}"].default == default == section[field.name]
     assert {f"teacher.adaptive.{f.name}" for f in flagged} <= set(config.SETTINGS)
+
+
+def test_the_toy_worlds_arithmetic_flags_are_its_specs_fields_defaulting_to_the_presets():
+    from openrlhf_distill.toy import world
+
+    flags = {a.dest: a for a in _subparser("toy-world")._actions if a.help != argparse.SUPPRESS}
+    flagged = [f for f in dataclasses.fields(world.ArithmeticSpec) if f.metadata.get("flag", True)]
+    assert flagged and all(flags[f.name].default is None and flags[f.name].help == f.metadata["help"] for f in flagged)
+    args, _ = cli.build_parser().parse_known_args(["toy-world", "out", "--preset", "chains", "--halve-prob", "0.25"])
+    assert world.settings_from_args(args).arithmetic == dataclasses.replace(
+        world.PRESETS["chains"].arithmetic, halve_prob=0.25
+    )

@@ -70,7 +70,7 @@ def test_small_styles_world_keeps_the_styles_apart_and_gold_out_of_the_training_
     }
     path = tmp_path / "styles.yaml"
     path.write_text(yaml.safe_dump(config))
-    command = [sys.executable, "-m", "openrlhf_distill.cli", "run", "--config", str(path), "--until-stage", "rm_data"]
+    command = [sys.executable, "-m", "openrlhf_distill.cli", "run", "--config", str(path), "--until_stage", "rm_data"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 

@@ -497,15 +497,15 @@ def test_command_line_settings(capsys, monkeypatch):
             "chains",
             "--seed",
             "2",
-            "--n-train",
+            "--n_train",
             "64",
-            "--teacher-shape",
+            "--teacher_shape",
             "hidden=256,heads=4",
             "--student-target",
             "0",
             "--max-ops",
             "2",
-            "--measure-sampling",
+            "--measure_sampling",
         ]
     )
     settings = w.settings_from_args(args)
@@ -545,7 +545,7 @@ def test_command_line_settings(capsys, monkeypatch):
     assert calls == [("OUT", False, False)]
     assert "teacher" in capsys.readouterr().out
     # shipping models needs models pretrained by this build: refused before anything is built
-    assert w.run(parser.parse_args(["OUT", "--export-prebuilt"])) == 2
+    assert w.run(parser.parse_args(["OUT", "--export_prebuilt"])) == 2
     assert "add --pretrain" in capsys.readouterr().err and len(calls) == 1
 
 

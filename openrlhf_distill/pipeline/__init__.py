@@ -8,34 +8,46 @@ already done.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 from ..records import write_json_atomic
+from ..settings import add_flags, from_args, setting
 from .config import ConfigError, check_inputs, load_config, with_absolute_paths
 from .preflight import PreflightError, check_live_cluster, check_stages, describe_gpus, estimate_size
 from .runner import StageFailed, describe, run_folder_lock, run_stages, select
 from .stages import plan
 
 
+@dataclass(frozen=True)
+class RunSettings:
+    """What `run` does with its config (the config's own settings: `config.DEFAULTS`)."""
+
+    config: str | None = setting(None, "recipes/configs/NAME.yaml (settings over the defaults)")
+    from_stage: str | None = setting(
+        None, "rerun this stage (name, or key like rm@seed0) and all after", aliases=("--from-stage",)
+    )
+    until_stage: str | None = setting(None, "stop after this stage", aliases=("--until-stage",))
+    dry_run: bool = setting(False, "print the plan: each stage, its state and its command", aliases=("--dry-run",))
+
+
 def add_arguments(p) -> None:
-    p.add_argument("--config", default=None, help="recipes/configs/NAME.yaml (settings over the defaults)")
-    p.add_argument("--from-stage", default=None, help="rerun this stage (name, or key like rm@seed0) and all after")
-    p.add_argument("--until-stage", default=None, help="stop after this stage")
-    p.add_argument("--dry-run", action="store_true", help="print the plan: each stage, its state and its command")
+    add_flags(p, RunSettings)
 
 
 def run(args, overrides: list[str]) -> int:
-    config = load_config(args.config, overrides)
+    wanted = from_args(args, RunSettings)
+    config = load_config(wanted.config, overrides)
     check_inputs(config)
     # Commands carry absolute paths (Ray workers on other nodes do not share this working folder); fingerprints
     # and run.json keep the config's own spelling.
     absolute_config, written = with_absolute_paths(config)
-    stages, forced = select(plan(absolute_config), args.from_stage, args.until_stage)
+    stages, forced = select(plan(absolute_config), wanted.from_stage, wanted.until_stage)
     run_dir = absolute_config["run_dir"]
     from ..cli import check_command
 
     checked = check_stages(stages, check_command)  # every stage's command, before the first runs
     cluster_lines = check_live_cluster(stages, checked)
-    if args.dry_run:
+    if wanted.dry_run:
         gpus = describe_gpus(stages, checked, config)
         print(f"# run {run_dir}: {len(stages)} stages (states: done = skipped, new / stale / resume / rerun = run)")
         print("\n".join(describe(stages, run_dir, forced, written, gpus)))

@@ -20,6 +20,7 @@ from ..evaluation import EvalSettings
 from ..generation.rounds import ADAPTIVE_OFF, AdaptiveConfig
 from ..generation.sampling import SamplingConfig
 from ..settings import section_checks, section_defaults
+from ..trainers import TrainerLaunch
 from ..voting import VoteRule, VotingSamples
 
 # The evaluation settings a run sets for every `eval` stage (the others keep EvalSettings' defaults).
@@ -77,8 +78,12 @@ DEFAULTS: dict = {
     # launcher: deepspeed launcher flags for a multi-node GPU run, e.g. ["hostfile=/job/hosts", "num_nodes=2"]
     # sweep: OpenRLHF flags -> lists of values, e.g. {"adam.lr": [3e-5, 1e-4]}: one SFT run per combination, the
     # one whose greedy answers agree most with the dev pseudo-labels kept (needs build.dev_questions)
-    "sft": {"flags": {}, "launcher": [], "sweep": {}},
-    "rm": {"flags": {}, "ablations": [], "launcher": []},  # ablations: ["teacher_only"] (RM data: teacher only)
+    "sft": {"flags": {}, **section_defaults(TrainerLaunch, ("launcher",)), "sweep": {}},
+    "rm": {
+        "flags": {},
+        "ablations": [],
+        **section_defaults(TrainerLaunch, ("launcher",)),
+    },  # ablations: ["teacher_only"] (RM data: teacher only)
     # select_every N: the actor saved every N steps, the one agreeing most with the dev pseudo-labels kept as the
     # run's model (needs build.dev_questions); steps: exactly this many PPO steps whatever the prompt set's size
     "ppo": {"schemes": ["rm"], "flags": {}, "select_every": 0, "steps": None},
@@ -251,8 +256,8 @@ SETTINGS = {
     "ppo.select_every": int_at_least(0),
     "ppo.steps": _optional(int_at_least(1)),
     "rm.ablations": _list_of(_string, non_empty=False),
-    "sft.launcher": _list_of(_string, non_empty=False),
-    "rm.launcher": _list_of(_string, non_empty=False),
+    **section_checks(TrainerLaunch, "sft", ("launcher",)),
+    **section_checks(TrainerLaunch, "rm", ("launcher",)),
     "ppo.schemes": _list_of(_string),
     **section_checks(ClusterSettings, "cluster"),
     "keep_checkpoints": _bool,

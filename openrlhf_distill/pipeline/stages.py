@@ -1,5 +1,5 @@
 """The stages of the method as commands: each stage is one ``openrlhf-distill`` subcommand with its inputs and the
-output it makes, so ``run --dry-run`` can print exactly what runs, and every stage can also be run by hand.
+output it makes, so ``run --dry_run`` can print exactly what runs, and every stage can also be run by hand.
 
 Run directory (``run_dir``):
 
@@ -202,8 +202,8 @@ class _Planner:
                 flags={
                     "--preset": toy["preset"],
                     "--seed": self.seeds[0],
-                    "--n-train": toy["n_train"],
-                    "--n-test": toy["n_test"],
+                    "--n_train": toy["n_train"],
+                    "--n_test": toy["n_test"],
                 },
                 extra=_flags(toy["flags"]),
             )
@@ -227,7 +227,7 @@ class _Planner:
                 ("train", self.train, data["limit_train"], data["train"]),
                 (test_split, self.test, data["limit_test"], data["test"]),
             ):
-                argv = ["prepare-data", "--task", task, "--split", split, "--out", out, "--run-dir", run]
+                argv = ["prepare-data", "--task", task, "--split", split, "--out", out, "--run_dir", run]
                 argv += (["--limit", str(limit)] if limit else []) + (["--source", local] if local else [])
                 self._add(Stage("data", f"data_{split}", None, argv, out, [local] if local else []))
             self.upstream = [self.train, self.test]

@@ -42,7 +42,9 @@ import sys
 import time
 from dataclasses import dataclass
 
+from ..argtypes import int_at_least, number_in
 from ..records import PROMPT, read_records, write_json_atomic, write_jsonl_atomic
+from ..settings import add_flags, flag_values, setting
 from ..tasks.arithmetic import STEP
 from .pretrain import ToyModelSpec, measure, pretrain
 
@@ -58,19 +60,43 @@ FILES = {
 FORMAT_VERSION = 1  # bump when the data or training code changes what a given set of settings produces
 
 
+def _was(name: str) -> tuple[str, ...]:
+    """The flag's earlier spelling (``--n-train``), still accepted."""
+    return (f"--{name.replace('_', '-')}",) if "_" in name else ()
+
+
 @dataclass(frozen=True)
 class ArithmeticSpec:
     """How hard the questions are. Operations are applied left to right; "*" only ever comes first, so left to
     right is also the usual precedence."""
 
-    min_ops: int = 1
-    max_ops: int = 3
-    max_operand: int = 50  # operands of + and - are drawn from 1..max_operand
-    max_value: int = 99  # every intermediate result stays in 0..max_value (no negative numbers)
-    multiply_prob: float = 0.0  # chance that a question opens with "a * k", k in 2..max_multiplier
-    max_multiplier: int = 9
-    halve_prob: float = 0.0  # chance that an operation (on a value >= 2) is "/ 2", floor halving
-    max_first: int | None = None  # the first number is drawn from 1..max_first (None: max_operand)
+    min_ops: int = setting(1, "operations per question, at least", check=int_at_least(1), aliases=_was("min_ops"))
+    max_ops: int = setting(3, "operations per question, at most", check=int_at_least(1), aliases=_was("max_ops"))
+    max_operand: int = setting(
+        50, "operands of + and - are drawn from 1..N", check=int_at_least(1), aliases=_was("max_operand")
+    )
+    max_value: int = setting(
+        99,
+        "every intermediate result stays in 0..N (no negative numbers)",
+        check=int_at_least(1),
+        aliases=_was("max_value"),
+    )
+    multiply_prob: float = setting(
+        0.0,
+        'chance that a question opens with "a * k", k in 2..9',
+        check=number_in(0, 1),
+        aliases=_was("multiply_prob"),
+    )
+    max_multiplier: int = setting(9, flag=False)
+    halve_prob: float = setting(
+        0.0, 'chance that an operation (on a value >= 2) is "/ 2" (floor halving)', aliases=_was("halve_prob")
+    )
+    max_first: int | None = setting(
+        None,
+        "the first number is drawn from 1..N (none: max_operand)",
+        check=int_at_least(1),
+        aliases=_was("max_first"),
+    )
 
     def __post_init__(self):
         if not 1 <= self.min_ops <= self.max_ops:
@@ -353,34 +379,73 @@ STUDENT_SPEC = ToyModelSpec(  # 218k parameters
 )
 
 
+_COUNT, _SHARE = int_at_least(1), number_in(0, 1)
+
+
 @dataclass(frozen=True)
 class WorldSettings:
     """Everything that decides what `build_toy_world` produces; world.json keeps it, and a rebuild with equal
     settings is skipped."""
 
-    seed: int = 0
-    n_train: int = 1000
-    n_test: int = 500
-    n_dev: int = 200
-    n_pretrain_teacher: int = 50_000
-    n_pretrain_student: int = 20_000
-    student_noise: float = 0.0
-    teacher_worked_share: float = 1.0  # share of pretraining answers worked out step by step; the rest direct
-    student_worked_share: float = 1.0
-    student_shortcut_share: float = 0.0  # share of the student's direct answers that stop one step short
-    arithmetic: ArithmeticSpec = ArithmeticSpec()
-    pretrain_min_ops: int | None = None  # the pretraining questions' least number of operations (None: as asked)
-    teacher_spec: ToyModelSpec = TEACHER_SPEC
-    student_spec: ToyModelSpec = STUDENT_SPEC
-    teacher_target: float | None = 0.65  # dev greedy accuracy at which the teacher's pretraining stops
-    student_target: float | None = 0.2
-    teacher_steps: int = 2500  # at most
-    student_steps: int = 1500
-    teacher_lr: float = 3e-3
-    student_lr: float = 3e-3
-    batch_size: int = 32
-    measure_questions: int = 200  # test questions the models are measured on after pretraining
-    measure_sampling: bool = False  # also temperatures 0.3/0.7/1.0 x 10 samples: single, maj@10, vote (slower)
+    seed: int = setting(0, "draws the data and the models' initial weights")
+    n_train: int = setting(1000, "unlabelled questions for distillation", check=_COUNT, aliases=_was("n_train"))
+    n_test: int = setting(500, "test questions (gold for measurement)", check=_COUNT, aliases=_was("n_test"))
+    n_dev: int = setting(200, "dev questions the pretraining stops on", check=_COUNT, aliases=_was("n_dev"))
+    n_pretrain_teacher: int = setting(
+        50_000, "the teacher's pretraining questions", check=_COUNT, aliases=_was("n_pretrain_teacher")
+    )
+    n_pretrain_student: int = setting(
+        20_000, "the student's (a part of the teacher's)", check=_COUNT, aliases=_was("n_pretrain_student")
+    )
+    student_noise: float = setting(
+        0.0, "share of the student's pretraining solutions made wrong in one step", aliases=_was("student_noise")
+    )
+    teacher_worked_share: float = setting(
+        1.0,
+        "share of the teacher's pretraining answers worked out step by step; the rest are the answer alone (#### N)",
+        check=_SHARE,
+        aliases=_was("teacher_worked_share"),
+    )
+    student_worked_share: float = setting(
+        1.0, "the same for the student", check=_SHARE, aliases=_was("student_worked_share")
+    )
+    student_shortcut_share: float = setting(
+        0.0,
+        "share of the student's direct answers one step short",
+        check=_SHARE,
+        aliases=_was("student_shortcut_share"),
+    )
+    arithmetic: ArithmeticSpec = setting(ArithmeticSpec(), flag=False)  # its own flags (add_arguments)
+    pretrain_min_ops: int | None = setting(
+        None,
+        "pretraining questions have at least N operations (none: as asked)",
+        check=int_at_least(1),
+        aliases=_was("pretrain_min_ops"),
+    )
+    teacher_spec: ToyModelSpec = setting(TEACHER_SPEC, flag=False)  # --teacher_shape
+    student_spec: ToyModelSpec = setting(STUDENT_SPEC, flag=False)
+    teacher_target: float | None = setting(
+        0.65, "dev greedy accuracy that stops its pretraining (0: never)", check=_SHARE, aliases=_was("teacher_target")
+    )
+    student_target: float | None = setting(
+        0.2, "the same for the student", check=_SHARE, aliases=_was("student_target")
+    )
+    teacher_steps: int = setting(2500, "pretraining steps, at most", check=_COUNT, aliases=_was("teacher_steps"))
+    student_steps: int = setting(1500, "the same for the student", check=_COUNT, aliases=_was("student_steps"))
+    teacher_lr: float = setting(3e-3, "the teacher's pretraining learning rate", aliases=_was("teacher_lr"))
+    student_lr: float = setting(3e-3, "the student's", aliases=_was("student_lr"))
+    batch_size: int = setting(32, "pretraining batch size", check=_COUNT, aliases=_was("batch_size"))
+    measure_questions: int = setting(
+        200,
+        "test questions the models are measured on after pretraining",
+        check=_COUNT,
+        aliases=_was("measure_questions"),
+    )
+    measure_sampling: bool = setting(
+        False,
+        "also measure sampling at 0.3/0.7/1.0 (10 each): single, maj@10, the vote (slower)",
+        aliases=_was("measure_sampling"),
+    )
 
     def to_dict(self) -> dict:
         return {"format_version": FORMAT_VERSION, **dataclasses.asdict(self)}
@@ -709,47 +774,12 @@ def parse_shape(text: str, base: ToyModelSpec) -> ToyModelSpec:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-# (flag, WorldSettings field, type, help); the arithmetic fields live in WorldSettings.arithmetic.
-_SCALAR_FLAGS = (
-    ("--seed", "seed", int, "draws the data and the models' initial weights"),
-    ("--n-train", "n_train", int, "unlabelled questions for distillation"),
-    ("--n-test", "n_test", int, "test questions (gold for measurement)"),
-    ("--n-dev", "n_dev", int, "dev questions the pretraining stops on"),
-    ("--n-pretrain-teacher", "n_pretrain_teacher", int, None),
-    ("--n-pretrain-student", "n_pretrain_student", int, None),
-    ("--student-noise", "student_noise", float, "share of the student's pretraining solutions made wrong in one step"),
-    (
-        "--teacher-worked-share",
-        "teacher_worked_share",
-        float,
-        "share of the teacher's pretraining answers worked out step by step; the rest are the answer alone (#### N)",
-    ),
-    ("--student-worked-share", "student_worked_share", float, "the same for the student"),
-    ("--student-shortcut-share", "student_shortcut_share", float, "share of its direct answers one step short"),
-    ("--pretrain-min-ops", "pretrain_min_ops", int, "pretraining questions have at least N operations"),
-    ("--teacher-target", "teacher_target", float, "dev greedy accuracy that stops its pretraining (0: never)"),
-    ("--student-target", "student_target", float, "the same for the student"),
-    ("--teacher-steps", "teacher_steps", int, "at most"),
-    ("--student-steps", "student_steps", int, "at most"),
-    ("--teacher-lr", "teacher_lr", float, None),
-    ("--student-lr", "student_lr", float, None),
-    ("--batch-size", "batch_size", int, None),
-    ("--measure-questions", "measure_questions", int, None),
-)
-_ARITHMETIC_FLAGS = (
-    ("--min-ops", "min_ops", int, "operations per question, at least"),
-    ("--max-ops", "max_ops", int, "operations per question, at most"),
-    ("--max-operand", "max_operand", int, None),
-    ("--max-value", "max_value", int, None),
-    ("--multiply-prob", "multiply_prob", float, None),
-    ("--halve-prob", "halve_prob", float, 'chance that an operation is "/ 2" (floor halving)'),
-    ("--max-first", "max_first", int, "the first number is drawn from 1..N (default: --max-operand)"),
-)
+def _preset_defaults(cls) -> dict:
+    """Every flag of ``cls`` defaults to None: the chosen preset's value."""
+    return {field.name: None for field in dataclasses.fields(cls)}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Every setting defaults to the chosen ``--preset``'s value (shown in brackets for the default preset)."""
-    d = PRESETS[DEFAULT_PRESET]
     parser.add_argument(
         "out_dir", help="folder of the world: prompts_*.jsonl, pretrain_*.jsonl, teacher/, student/, world.json"
     )
@@ -757,27 +787,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--preset",
         choices=sorted(PRESETS),
         default=DEFAULT_PRESET,
-        help="which world: " + "; ".join(f"{k}: {v}" for k, v in PRESET_HELP.items()),
+        help="which world (every setting below defaults to its value): "
+        + "; ".join(f"{k}: {v}" for k, v in PRESET_HELP.items()),
     )
-    for flag, name, kind, text in _SCALAR_FLAGS:
-        parser.add_argument(flag, type=kind, default=None, help=f"{text or ''} [{getattr(d, name)}]".strip())
-    for flag, name, kind, text in _ARITHMETIC_FLAGS:
-        parser.add_argument(
-            flag, type=kind, default=None, help=f"{text or ''} [{getattr(d.arithmetic, name)}]".strip()
-        )
+    add_flags(parser, WorldSettings, defaults=_preset_defaults(WorldSettings))
+    add_flags(parser, ArithmeticSpec, defaults=_preset_defaults(ArithmeticSpec))
     keys = "hidden, intermediate, layers, heads, kv_heads, arch (qwen2|llama); head size hidden/heads must suit vLLM"
     for role in ("teacher", "student"):
         parser.add_argument(
+            f"--{role}_shape",
             f"--{role}-shape",
+            dest=f"{role}_shape",
             default="",
             metavar="KEY=N,...",
             help=f"changes to the preset's {role} shape; keys: {keys}",
         )
-    parser.add_argument(
-        "--measure-sampling",
-        action="store_true",
-        help="also measure sampling at 0.3/0.7/1.0 (10 each): single, maj@10, the vote",
-    )
     parser.add_argument("--force", action="store_true", help="rebuild even when world.json has these settings")
     parser.add_argument(
         "--pretrain",
@@ -785,7 +809,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="pretrain the models even when the package ships them for these settings",
     )
     parser.add_argument(
+        "--export_prebuilt",
         "--export-prebuilt",
+        dest="export_prebuilt",
         action="store_true",
         help="after pretraining, ship the models in the package (maintainers)",
     )
@@ -794,19 +820,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def settings_from_args(args) -> WorldSettings:
     """The preset's settings with the flags given on the command line in place of its values."""
     base = PRESETS[args.preset]
-    fields = {name: getattr(args, flag[2:].replace("-", "_")) for flag, name, _, _ in _SCALAR_FLAGS}
-    fields = {name: value for name, value in fields.items() if value is not None}
+    given = {k: v for k, v in flag_values(args, WorldSettings).items() if v is not None}
     for name in ("teacher_target", "student_target"):  # 0 switches the early stop off
-        if fields.get(name) == 0:
-            fields[name] = None
-    arithmetic = {name: getattr(args, flag[2:].replace("-", "_")) for flag, name, _, _ in _ARITHMETIC_FLAGS}
+        if given.get(name) == 0:
+            given[name] = None
+    arithmetic = {k: v for k, v in flag_values(args, ArithmeticSpec).items() if v is not None}
     return dataclasses.replace(
         base,
-        **fields,
-        arithmetic=dataclasses.replace(base.arithmetic, **{k: v for k, v in arithmetic.items() if v is not None}),
+        **given,
+        arithmetic=dataclasses.replace(base.arithmetic, **arithmetic),
         teacher_spec=parse_shape(args.teacher_shape, base.teacher_spec),
         student_spec=parse_shape(args.student_shape, base.student_spec),
-        measure_sampling=args.measure_sampling or base.measure_sampling,
     )
 
 
