@@ -62,7 +62,7 @@ def main() -> None:
 
     from openrlhf_distill.generation.backend import Request
     from openrlhf_distill.generation.hf_backend import HFBackend
-    from openrlhf_distill.toy.tiny_models import TinyModelSpec, build_tiny_causal_lm
+    from openrlhf_distill.toy.tiny_model import TinyModelSpec, build_tiny_causal_lm
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     with tempfile.TemporaryDirectory() as folder:

@@ -4,7 +4,7 @@ Writes a prompts file and a teacher-sample file (GSM8K-style responses, answers 
 fall under the threshold), then runs, each in a fresh process so that peak RSS is its own:
 
 - ``parse``: ``json.loads`` of every line, nothing kept (the floor any labeller pays);
-- ``label``: ``openrlhf_distill.labelling.label_samples`` (two streamed passes, extraction, votes, writing).
+- ``label``: ``openrlhf_distill.label.label_samples`` (two streamed passes, extraction, votes, writing).
 
 Reported: samples/s, peak RSS and the label/parse ratios, for two sizes with the SAME number of questions, so
 that memory bounded by questions (not samples) shows as a flat peak RSS.
@@ -63,7 +63,7 @@ def _child(mode: str, prompts: str, samples: str, out: str) -> None:
             for line in f:
                 json.loads(line)
     else:
-        from openrlhf_distill.labelling import label_samples
+        from openrlhf_distill.label import label_samples
 
         label_samples(prompts, samples, out)
     seconds = time.perf_counter() - start

@@ -45,7 +45,7 @@ sys.exit(run(parser.parse_args()))
 
 
 def build_rm(folder: str, hidden_size: int, layers: int) -> str:
-    from openrlhf_distill.toy.tiny_models import TinyModelSpec, build_tiny_causal_lm, build_tiny_reward_model
+    from openrlhf_distill.toy.tiny_model import TinyModelSpec, build_tiny_causal_lm, build_tiny_reward_model
 
     spec = TinyModelSpec(
         hidden_size=hidden_size,

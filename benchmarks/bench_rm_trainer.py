@@ -99,7 +99,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from openrlhf_distill.compat.flags import TRAIN_DISTILL_RM, TRAIN_RM
-    from openrlhf_distill.toy.tiny_models import TinyModelSpec, build_tiny_causal_lm
+    from openrlhf_distill.toy.tiny_model import TinyModelSpec, build_tiny_causal_lm
 
     with tempfile.TemporaryDirectory() as folder:
         spec = TinyModelSpec(

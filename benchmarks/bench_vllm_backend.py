@@ -68,7 +68,7 @@ def main() -> None:
 
     model, workdir = args.model, tempfile.TemporaryDirectory()  # removed when the script ends
     if model is None:
-        from openrlhf_distill.toy.tiny_models import build_tiny_causal_lm
+        from openrlhf_distill.toy.tiny_model import build_tiny_causal_lm
 
         model = build_tiny_causal_lm(os.path.join(workdir.name, "tiny"))
     on_cpu = not torch.cuda.is_available()

@@ -47,26 +47,26 @@ COMMANDS = {
         settings="SplitSettings",
     ),
     "generate": Command(
-        "generation.sampling",
+        "generation.generate",
         "sample the teacher or the student: several temperatures, resumable shards",
         settings="SamplingConfig",
         config_section="teacher",  # and `student`, the same fields with the student's own count and temperature
     ),
     "label": Command(
-        "labelling",
+        "label",
         "majority vote over teacher answers, 0/1 labels for teacher and student samples",
         settings="VoteRule",
         settings_group="vote",
         config_section="vote",
     ),
     "judge": Command(
-        "judging",
+        "judge",
         "teacher as judge: 1-10 scores for open-ended samples, labels = score / 10",
         settings="JudgeSettings",
         settings_group="judge",
     ),
     "build": Command(
-        "builders",
+        "build",
         "SFT, RM-pair, RM-point and RL-prompt sets in OpenRLHF's formats",
         settings="BuildConfig",
         config_section="build",
@@ -90,7 +90,7 @@ COMMANDS = {
         config_section="rm",
     ),
     "eval-rm": Command(
-        "reward_model.evaluate",
+        "reward_model.eval_rm",
         "reward model on held-out data: pseudo and gold pairs, AUC, ECE, best-of-N",
         settings="EvalRMSettings",
     ),
@@ -118,7 +118,7 @@ COMMANDS = {
         settings="EvalSettings",
         config_section="eval",
     ),
-    "report": Command("results", "results.json, report.md and plots/ of a run directory", settings="ReportSettings"),
+    "report": Command("report", "results.json, report.md and plots/ of a run directory", settings="ReportSettings"),
     "run": Command(
         "pipeline",
         "the whole method: every stage in order, resumable, ending in results.json / report.md",
@@ -133,7 +133,7 @@ COMMANDS = {
         settings="WorldSettings",  # and ArithmeticSpec's; every flag defaults to the --preset's value
     ),
     "tiny-model": Command(
-        "toy.tiny_models",
+        "toy.tiny_model",
         "build a tiny random causal LM + tokenizer offline (tests, toy runs)",
         settings="TinyModelSpec",
     ),

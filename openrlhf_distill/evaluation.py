@@ -27,7 +27,7 @@ per-category accuracy, pass@k when n = k); for pass@k with n > k (per-question v
 percentile bootstrap over questions, ``--bootstrap-resamples`` resamples (2000) seeded with ``--seed``. Each
 metric names its method.
 
-Samples are made by the generation stage (``generation.sampling.generate_samples``: resumable shards, derived
+Samples are made by the generation stage (``generation.generate.generate_samples``: resumable shards, derived
 seeds), into a folder beside the result: ``RESULT.json`` -> ``RESULT_samples/`` holding ``prompts.jsonl`` (the
 questions evaluated), ``greedy/`` and, when k > 1, ``sampled/``. A killed evaluation rerun with the same command
 resumes from the shards it left, and a finished one is rescored without loading the model. The scoring step
@@ -513,7 +513,7 @@ def evaluate(
 def _sample(model, prompts_file, samples_dir, task, settings, backend, make_backend, overwrite, progress) -> int:
     """The greedy pass and, with k > 1, the sampled one, through the generation stage on one backend started
     at most once; returns the tokens both passes' samples hold."""
-    from .generation.sampling import SamplingConfig, generate_samples
+    from .generation.generate import SamplingConfig, generate_samples
 
     common = dict(
         role=settings.role,

@@ -78,7 +78,7 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> str:
     """A tiny random Qwen2 causal LM + tokenizer, saved once per session."""
-    from openrlhf_distill.toy.tiny_models import build_tiny_causal_lm
+    from openrlhf_distill.toy.tiny_model import build_tiny_causal_lm
 
     return build_tiny_causal_lm(str(tmp_path_factory.mktemp("tiny_qwen2")))
 

@@ -14,9 +14,9 @@ import random
 import pytest
 
 from openrlhf_distill.generation import rounds
+from openrlhf_distill.generation.generate import SamplingConfig, generate_samples
 from openrlhf_distill.generation.rounds import AdaptiveConfig
-from openrlhf_distill.generation.sampling import SamplingConfig, generate_samples
-from openrlhf_distill.labelling import label_samples
+from openrlhf_distill.label import label_samples
 from openrlhf_distill.toy import world
 
 SHIPPED = world.prebuilt_models(dataclasses.replace(world.PRESETS["styles"], n_train=600, n_test=300))

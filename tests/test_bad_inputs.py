@@ -206,7 +206,7 @@ CASES = {  # name: (command line, split on spaces, then each word filled in; wha
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory, tiny_model):
-    from openrlhf_distill.toy.tiny_models import build_tiny_reward_model
+    from openrlhf_distill.toy.tiny_model import build_tiny_reward_model
 
     tmp = tmp_path_factory.mktemp("bad_inputs")
     rm = build_tiny_reward_model(str(tmp / "rm"), base_dir=tiny_model)

@@ -104,4 +104,4 @@ def test_the_architecture_pages_order_is_the_import_order():
                     continue
                 if position.get(target, -1) > position[path]:
                     upward.add((path, target))
-    assert upward == {("results/collect.py", "pipeline/stages.py")}
+    assert upward == {("report/collect.py", "pipeline/stages.py")}

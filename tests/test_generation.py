@@ -10,7 +10,7 @@ import time
 import pytest
 
 from openrlhf_distill.generation.backend import Request
-from openrlhf_distill.generation.sampling import ArgumentsChanged, SamplingConfig, generate_samples
+from openrlhf_distill.generation.generate import ArgumentsChanged, SamplingConfig, generate_samples
 from openrlhf_distill.records import RecordError
 from openrlhf_distill.tasks import get_task
 
@@ -331,7 +331,7 @@ def test_judge_command_runs_on_a_real_backend_and_a_judge_that_never_scores_is_a
 def test_progress_off_a_terminal_is_a_plain_line_now_and_then_with_rate_and_eta(capsys, monkeypatch):
     # In a log (the pipeline runs every stage with its output piped to stages/<key>.log) a redrawn bar would be
     # one endless line: a plain line instead, at most every LINE_SECONDS, and always the last one.
-    from openrlhf_distill.generation import sampling
+    from openrlhf_distill.generation import generate as sampling
 
     bar = sampling._Progress(total=100, done=20, label="teacher samples")  # 20 done before a resume
     for _ in range(4):

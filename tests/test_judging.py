@@ -13,10 +13,10 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from openrlhf_distill import judging
-from openrlhf_distill.builders import build_datasets
+from openrlhf_distill import judge as judging
+from openrlhf_distill.build import build_datasets
 from openrlhf_distill.generation.backend import Backend, BackendError, BackendInfo, Completion
-from openrlhf_distill.judging import (
+from openrlhf_distill.judge import (
     JUDGE_RUBRIC,
     add_arguments,
     build_judge_prompt,
@@ -576,7 +576,7 @@ def test_the_build_stage_reads_the_judged_labels_folder(inputs, tmp_path):
 
 def test_the_report_of_a_judged_run_has_its_label_metrics_and_no_accuracy_table(inputs, tmp_path):
     # A run directory as `run` leaves it with labeller: judge and eval.enabled: false (open-ended task).
-    from openrlhf_distill.results import build_report
+    from openrlhf_distill.report import build_report
 
     run = tmp_path / "run"
     judge_samples(

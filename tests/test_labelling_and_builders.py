@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from openrlhf_distill.builders import BuildConfig, build_datasets
-from openrlhf_distill.labelling import VoteConfig, label_samples
+from openrlhf_distill.build import BuildConfig, build_datasets
+from openrlhf_distill.label import VoteConfig, label_samples
 from openrlhf_distill.records import RecordError
 
 EXAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "worked_example")

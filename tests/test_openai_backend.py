@@ -141,8 +141,8 @@ def test_adaptive_teacher_sampling_runs_through_the_server_and_repeats_itself(vl
     """The rounds of `generate --adaptive.rule exact` against a served teacher (the case the rule is for): every
     question gets a stop record, the shards hold exactly the samples those records count, and the server's
     per-request seeds make a second run draw the same samples and stop in the same places."""
+    from openrlhf_distill.generation.generate import SamplingConfig, generate_samples
     from openrlhf_distill.generation.rounds import AdaptiveConfig
-    from openrlhf_distill.generation.sampling import SamplingConfig, generate_samples
 
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text(

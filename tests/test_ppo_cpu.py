@@ -245,7 +245,7 @@ def test_gold_scheme_runs_and_a_killed_run_continues_from_its_checkpoint(easy_ta
 def shifted_rm(tmp_path_factory, tiny_model):
     """A reward model whose stored normalisation is mean 1000, std 2: normalised rewards sit near -500, far from
     raw rewards (order 1) and from uninitialised buffers, so the logged rewards show which were used."""
-    from openrlhf_distill.toy.tiny_models import build_tiny_reward_model
+    from openrlhf_distill.toy.tiny_model import build_tiny_reward_model
 
     rm_dir = str(tmp_path_factory.mktemp("rm") / "rm")
     build_tiny_reward_model(rm_dir, tiny_model)

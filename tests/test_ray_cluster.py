@@ -158,7 +158,7 @@ def cluster():
 def test_hybrid_ppo_submitted_as_a_ray_job_runs_on_three_nodes(cluster, tiny_model, tmp_path):
     from ray.util.state import list_actors
 
-    from openrlhf_distill.toy.tiny_models import build_tiny_reward_model
+    from openrlhf_distill.toy.tiny_model import build_tiny_reward_model
 
     elsewhere = tmp_path / "submitting_folder"
     elsewhere.mkdir()
@@ -254,7 +254,7 @@ def test_a_driver_that_finds_the_cluster_itself_gets_an_rm_server_every_node_rea
     address file in Ray's temporary folder), as OpenRLHF's own docs run PPO. The hybrid RM server must then
     listen on every interface and the reward function call this machine's address on the route to the cluster,
     the address the nodes know it by, not 127.0.0.1 (each node itself). With no cluster to find, 127.0.0.1."""
-    from openrlhf_distill.toy.tiny_models import build_tiny_reward_model
+    from openrlhf_distill.toy.tiny_model import build_tiny_reward_model
 
     build_tiny_reward_model(str(tmp_path / "rm"), tiny_model)
     prompts = _one_prompt(tmp_path)

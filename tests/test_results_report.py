@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from openrlhf_distill.labelling import label_samples
-from openrlhf_distill.results import add_arguments, build_report, run
+from openrlhf_distill.label import label_samples
+from openrlhf_distill.report import add_arguments, build_report, run
 from openrlhf_distill.stats import sample_std, t_interval, t_quantile_975
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -689,7 +689,7 @@ def test_adaptive_teacher_sampling_is_reported_with_what_it_saved_and_cost(tmp_p
 
 @pytest.mark.slow
 def test_eval_rm_writes_per_sample_scores(tmp_path, tiny_model):
-    from openrlhf_distill.toy.tiny_models import build_tiny_reward_model
+    from openrlhf_distill.toy.tiny_model import build_tiny_reward_model
 
     rm = build_tiny_reward_model(str(tmp_path / "rm"), base_dir=tiny_model)
     prompts = tmp_path / "prompts.jsonl"  # the worked example plus q4, which has no gold and no teacher vote

@@ -349,7 +349,7 @@ def _scored(tmp_path, task_of):
 
 
 def test_gold_pairs_are_split_by_the_styles_of_the_right_and_the_wrong_sample(tmp_path, capsys):
-    from openrlhf_distill.reward_model.evaluate import _gold_measures, print_report
+    from openrlhf_distill.reward_model.eval_rm import _gold_measures, print_report
 
     scored = _scored(tmp_path, lambda q: "gsm8k" if q.startswith("g") else "arithmetic")
     measures = _gold_measures(scored, max_pairs=16, seed=0)
@@ -387,7 +387,7 @@ def test_gold_pairs_are_split_by_the_styles_of_the_right_and_the_wrong_sample(tm
 
 
 def test_a_style_without_pairs_has_no_accuracy(tmp_path):
-    from openrlhf_distill.reward_model.evaluate import _gold_measures
+    from openrlhf_distill.reward_model.eval_rm import _gold_measures
 
     scored = [item for item in _scored(tmp_path, lambda q: "arithmetic") if item[0].id == "a2"]
     by_type = _gold_measures(scored, max_pairs=16, seed=0)["gold_pairs_by_type"]

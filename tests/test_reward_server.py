@@ -71,7 +71,7 @@ def _post(url: str, body, path="/score", headers=None, method="POST"):
 # --- with the real (tiny) reward model -------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_rm(tiny_model, tmp_path_factory):
-    from openrlhf_distill.toy.tiny_models import build_tiny_reward_model
+    from openrlhf_distill.toy.tiny_model import build_tiny_reward_model
 
     return build_tiny_reward_model(str(tmp_path_factory.mktemp("tiny_rm")), base_dir=tiny_model)
 

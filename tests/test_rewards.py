@@ -11,9 +11,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from openrlhf_distill.builders import build_datasets
+from openrlhf_distill.build import build_datasets
 from openrlhf_distill.compat.formats import reward_model_input
-from openrlhf_distill.labelling import label_samples
+from openrlhf_distill.label import label_samples
 from openrlhf_distill.records import RewardLabel, decode_reward_label, encode_reward_label
 from openrlhf_distill.rewards import (
     FUNCTION_SCHEMES,

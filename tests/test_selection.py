@@ -10,7 +10,7 @@ import random
 import pytest
 
 from openrlhf_distill import ppo, selection
-from openrlhf_distill.builders import BuildConfig, build_datasets
+from openrlhf_distill.build import BuildConfig, build_datasets
 from openrlhf_distill.pipeline.config import ConfigError, load_config
 from openrlhf_distill.pipeline.stages import plan
 from openrlhf_distill.records import RecordError, decode_reward_label
@@ -235,7 +235,7 @@ def test_split_build_and_ppo_keep_unlabelled_prompts_away_from_the_vote(tmp_path
     assert {d["id"] for d in _read(tmp_path / "data2" / "dev.jsonl")} == dev_ids
 
     # A vote or hybrid PPO run given a prompt without a pseudo-label is refused before anything starts.
-    from openrlhf_distill.toy.tiny_models import build_tiny_reward_model
+    from openrlhf_distill.toy.tiny_model import build_tiny_reward_model
 
     rm = str(tmp_path / "rm")
     build_tiny_reward_model(rm, tiny_model)

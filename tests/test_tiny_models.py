@@ -2,7 +2,7 @@
 
 import pytest
 
-from openrlhf_distill.toy.tiny_models import TinyModelSpec, build_tiny_causal_lm
+from openrlhf_distill.toy.tiny_model import TinyModelSpec, build_tiny_causal_lm
 
 
 @pytest.mark.parametrize("arch", ["qwen2", "llama"])

@@ -1,4 +1,4 @@
-"""Stages 1 and 5: sampling the teacher and the student. See :mod:`.sampling` for the stage, :mod:`.backend` for
+"""Stages 1 and 5: sampling the teacher and the student. See :mod:`.generate` for the stage, :mod:`.backend` for
 what a backend is, and hf_backend / vllm_backend / openai_backend for the three backends."""
 
 from __future__ import annotations

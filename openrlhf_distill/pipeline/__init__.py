@@ -64,7 +64,7 @@ def run(args, overrides: list[str]) -> int:
     if seen.get("report") == "done" and os.path.exists(results):  # the report stage prints it when it runs
         import json
 
-        from ..results.markdown import main_table_lines
+        from ..report.markdown import main_table_lines
 
         with open(results) as f:
             print("\n".join(main_table_lines(json.load(f))))

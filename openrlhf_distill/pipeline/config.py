@@ -14,11 +14,11 @@ import os
 import yaml
 
 from ..argtypes import int_at_least
-from ..builders import BuildConfig
+from ..build import BuildConfig
 from ..compat.gpu_plan import ClusterSettings
 from ..evaluation import EvalSettings
+from ..generation.generate import SamplingConfig
 from ..generation.rounds import ADAPTIVE_OFF, AdaptiveConfig
-from ..generation.sampling import SamplingConfig
 from ..settings import section_checks, section_defaults
 from ..trainers import TrainerLaunch
 from ..voting import VoteRule, VotingSamples

@@ -26,7 +26,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 
-from ..builders import BuildConfig
+from ..build import BuildConfig
 from ..compat.flags import TRAIN_DISTILL_RM, TRAIN_PPO_RAY, TRAIN_SFT
 from ..evaluation import samples_dir_for
 from ..rewards.schemes import LABEL_SCHEMES

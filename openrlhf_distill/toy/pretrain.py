@@ -1,6 +1,6 @@
 """Pretraining the toy world's models from scratch on the CPU, and measuring them, in plain torch + transformers.
 
-A model is a tiny Qwen2 (or Llama) with the tokenizer and chat template of `tiny_models` (the same tokenizer for
+A model is a tiny Qwen2 (or Llama) with the tokenizer and chat template of `tiny_model` (the same tokenizer for
 every model and every seed), trained on chat-formatted sequences ``<|im_start|>user\\n{question}<|im_end|>\\n
 <|im_start|>assistant\\n{worked solution}<|im_end|>`` with the loss on the response and its end token only. The
 prompt is tokenized exactly as a serving engine tokenizes it (the chat template rendered with the generation
@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from ..records import ANY_OBJECT, read_records
 from ..tasks import get_task
 from ..voting import PLURALITY, VoteRule, majority_vote
-from .tiny_models import TinyModelSpec, build_tokenizer, random_causal_lm
+from .tiny_model import TinyModelSpec, build_tokenizer, random_causal_lm
 
 # Head sizes vLLM's CPU attention accepts.
 VLLM_CPU_HEAD_SIZES = (32, 64, 80, 96, 112, 128, 192, 256)
@@ -31,7 +31,7 @@ VLLM_CPU_HEAD_SIZES = (32, 64, 80, 96, 112, 128, 192, 256)
 @dataclass(frozen=True)
 class ToyModelSpec:
     """The shape of a toy model (the defaults are the toy world's teacher, 362k parameters). The tokenizer is not
-    part of it: every toy model shares `tiny_models`' (512 tokens)."""
+    part of it: every toy model shares `tiny_model`' (512 tokens)."""
 
     arch: str = "qwen2"  # "qwen2" or "llama"
     hidden_size: int = 128
@@ -60,7 +60,7 @@ class ToyModelSpec:
 
 
 def toy_tokenizer():
-    """The one tokenizer of the toy world: tiny_models' byte-level BPE + chat template, as built (before saving).
+    """The one tokenizer of the toy world: tiny_model's byte-level BPE + chat template, as built (before saving).
 
     Train and measure with the tokenizer a model folder loads as (`AutoTokenizer`, which for a Qwen2 folder is
     Qwen2Tokenizer and splits digits one per token), never with this object directly: its pre-tokenizer keeps
