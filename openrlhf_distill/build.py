@@ -38,6 +38,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 from .argtypes import int_at_least, number_in
+from .contract import Input, Output
 from .questions import Question, load_questions, question_key
 from .records import (
     LABELLED_SAMPLE,
@@ -56,7 +57,7 @@ from .records import (
     write_json_atomic,
     write_jsonl_atomic,
 )
-from .settings import add_flags, from_args, setting
+from .settings import from_args, setting
 
 
 @dataclass(frozen=True)
@@ -341,12 +342,17 @@ def build_datasets(
 # --- `openrlhf-distill build` ------------------------------------------------------------------------------------
 
 
-def add_arguments(p) -> None:
-    p.add_argument("--prompts", required=True, help="the prompt records the labels were made from")
-    p.add_argument("--labels", required=True, help="the folder `openrlhf-distill label` wrote")
-    p.add_argument("--out", required=True)
+PATHS = (
+    Input("prompts", "file", "the prompt records the labels were made from", required=True),
+    Input("labels", "folder", "the folder `openrlhf-distill label` wrote", required=True),
+    Input("rl.unlabelled", "file", flagless=True),
+    Output("out", "folder", "folder for the training sets and build_metrics.json", required=True),
+)
+
+
+def add_own_arguments(p) -> None:
+    """Its flags beside its paths and settings (those `cli` makes from PATHS and its settings)."""
     p.add_argument("--task", default=None, help="task of prompts that have no `task` field")
-    add_flags(p, BuildConfig)
 
 
 def run(args) -> int:

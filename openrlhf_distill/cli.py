@@ -1,19 +1,22 @@
 """`openrlhf-distill`: one subcommand per pipeline stage, plus set-up helpers.
 
-Each subcommand lives beside its stage, in one shape: the module named in ``COMMANDS`` has
-``add_arguments(parser)`` and ``run(args)`` (``run(args, openrlhf_argv)`` for the commands that pass OpenRLHF's
-own flags through unchanged), and may have ``check`` with the same arguments: what can be judged before its inputs
-exist, run by :func:`check_command` for every stage of a pipeline before the first one starts. This file is only
-the table and what is common to all.
+Each subcommand lives beside its stage, in one shape: the module named in ``COMMANDS`` declares its paths
+(``PATHS``, `contract.py`) and its settings dataclass (named in the table), from which its flags are made (or has
+its own ``add_arguments(parser)``); it has ``run(args)`` (``run(args, openrlhf_argv, checked)`` for the commands
+that pass OpenRLHF's own flags through unchanged), and may have ``check`` with the same arguments: what can be
+judged before its inputs exist, run before any work by :func:`main`, and by :func:`check_command` for every stage
+of a pipeline before the first one starts. This file is only the table and what is common to all.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from dataclasses import dataclass
 
+DEBUG_ENV = "OPENRLHF_DISTILL_DEBUG"  # set: an unexpected error shows its traceback
 _TRAINER_EXAMPLE = "--model.model_name_or_path M --data.dataset data.jsonl --ckpt.output_dir out/."
 
 
@@ -155,8 +158,30 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(
             name, help=command.help, description=command.description, allow_abbrev=not command.openrlhf_flags
         )
-        _module(command).add_arguments(p)
+        _add_arguments(name, command, p)
     return parser
+
+
+def command_parser(name: str) -> argparse.ArgumentParser:
+    """The parser of one command alone (``openrlhf-distill NAME``'s flags), for callers that run it in-process."""
+    parser = argparse.ArgumentParser(prog=f"openrlhf-distill {name}", allow_abbrev=not COMMANDS[name].openrlhf_flags)
+    _add_arguments(name, COMMANDS[name], parser)
+    return parser
+
+
+def _add_arguments(name: str, command: Command, parser: argparse.ArgumentParser) -> None:
+    """The module's own ``add_arguments``, or else the flags made from what it declares: its paths (``PATHS``),
+    any flags of its own (``add_own_arguments``), its settings dataclass."""
+    from . import contract, settings
+
+    module = _module(command)
+    if hasattr(module, "add_arguments"):
+        module.add_arguments(parser)
+        return
+    contract.add_paths(parser, declared_paths(name))
+    if hasattr(module, "add_own_arguments"):
+        module.add_own_arguments(parser)
+    settings.add_flags(parser, getattr(module, command.settings), command.settings_group)
 
 
 @dataclass
@@ -182,10 +207,84 @@ def check_command(argv: list[str]) -> Checked:
     command = COMMANDS[args.command]
     if rest and not command.openrlhf_flags:
         raise ValueError(f"openrlhf-distill {args.command}: unrecognized arguments: {' '.join(rest)}")
+    return check_command_args(args.command, args, rest)
+
+
+def check_command_args(name: str, args: argparse.Namespace, rest: list[str]) -> Checked:
+    """The command's own ``check`` (if its module has one) of arguments already parsed."""
+    command = COMMANDS[name]
     check = getattr(_module(command), "check", None)
     if check is None:
         return Checked(args)
     return Checked(args, check(args, rest) if command.openrlhf_flags else check(args))
+
+
+def declared_paths(name: str) -> tuple:
+    """The inputs and outputs command ``name`` declares (its module's ``PATHS``; per command where a module has
+    two)."""
+    paths = getattr(_module(COMMANDS[name]), "PATHS", ())
+    return paths.get(name, ()) if isinstance(paths, dict) else paths
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    """What a user can cause and fix: printed as one line, exit 2. Everything else is a bug."""
+    from .compat.launch import OpenRLHFRunError
+    from .compat.version import OpenRLHFNotSupported
+    from .generation.backend import BackendError
+    from .pipeline import StageFailed
+    from .records import RecordError
+    from .rewards.server import RewardServerError
+
+    return (
+        OpenRLHFNotSupported,
+        OpenRLHFRunError,
+        RecordError,
+        BackendError,
+        RewardServerError,
+        StageFailed,
+        ValueError,
+        OSError,
+    )
+
+
+def _run_command(name: str, args, rest: list[str]) -> int:
+    """The command under the output contract (`contract.py`): its outputs checked, locked and recorded as ours."""
+    from . import contract
+
+    command, paths = COMMANDS[name], declared_paths(name)
+    module = _module(command)
+    checked = check_command_args(name, args, rest)  # its settings (and OpenRLHF's parser), before any output
+
+    def work() -> int:  # a command passing OpenRLHF's flags on gets what its check found (a plan)
+        return module.run(args, rest, checked.result) if command.openrlhf_flags else module.run(args)
+
+    if vars(args).get("dry_run"):  # prints what would run: checked, nothing claimed
+        contract.check(name, contract.resolve(paths, args, rest), args, rest)
+        return work()
+    with contract.claim(name, paths, args, rest) as outcome:
+        outcome["code"] = work()
+    return outcome["code"]
+
+
+def _report_bug(name: str, error: BaseException) -> int:
+    """An exception nobody expected: one line that says so, the traceback kept in a file (or shown, debugging)."""
+    import tempfile
+    import time
+    import traceback
+
+    if os.environ.get(DEBUG_ENV):
+        raise error
+    log = os.path.join(
+        tempfile.gettempdir(), f"openrlhf-distill-{name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    )
+    with open(log, "w", encoding="utf-8") as f:
+        traceback.print_exception(error, file=f)
+    print(
+        f"openrlhf-distill {name}: internal error (a bug, not your input): {type(error).__name__}: {error}; the "
+        f"traceback is in {log} (or rerun with {DEBUG_ENV}=1 to see it here); please report it",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,28 +299,24 @@ def main(argv: list[str] | None = None) -> int:
     command = COMMANDS[args.command]
     if rest and not command.openrlhf_flags:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-
-    from .compat.launch import OpenRLHFRunError
-    from .compat.version import OpenRLHFNotSupported
-    from .generation.backend import BackendError
-    from .pipeline import StageFailed
-    from .records import RecordError
-    from .rewards.server import RewardServerError
-
-    run = _module(command).run
+    expected = _expected_errors()
     try:
-        return run(args, rest) if command.openrlhf_flags else run(args)
-    except (
-        OpenRLHFNotSupported,
-        OpenRLHFRunError,
-        RecordError,
-        BackendError,
-        RewardServerError,
-        StageFailed,
-        ValueError,
-    ) as error:
-        print(f"openrlhf-distill {args.command}: error: {error}", file=sys.stderr)
+        return _run_command(args.command, args, rest)
+    except expected as error:
+        print(f"openrlhf-distill {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"openrlhf-distill {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 (the one place every other exception ends)
+        return _report_bug(args.command, error)
+
+
+def _one_line(error: BaseException) -> str:
+    """An expected error's message; an OSError's as the system words it, naming the file."""
+    if isinstance(error, OSError) and error.filename and not str(error).startswith(str(error.filename)):
+        return f"{error.filename}: {error.strerror or error}"
+    return str(error)
 
 
 if __name__ == "__main__":

@@ -77,6 +77,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from .argtypes import int_at_least, number_in
+from .contract import Input, Output, add_paths
 from .generation.backend import TEMPERATURE_RANGE, Backend
 from .questions import question_key
 from .records import PROMPT, SAMPLE, RecordError, jsonl_files, read_records, write_json_atomic, write_jsonl_atomic
@@ -551,6 +552,17 @@ def _sample(model, prompts_file, samples_dir, task, settings, backend, make_back
 
 # --- `openrlhf-distill eval` --------------------------------------------------------------------------------
 
+
+def _samples_folder(args, rest) -> str | None:
+    return samples_dir_for(args.out) if args.out else None
+
+
+PATHS = (
+    Input("prompts", "file", "prompt records with gold (JSON Lines) to evaluate on"),
+    Input("source", "either", flagless=True),
+    Output("out", "file", "result JSON; samples go to RESULT_samples/ beside it", required=True),
+    Output("samples", "folder", derived=_samples_folder, resumable=("prompts.jsonl", "greedy", "sampled", "*.tmp-*")),
+)
 _NOT_EVALS = ("task", "limit", "seed")  # prepare-data's settings eval has as its own (its --task, --limit, --seed)
 
 
@@ -563,13 +575,13 @@ def add_arguments(p) -> None:
     # the benchmark's split as `prepare-data` loads it (its settings, but the seed: eval's --seed samples)
     add_flags(p, PrepareDataSettings, exclude=_NOT_EVALS + ("source",), defaults={"split": "test"})
     data = p.add_mutually_exclusive_group()
-    data.add_argument("--prompts", default=None, help="prompt records with gold (JSON Lines) to evaluate on")
+    add_paths(data, PATHS[:1])
     add_flags(
         data,
         PrepareDataSettings,
         exclude=tuple(f.name for f in dataclasses.fields(PrepareDataSettings) if f.name != "source"),
     )
-    p.add_argument("--out", required=True, help="result JSON; samples go to RESULT_samples/ beside it")
+    add_paths(p, PATHS[1:])
     p.add_argument("--name", default=None, help="row name in the report (default: the result file's name)")
     add_flags(p, EvalSettings)
     p.add_argument(
@@ -581,7 +593,9 @@ def add_arguments(p) -> None:
         help="mmlu_pro train/heldout: the split's seed (prepare-data's --seed)",
     )
     p.add_argument("--overwrite", action="store_true", help="discard samples made with other arguments")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--no_progress", "--no-progress", dest="no_progress", action="store_true", help="no progress bar or lines"
+    )
     add_backend_arguments(p)
 
 

@@ -41,6 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .argtypes import int_at_least, number_in
+from .contract import Input, Output, add_paths
 from .generation.backend import Backend, BackendError, Request
 from .generation.options import add_backend_arguments, backend_from_args
 from .questions import SeenSamples, load_questions, question_key, read_samples
@@ -457,11 +458,17 @@ class _Judging:
 # `openrlhf-distill judge`
 
 
+PATHS = (
+    Input("prompts", "file", "prompt records (JSON Lines)", required=True),
+    Input("teacher_samples", "either", "teacher sample records: a .jsonl file or a folder"),
+    Input("student_samples", "either", "student sample records: a .jsonl file or a folder"),
+    Input("judge.rubric_file", "file", flagless=True),
+    Output("out", "folder", "folder for teacher/student.jsonl, votes.jsonl, metrics.json", required=True),
+)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--prompts", required=True, help="prompt records (JSON Lines)")
-    p.add_argument("--teacher-samples", default=None, help="teacher sample records: a .jsonl file or a folder")
-    p.add_argument("--student-samples", default=None, help="student sample records: a .jsonl file or a folder")
-    p.add_argument("--out", required=True, help="folder for teacher/student.jsonl, votes.jsonl, metrics.json")
+    add_paths(p, PATHS)
     p.add_argument("--task", default=None, help="task of prompts that have no `task` field")
     p.add_argument("--model", required=True, help="the judge (normally the teacher): model folder or served name")
     add_flags(p, JudgeSettings, "judge")

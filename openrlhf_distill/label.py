@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from .contract import Input, Output, add_paths
 from .questions import Question, SeenSamples, load_questions, question_key, read_samples
 from .records import (
     SOURCES,
@@ -181,11 +182,16 @@ def label_samples(
 # --- `openrlhf-distill label` ------------------------------------------------------------------------------------
 
 
+PATHS = (
+    Input("prompts", "file", "prompt records (JSON Lines)", required=True),
+    Input("teacher_samples", "either", "teacher sample records: a .jsonl file or a folder", required=True),
+    Input("student_samples", "either", "student sample records: a .jsonl file or a folder"),
+    Output("out", "folder", "folder for votes.jsonl, teacher/student.jsonl, metrics.json", required=True),
+)
+
+
 def add_arguments(p) -> None:
-    p.add_argument("--prompts", required=True, help="prompt records (JSON Lines)")
-    p.add_argument("--teacher-samples", required=True, help="teacher sample records: a .jsonl file or a folder")
-    p.add_argument("--student-samples", default=None, help="student sample records: a .jsonl file or a folder")
-    p.add_argument("--out", required=True, help="folder for votes.jsonl, teacher/student.jsonl, metrics.json")
+    add_paths(p, PATHS)
     p.add_argument("--task", default=None, help="task of prompts that have no `task` field")
     add_vote_arguments(p)
 

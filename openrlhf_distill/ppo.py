@@ -37,6 +37,7 @@ from .argtypes import int_at_least
 from .compat import launch, ray_driver
 from .compat.flags import TRAIN_PPO_RAY, flag_value, has_flag, parsed_value, with_flag_value
 from .compat.gpu_plan import ClusterSettings
+from .contract import Input, Output
 from .records import REWARD_LABEL_FIELD, write_json_atomic
 from .rewards.schemes import LABEL_SCHEMES, RM_SCHEMES, SCHEMES, RewardConfig
 from .rewards.server import ServerSettings, advertised_address
@@ -583,6 +584,17 @@ def sync_check(probe_path: str, actor_dir: str) -> dict:
 # --- `openrlhf-distill ppo` --------------------------------------------------------------------------------------
 
 
+PATHS = (
+    *(
+        Input(TRAIN_PPO_RAY[name][2:], "either", openrlhf=True)
+        for name in ("actor_model", "reward_model", "prompt_dataset")
+    ),
+    Input("distill.select.dev", "file", flagless=True),
+    # OpenRLHF fills it as it trains (checkpoints under it by default), and the run's own files in distill_ppo/
+    Output(TRAIN_PPO_RAY["output_dir"][2:], "folder", openrlhf=True, openrlhf_default="./ckpt", resumable=("*",)),
+)
+
+
 def add_arguments(p) -> None:
     add_flags(p, PPOOptions)
     add_flags(p, RewardConfig, "distill.reward")
@@ -648,11 +660,11 @@ def check(args, openrlhf_argv: list[str]) -> tuple[PPOPlan, object, list]:
     return ppo_plan, namespace, planned
 
 
-def run(args, openrlhf_argv: list[str]) -> int:
+def run(args, openrlhf_argv: list[str], checked: tuple | None = None) -> int:
     """`openrlhf-distill ppo`: plans, checks (OpenRLHF's parser, the inputs, the GPU plan), then runs."""
     from .compat import gpu_plan
 
-    ppo_plan, namespace, planned = check(args, openrlhf_argv)
+    ppo_plan, namespace, planned = checked or check(args, openrlhf_argv)
     check_inputs(ppo_plan, namespace)
     if args.dry_run:
         print(describe(ppo_plan))

@@ -55,8 +55,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .argtypes import int_at_least, number_in
+from .contract import Input, Output
 from .records import ANY_OBJECT, PROMPT, RecordError, read_records, write_json_atomic, write_jsonl_atomic
-from .settings import add_flags, from_args, setting
+from .settings import from_args, setting
 from .tasks import get_task
 
 SPLIT_FILE = "mmlu_pro_split.json"
@@ -465,9 +466,10 @@ class PrepareDataSettings:
     )
 
 
-def add_arguments(p) -> None:
-    p.add_argument("--out", required=True, help="prompt records to write (JSON Lines)")
-    add_flags(p, PrepareDataSettings)
+PATHS = (
+    Input("source", "either", flagless=True),
+    Output("out", "file", "prompt records to write (JSON Lines)", required=True),
+)
 
 
 def run(args) -> int:

@@ -31,6 +31,7 @@ when not. The RL prompt's ``label`` column keeps OpenRLHF's name for the answer 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -231,6 +232,15 @@ def write_text_atomic(path: str, text: str) -> None:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def file_sha256(path: str) -> str:
+    """A file's content digest (what a sample folder was made from; what an output held when we wrote it)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_json_atomic(path: str, value) -> None:

@@ -24,8 +24,9 @@ import shutil
 from dataclasses import dataclass
 
 from .argtypes import int_at_least
+from .contract import Input, Output
 from .records import DEV_QUESTION, OUTPUT_MARKER, RecordError, read_all_records, write_json_atomic
-from .settings import add_flags, from_args, setting
+from .settings import from_args, setting
 
 SELECTION_FILE = "selection.json"
 _HF_CHECKPOINT = re.compile(r"^global_step(\d+)_hf$")
@@ -209,11 +210,17 @@ def select_model(candidates: list[str], out: str, settings: SelectSettings, name
     return selection
 
 
-def add_arguments(p) -> None:
-    p.add_argument("--candidates", required=True, help="model folders to choose from, comma-separated")
+PATHS = (
+    Input("candidates", "folder", "model folders to choose from, comma-separated", required=True),
+    Input("dev", "file", flagless=True),
+    Input("measure", "file", flagless=True),
+    Output("out", "folder", "folder the chosen model is copied to, with selection.json", required=True),
+)
+
+
+def add_own_arguments(p) -> None:
+    """Its flags beside its paths and settings (those `cli` makes from PATHS and its settings)."""
     p.add_argument("--names", default=None, help="their names in selection.json (default: the folder names)")
-    p.add_argument("--out", required=True, help="folder the chosen model is copied to, with selection.json")
-    add_flags(p, SelectSettings)
 
 
 def run(args) -> int:

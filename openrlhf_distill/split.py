@@ -14,8 +14,9 @@ import os
 from dataclasses import dataclass
 
 from .argtypes import int_at_least
+from .contract import Input, Output
 from .records import PROMPT, RecordError, atomic_output_dir, check_output_dir, read_records, write_jsonl_atomic
-from .settings import add_flags, from_args, setting
+from .settings import from_args, setting
 
 LABELLED_FILE, UNLABELLED_FILE = "labelled.jsonl", "unlabelled.jsonl"
 
@@ -43,10 +44,10 @@ class SplitSettings:
     labelled: int = setting(help="how many the teacher answers (the first N)", check=int_at_least(1))
 
 
-def add_arguments(p) -> None:
-    p.add_argument("--prompts", required=True, help="the training questions (prompt records)")
-    p.add_argument("--out", required=True, help="folder for labelled.jsonl and unlabelled.jsonl")
-    add_flags(p, SplitSettings)
+PATHS = (
+    Input("prompts", "file", "the training questions (prompt records)", required=True),
+    Output("out", "folder", "folder for labelled.jsonl and unlabelled.jsonl", required=True),
+)
 
 
 def run(args) -> int:

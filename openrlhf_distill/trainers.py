@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .compat.flags import TRAIN_DISTILL_RM, TRAIN_SFT
+from .contract import Input, Output
 from .settings import add_flags, from_args, setting
 
 # subcommand -> the OpenRLHF CLI it runs
@@ -27,6 +28,18 @@ class TrainerLaunch:
     )
 
 
+def _paths(cli) -> tuple:
+    """The trainer's paths, as OpenRLHF's flags name them (its output folder filled by OpenRLHF as it trains)."""
+    inputs = [Input(cli[name][2:], "either", openrlhf=True) for name in ("model", "dataset", "eval_dataset")]
+    if "points" in cli.flags:
+        inputs.append(Input(cli["points"][2:], "file", openrlhf=True))
+    output = Output(cli["output_dir"][2:], "folder", openrlhf=True, openrlhf_default="./ckpt", resumable=("*",))
+    return (*inputs, output)
+
+
+PATHS = {command: _paths(cli) for command, cli in TRAINERS.items()}
+
+
 def add_arguments(p) -> None:
     add_flags(p, TrainerLaunch)
 
@@ -42,7 +55,7 @@ def check(args, openrlhf_argv: list[str]):
     return planned
 
 
-def run(args, openrlhf_argv: list[str]) -> int:
+def run(args, openrlhf_argv: list[str], checked=None) -> int:
     from .compat import launch
     from .compat.flags import flag_value
     from .model_folders import check_model_folder
@@ -52,8 +65,7 @@ def run(args, openrlhf_argv: list[str]) -> int:
     if model:  # at once, not after the trainer's imports
         check_model_folder(model, cli["model"])
     if how.dry_run:
-        print(" ".join(check(args, openrlhf_argv).command))
+        print(" ".join((checked or check(args, openrlhf_argv)).command))
         return 0
-    # not rehearsed here: the trainer's own process parses the same flags within seconds of starting
     launch.run(cli, openrlhf_argv, engine=how.engine, log_path=how.log, launcher=launch.launcher_argv(how.launcher))
     return 0

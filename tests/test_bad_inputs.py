@@ -40,7 +40,7 @@ CASES = {  # name: (command line, split on spaces, then each word filled in; wha
     "eval-rm, pairs that are not UTF-8": ("eval-rm --model {rm} --pairs {latin1}", ["latin1.jsonl:2", "not UTF-8"]),
     "eval-rm, --out names a folder": (
         "eval-rm --model {rm} --pairs {pairs} --out {user_dir}",
-        ["user_dir", "--out names a folder"],
+        ["user_dir", "writes a file here and this is a folder"],
     ),
     # split, select, and the model-choice settings of build and ppo
     "split, a budget of 0": ("split --prompts {prompts} --labelled 0 --out {tmp}/q", ["--labelled", "integer >= 1"]),

@@ -214,8 +214,8 @@ def test_the_judge_labeller_labels_with_the_teacher_as_judge_and_open_tasks_are_
         # the teacher judges with its own serving flags, and the judge's flags on top
         assert argv[argv.index("--vllm.tensor_parallel_size") + 1] == "8"
         assert argv[argv.index("--judge.temperature") + 1] == "0.0"
-    assert "--student-samples" not in teacher_labels
-    assert seed_labels[seed_labels.index("--student-samples") + 1] == planned["student_samples@seed0"].output
+    assert "--student_samples" not in teacher_labels
+    assert seed_labels[seed_labels.index("--student_samples") + 1] == planned["student_samples@seed0"].output
     build = planned["sft_data"].argv
     assert build[build.index("--sft.min_label") + 1] == "0.9"
     ppo_argv = planned["rl_judge@seed0"].argv

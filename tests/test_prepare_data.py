@@ -1,7 +1,6 @@
 """Benchmark data as prompt records: GSM8K and MMLU-Pro from local copies in the Hugging Face schemas, the
 MMLU-Pro train/heldout split (stratified, deterministic, persisted), prepare-data, and what bad input gets."""
 
-import argparse
 import json
 import os
 
@@ -9,11 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from openrlhf_distill import prepare_data
+from openrlhf_distill import cli, prepare_data
 from openrlhf_distill.prepare_data import (
     SPLIT_FILE,
     DataError,
-    add_arguments,
     load_split,
     run,
     stratified_split,
@@ -285,8 +283,7 @@ def test_mmlu_pro_split_is_persisted_and_read_back(tmp_path, monkeypatch):
 
 
 def test_prepare_data_command(tmp_path, capsys):
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
+    parser = cli.command_parser("prepare-data")
     source = write_jsonl(tmp_path / "test.jsonl", mmlu_pro_rows())
     out = tmp_path / "data" / "prompts.jsonl"
     args = parser.parse_args(

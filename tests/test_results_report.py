@@ -1,7 +1,6 @@
 """`openrlhf-distill report`: results.json numbers against hand computations, report.md, plots, missing files;
 and `eval-rm --scores-out`, the per-sample scores the report's histograms read."""
 
-import argparse
 import json
 import math
 import os
@@ -12,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from openrlhf_distill import cli
 from openrlhf_distill.label import label_samples
-from openrlhf_distill.report import add_arguments, build_report, run
+from openrlhf_distill.report import build_report, run
 from openrlhf_distill.stats import sample_std, t_interval, t_quantile_975
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -416,8 +416,7 @@ def test_missing_and_unreadable_files_are_listed_and_never_fatal(tmp_path, capsy
     _write_json(str(broken / "eval" / "teacher_seed0.json"), _eval("teacher", 0, 0.8))
     (broken / "seed0").mkdir()
     (broken / "seed0" / "rm_eval.json").write_text("[1, 2]")
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
+    parser = cli.command_parser("report")
     assert run(parser.parse_args([str(broken), "--no-plots"])) == 0
     out = capsys.readouterr().out
     assert "| teacher | teacher | 80.0 |" in out and "eval/sft_seed0.json: unreadable" in out
@@ -484,8 +483,7 @@ def test_expected_files_follow_the_run_config(tmp_path):
 
 def test_report_command_prints_the_main_table(report, capsys):
     run_dir, _ = report
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
+    parser = cli.command_parser("report")
     assert run(parser.parse_args([run_dir])) == 0
     out = capsys.readouterr().out
     assert out.startswith("gsm8k, seeds 0, 1, 2: accuracy (%), mean over seeds [95% t-interval]\n")

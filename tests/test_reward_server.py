@@ -1,7 +1,6 @@
 """The batching reward-model server: under load from many threads, with bad requests, with a failing batch, in
 OpenRLHF's remote-RM form, behind the hybrid reward function, and as the `serve-rm` command."""
 
-import argparse
 import asyncio
 import http.client
 import json
@@ -18,10 +17,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from openrlhf_distill import cli
 from openrlhf_distill.compat.formats import reward_model_input
 from openrlhf_distill.records import encode_reward_label
 from openrlhf_distill.rewards import RewardConfig, RewardModelServer, RewardServerError, make_reward_func, score
-from openrlhf_distill.rewards.server import add_arguments
 
 EOS = "<|im_end|>"
 # Measured on the 2-core CPU machine: the tiny RM's normalised rewards were bit-identical whether a text was
@@ -405,16 +404,14 @@ def test_server_settings_are_checked():
 SERVE = """
 import argparse, sys
 from openrlhf_distill.rewards.server import add_arguments, run
-parser = argparse.ArgumentParser()
-add_arguments(parser)
+parser = cli.command_parser("serve-rm")
 sys.exit(run(parser.parse_args()))
 """
 
 
 @pytest.mark.slow
 def test_serve_rm_prints_its_url_serves_and_stops_on_ctrl_c(tiny_rm):
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
+    parser = cli.command_parser("serve-rm")
     args = parser.parse_args(["--model", tiny_rm])
     assert (args.host, args.port, args.max_batch_size, args.max_wait_ms) == ("127.0.0.1", 8000, 64, 5.0)
 

@@ -61,7 +61,11 @@ TRAIN_RM = OpenRLHFCli(
 )
 
 # OpenRLHF's train_rm with the distilled trainer (pairs + points); takes every train_rm flag plus --distill.rm.*.
-TRAIN_DISTILL_RM = OpenRLHFCli("openrlhf_distill.reward_model.train", TRAIN_RM.flags, needs_eval_set=True)
+TRAIN_DISTILL_RM = OpenRLHFCli(
+    "openrlhf_distill.reward_model.train",
+    {**TRAIN_RM.flags, "points": "--distill.rm.points"},  # ours (reward_model/trainer.py), passed the same way
+    needs_eval_set=True,
+)
 
 
 # OpenRLHF's PPO loop on Ray (rollouts in vLLM). Run by our Ray driver (compat/ray_driver.py), which passes

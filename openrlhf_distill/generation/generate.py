@@ -15,7 +15,6 @@ before it.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import sys
@@ -25,10 +24,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..argtypes import int_at_least, number_in
+from ..contract import Input, Output, add_paths
 from ..questions import load_questions
 from ..records import (
     SAMPLE,
     SOURCES,
+    file_sha256,
     jsonl_files,
     read_records,
     refuse_inputs_inside,
@@ -106,14 +107,6 @@ class ArgumentsChanged(ValueError):
 
 def request_seed(seed: int, question_id, temperature_index: int) -> int:
     return derived_seed(seed, question_id, temperature_index)
-
-
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _manifest(prompts: str, model: str, backend: str, config: SamplingConfig, default_task, questions) -> dict:
@@ -333,14 +326,29 @@ def summarise(out: str, expected: int, *, adaptive: bool = False) -> dict:
 # --- `openrlhf-distill generate` ---------------------------------------------------------------------------------
 
 
+# what a run killed half-way leaves in --out, and a rerun with the same arguments continues
+SAMPLES_FOLDER = ("shard-*.jsonl", "stops-*.json", "manifest.json", "summary.json", "*.tmp-*")
+PATHS = (
+    Input("prompts", "file", "prompt records (JSON Lines)", required=True),
+    Output(
+        "out",
+        "folder",
+        "folder for shard-*.jsonl, manifest.json, summary.json",
+        required=True,
+        resumable=SAMPLES_FOLDER,
+    ),
+)
+
+
 def add_arguments(p) -> None:
     p.add_argument("--model", required=True, help="model folder (hf, vllm) or served model name (openai)")
-    p.add_argument("--prompts", required=True, help="prompt records (JSON Lines)")
-    p.add_argument("--out", required=True, help="folder for shard-*.jsonl, manifest.json, summary.json")
+    add_paths(p, PATHS)
     p.add_argument("--task", default=None, help="task of prompts that have no `task` field")
     add_flags(p, SamplingConfig)
     p.add_argument("--overwrite", action="store_true", help="discard samples made with other arguments")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--no_progress", "--no-progress", dest="no_progress", action="store_true", help="no progress bar or lines"
+    )
     add_flags(p, AdaptiveConfig, "adaptive", defaults=ADAPTIVE_OFF)
     add_vote_arguments(p)  # the exact rule stops on the vote the label stage will take
     add_backend_arguments(p)

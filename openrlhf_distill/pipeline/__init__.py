@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from ..contract import Input, Output
 from ..records import write_json_atomic
 from ..settings import add_flags, from_args, setting
 from .config import ConfigError, check_inputs, load_config, with_absolute_paths
@@ -30,29 +31,69 @@ class RunSettings:
     dry_run: bool = setting(False, "print the plan: each stage, its state and its command", aliases=("--dry-run",))
 
 
+def _run_dir(args, overrides: list[str]) -> str:
+    return with_absolute_paths(load_config(args.config, overrides))[0]["run_dir"]
+
+
+def _run_entries(args, overrides: list[str]) -> set[str]:
+    """The top-level names a run folder of this config holds: each stage's output, and the run's own files."""
+    config = with_absolute_paths(load_config(args.config, overrides))[0]
+    names = {"run.json", "stages", "results.json", "report.md", "plots"}
+    for stage in plan(config):
+        for path in (stage.output, *stage.work):
+            relative = os.path.relpath(path, config["run_dir"])
+            if not relative.startswith(".."):
+                names.add(relative.split(os.sep)[0])
+    return names
+
+
+PATHS = (
+    Input("config", "file", flagless=True),
+    Output("run_dir", "folder", derived=_run_dir, entries=_run_entries),
+)
+
+
 def add_arguments(p) -> None:
     add_flags(p, RunSettings)
 
 
-def run(args, overrides: list[str]) -> int:
+@dataclass
+class CheckedRun:
+    """A run's plan once every stage's command was accepted (`check`): what `run` then runs."""
+
+    config: dict  # as the user wrote it (fingerprints and run.json keep its spelling)
+    absolute_config: dict  # commands carry absolute paths (Ray workers on other nodes share no working folder)
+    written: dict
+    stages: list
+    forced: set
+    checked: dict
+    cluster_lines: list[str]
+
+
+def check(args, overrides: list[str]) -> CheckedRun:
+    """The config read and checked, its inputs, and every stage's command judged before the first runs."""
     wanted = from_args(args, RunSettings)
     config = load_config(wanted.config, overrides)
     check_inputs(config)
-    # Commands carry absolute paths (Ray workers on other nodes do not share this working folder); fingerprints
-    # and run.json keep the config's own spelling.
     absolute_config, written = with_absolute_paths(config)
     stages, forced = select(plan(absolute_config), wanted.from_stage, wanted.until_stage)
-    run_dir = absolute_config["run_dir"]
     from ..cli import check_command
 
-    checked = check_stages(stages, check_command)  # every stage's command, before the first runs
-    cluster_lines = check_live_cluster(stages, checked)
-    if wanted.dry_run:
-        gpus = describe_gpus(stages, checked, config)
+    checked = check_stages(stages, check_command)
+    return CheckedRun(config, absolute_config, written, stages, forced, checked, check_live_cluster(stages, checked))
+
+
+def run(args, overrides: list[str], checked: CheckedRun | None = None) -> int:
+    run_plan = checked or check(args, overrides)
+    config, absolute_config, written = run_plan.config, run_plan.absolute_config, run_plan.written
+    stages, forced = run_plan.stages, run_plan.forced
+    run_dir = absolute_config["run_dir"]
+    if from_args(args, RunSettings).dry_run:
+        gpus = describe_gpus(stages, run_plan.checked, config)
         print(f"# run {run_dir}: {len(stages)} stages (states: done = skipped, new / stale / resume / rerun = run)")
         print("\n".join(describe(stages, run_dir, forced, written, gpus)))
         print("# every stage's command accepted (OpenRLHF's parsers and checks for sft, rm and ppo)")
-        print("\n".join([*cluster_lines, estimate_size(stages, absolute_config)]))
+        print("\n".join([*run_plan.cluster_lines, estimate_size(stages, absolute_config)]))
         return 0
     os.makedirs(run_dir, exist_ok=True)
     with run_folder_lock(run_dir):
@@ -73,4 +114,4 @@ def run(args, overrides: list[str]) -> int:
     return 0
 
 
-__all__ = ["ConfigError", "PreflightError", "StageFailed", "add_arguments", "load_config", "plan", "run"]
+__all__ = ["ConfigError", "PreflightError", "StageFailed", "add_arguments", "check", "load_config", "plan", "run"]

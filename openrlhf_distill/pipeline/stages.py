@@ -265,8 +265,8 @@ class _Planner:
     def _labelling(self, out: str, student_samples: str | None = None) -> list[str]:
         """`label` (the vote) or `judge` (the teacher scores every response) of the teacher's samples, and of a
         student's when given: both write the same labels folder."""
-        flags = {"--prompts": self.train, "--teacher-samples": self.teacher_samples}
-        flags |= {"--student-samples": student_samples} if student_samples else {}
+        flags = {"--prompts": self.train, "--teacher_samples": self.teacher_samples}
+        flags |= {"--student_samples": student_samples} if student_samples else {}
         flags |= {"--out": out, "--task": self.task}
         if self.config["labeller"] == "vote":
             return _command("label", flags=flags, extra=_vote_flags(self.config["vote"]))
@@ -463,7 +463,7 @@ class _Planner:
             "--prompts": self.test,
             "--samples": sft_samples,
             "--out": rm_eval,
-            "--scores-out": os.path.join(here, "rm_scores.jsonl"),
+            "--scores_out": os.path.join(here, "rm_scores.jsonl"),
             "--seed": seed,
         }
         self._add(

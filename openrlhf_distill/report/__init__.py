@@ -13,8 +13,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from ..contract import Input, Output
 from ..records import write_json_atomic, write_text_atomic
-from ..settings import add_flags, from_args, setting
+from ..settings import from_args, setting
 from .collect import RESULTS_FILE, collect_results
 
 REPORT_FILE = "report.md"
@@ -43,9 +44,20 @@ class ReportSettings:
     no_plots: bool = setting(False, "write results.json and report.md only", aliases=("--no-plots",))
 
 
-def add_arguments(parser) -> None:
-    parser.add_argument("run_dir", help="the run directory of a pipeline run (run.json, eval/, seed<k>/, ...)")
-    add_flags(parser, ReportSettings)
+def _in_run(name: str):
+    return lambda args, rest: os.path.join(args.run_dir, name)
+
+
+PATHS = (
+    Input(
+        "run_dir", "folder", "the run directory of a pipeline run (run.json, eval/, seed<k>/, ...)", positional=True
+    ),
+    Output("results", "file", derived=_in_run(RESULTS_FILE)),
+    Output("report", "file", derived=_in_run("report.md")),
+    Output(
+        "plots", "folder", derived=lambda args, rest: None if args.no_plots else os.path.join(args.run_dir, "plots")
+    ),
+)
 
 
 def run(args) -> int:

@@ -7,7 +7,7 @@ under ``missing`` with the reason. The layout read (written by the pipeline):
 - ``stages/<stage>.json``: ``stage``, ``seed``, ``wall_seconds``, ``samples``, ``tokens``, ``fingerprint``;
 - ``labels/metrics.json`` (+ ``labels/votes.jsonl``): the teacher's vote (``openrlhf-distill label``);
 - ``seed<k>/labels/metrics.json``: the same with the seed's student samples labelled;
-- ``seed<k>/rm_eval.json``, ``seed<k>/rm_scores.jsonl``: ``openrlhf-distill eval-rm`` (``--out``, ``--scores-out``);
+- ``seed<k>/rm_eval.json``, ``seed<k>/rm_scores.jsonl``: ``openrlhf-distill eval-rm`` (``--out``, ``--scores_out``);
 - ``seed<k>/rl_<scheme>/distill_ppo/metrics.jsonl`` (+ ``summary.json``): ``openrlhf-distill ppo``;
 - ``eval/<name>_seed<k>.json`` (or ``eval/<name>.json`` for a model evaluated once): one evaluated model.
 
@@ -614,7 +614,7 @@ def _reward_model(reader: _Reader, seeds: list[int]) -> dict:
             entry["scores"] = {"file": scores_rel, **_score_summary(read_rm_scores(reader.path(scores_rel)))}
         else:
             reader.note(
-                scores_rel, f"seed {seed}: per-sample RM scores (openrlhf-distill eval-rm --scores-out)", "absent"
+                scores_rel, f"seed {seed}: per-sample RM scores (openrlhf-distill eval-rm --scores_out)", "absent"
             )
             entry["scores"] = None
         if entry["file"] or entry["scores"]:

@@ -32,6 +32,7 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass
 
+from ..contract import Input, Output
 from ..model_folders import check_reward_model
 from ..questions import load_questions, question_key, read_samples
 from ..records import (
@@ -44,7 +45,7 @@ from ..records import (
     write_json_atomic,
     write_jsonl_atomic,
 )
-from ..settings import add_flags, from_args, setting
+from ..settings import from_args, setting
 from ..stats import auc, expected_calibration_error, mean, pair_accuracy
 from ..voting import majority_vote
 from .scorer import RewardScorer
@@ -247,25 +248,21 @@ def print_report(report: dict) -> None:
         print(f"per-sample scores                          {report['scores']['n']} -> {report['scores']['file']}")
 
 
-def add_arguments(p) -> None:
-    p.add_argument("--model", required=True, help="the reward model folder")
-    p.add_argument("--pairs", default=None, help="held-out pseudo-labelled pairs (rm_pairs.jsonl layout)")
-    p.add_argument("--points", default=None, help="held-out labelled points (rm_points.jsonl layout)")
-    p.add_argument("--prompts", default=None, help="prompts with gold, for gold pairs and best-of-N")
-    p.add_argument("--samples", default=None, help="samples of those prompts (a .jsonl file or a folder)")
-    add_flags(p, EvalRMSettings)
-    p.add_argument("--out", default=None, help="write the report here (JSON)")
-    p.add_argument(
-        "--scores-out",
-        "--scores_out",
-        dest="scores_out",
-        default=None,
-        help="write every sample's RM score here (JSON Lines: id, source, sample_index, answer, score, "
-        "gold_correct, pseudo_correct); needs --prompts and --samples",
-    )
-    p.add_argument(
-        "--votes", default=None, help="votes.jsonl of `openrlhf-distill label`: fills pseudo_correct in --scores-out"
-    )
+PATHS = (
+    Input("model", "folder", "the reward model folder", required=True),
+    Input("pairs", "file", "held-out pseudo-labelled pairs (rm_pairs.jsonl layout)"),
+    Input("points", "file", "held-out labelled points (rm_points.jsonl layout)"),
+    Input("prompts", "file", "prompts with gold, for gold pairs and best-of-N"),
+    Input("samples", "either", "samples of those prompts (a .jsonl file or a folder)"),
+    Input("votes", "file", "votes.jsonl of `openrlhf-distill label`: fills pseudo_correct in --scores_out"),
+    Output("out", "file", "write the report here (JSON)"),
+    Output(
+        "scores_out",
+        "file",
+        "write every sample's RM score here (JSON Lines: id, source, sample_index, answer, score, gold_correct, "
+        "pseudo_correct); needs --prompts and --samples",
+    ),
+)
 
 
 @dataclass(frozen=True)

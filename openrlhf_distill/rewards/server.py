@@ -43,7 +43,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from ..argtypes import int_at_least, int_in, number_in
 from ..compat.formats import reward_model_input
-from ..settings import add_flags, from_args, setting
+from ..contract import Input
+from ..settings import from_args, setting
 
 logger = logging.getLogger(__name__)
 
@@ -519,9 +520,7 @@ def score(url: str, prompts: list[str], responses: list[str], timeout: float = 1
 
 
 # --- CLI: openrlhf-distill serve-rm -------------------------------------------------------------------------------
-def add_arguments(parser) -> None:
-    parser.add_argument("--model", required=True, help="the reward model folder (an OpenRLHF RM checkpoint)")
-    add_flags(parser, ServerSettings)
+PATHS = (Input("model", "folder", "the reward model folder (an OpenRLHF RM checkpoint)", required=True),)
 
 
 def run(args) -> int:

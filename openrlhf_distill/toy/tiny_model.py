@@ -13,7 +13,8 @@ import os
 import random
 from dataclasses import dataclass
 
-from ..settings import add_flags, from_args, setting
+from ..contract import Output
+from ..settings import from_args, setting
 
 ARCHS = ("qwen2", "llama")
 
@@ -157,9 +158,7 @@ def build_tiny_reward_model(out_dir: str, base_dir: str | None = None, *, head_s
 # --- `openrlhf-distill tiny-model` ------------------------------------------------------------------------------
 
 
-def add_arguments(p) -> None:
-    p.add_argument("out_dir")
-    add_flags(p, TinyModelSpec)
+PATHS = (Output("out_dir", "folder", "the model folder to write", positional=True),)
 
 
 def run(args) -> int:

@@ -43,6 +43,7 @@ import time
 from dataclasses import dataclass
 
 from ..argtypes import int_at_least, number_in
+from ..contract import Output, add_paths
 from ..records import PROMPT, read_records, write_json_atomic, write_jsonl_atomic
 from ..settings import add_flags, flag_values, setting
 from ..tasks.arithmetic import STEP
@@ -779,10 +780,21 @@ def _preset_defaults(cls) -> dict:
     return {field.name: None for field in dataclasses.fields(cls)}
 
 
+# what a build killed half-way leaves, and a rerun rebuilds over
+_WORLD_FOLDER = (*FILES.values(), *ROLES, WORLD_FILE, "*_pretrain.log", ".settings-*", ".*-result-*", "*.tmp-*")
+PATHS = (
+    Output(
+        "out_dir",
+        "folder",
+        "folder of the world: prompts_*.jsonl, pretrain_*.jsonl, teacher/, student/, world.json",
+        positional=True,
+        resumable=_WORLD_FOLDER,
+    ),
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "out_dir", help="folder of the world: prompts_*.jsonl, pretrain_*.jsonl, teacher/, student/, world.json"
-    )
+    add_paths(parser, PATHS)
     parser.add_argument(
         "--preset",
         choices=sorted(PRESETS),
