@@ -213,6 +213,10 @@ def check_command(argv: list[str]) -> Checked:
 def check_command_args(name: str, args: argparse.Namespace, rest: list[str]) -> Checked:
     """The command's own ``check`` (if its module has one) of arguments already parsed."""
     command = COMMANDS[name]
+    if vars(args).get("task"):  # every command that takes --task: an unknown name is refused before any work
+        from .tasks import get_task
+
+        get_task(args.task)
     check = getattr(_module(command), "check", None)
     if check is None:
         return Checked(args)
@@ -303,7 +307,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _run_command(args.command, args, rest)
     except expected as error:
-        print(f"openrlhf-distill {args.command}: error: {_one_line(error)}", file=sys.stderr)
+        from .pipeline import StageFailed  # its report names the stage's command and log, a line each
+
+        message = str(error) if isinstance(error, StageFailed) else _one_line(error)
+        print(f"openrlhf-distill {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"openrlhf-distill {args.command}: interrupted", file=sys.stderr)
@@ -316,7 +323,8 @@ def _one_line(error: BaseException) -> str:
     """An expected error's message; an OSError's as the system words it, naming the file."""
     if isinstance(error, OSError) and error.filename and not str(error).startswith(str(error.filename)):
         return f"{error.filename}: {error.strerror or error}"
-    return str(error)
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return " ".join(lines) if len(lines) <= 1 else lines[0] + " (" + " ".join(lines[1:]) + ")"
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from .compat.flags import flag_value
+from .model_folders import check_model_folder
 from .records import OUTPUT_MARKER, PARTIAL_SUFFIX, file_sha256, write_json_atomic
 
 SIDECAR = ".{name}.openrlhf-distill"  # beside each output: its lock, and for a file what we wrote
@@ -47,7 +48,8 @@ class Path:
     ``name``: the flag's field (``--teacher_samples``), a positional's name, or for an OpenRLHF flag passed on its
     dotted name (``ckpt.output_dir``, read from the argv the command passes on, ``openrlhf_default`` when absent).
     ``derived``: no flag; computed from the parsed arguments and the argv passed on (eval's samples folder).
-    ``kind``: "file", "folder", or "either" (an input of sample records: one .jsonl file or a folder of them).
+    ``kind``: "file", "folder", "either" (an input of sample records: one .jsonl file or a folder of them), or
+    "model" (a model folder, checked for its config and weights, or a Hub id or served name, left to its loader).
     ``resumable``: for a folder output, the entries (glob patterns) an interrupted run leaves and a rerun continues;
     ``("*",)`` for a folder a trainer fills. ``entries``: for a folder output whose entries the command knows only
     from its arguments (`run`'s run folder), a function giving the top-level names it may hold.
@@ -216,6 +218,9 @@ def check(command: str, resolved: list[tuple[Path, str]], args=None, rest=()) ->
     """Refuses, with :class:`OutputRefused`, an output the contract does not allow (the module docstring)."""
     inputs = [value for path, value in resolved if path.role == "input"]
     for path, value in resolved:
+        if path.kind == "model":  # a local model folder without its config or weights: refused before loading
+            check_model_folder(value, path.flag)
+    for path, value in resolved:
         if path.role != "output":
             continue
         for given in inputs:
@@ -254,7 +259,8 @@ def _mark_folder(command: str, path: str, complete: bool) -> None:
     write_json_atomic(os.path.join(path, OUTPUT_MARKER), marker)
 
 
-def _record(command: str, path: Path, value: str) -> None:
+def record_written(command: str, path: Path, value: str) -> None:
+    """Records ``value`` (``path`` of ``command``) as ours: a folder's entries in its marker, a file's digest."""
     if path.kind == "file":
         if os.path.isfile(value):
             write_json_atomic(_sidecar(value), {"command": command, "sha256": file_sha256(value)})
@@ -286,7 +292,7 @@ def claim(command: str, paths: tuple[Path, ...], args: argparse.Namespace, rest:
             finally:
                 if outcome["code"] == 0:
                     for path, value in outputs:
-                        _record(command, path, value)
+                        record_written(command, path, value)
                 else:
                     _unmark_unused(marked, existed)
     finally:

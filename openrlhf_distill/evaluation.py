@@ -471,7 +471,9 @@ def evaluate(
             backend = choose_backend(model, options.get("openai_base_url"))
         name_ = backend
         make_backend = lambda: start_backend(name_, model, **options)
-    tokens = _sample(model, prompts_file, samples_dir, task, settings, backend, make_backend, overwrite, progress)
+    # progress names the model evaluated (its samples' `source` is only the role the task formats them for)
+    shown = f"{name or os.path.splitext(os.path.basename(out))[0]}" if progress else ""
+    tokens = _sample(model, prompts_file, samples_dir, task, settings, backend, make_backend, overwrite, shown)
 
     k = settings.k
     metrics = score_sample_files(
@@ -511,7 +513,7 @@ def evaluate(
     return result
 
 
-def _sample(model, prompts_file, samples_dir, task, settings, backend, make_backend, overwrite, progress) -> int:
+def _sample(model, prompts_file, samples_dir, task, settings, backend, make_backend, overwrite, shown: str) -> int:
     """The greedy pass and, with k > 1, the sampled one, through the generation stage on one backend started
     at most once; returns the tokens both passes' samples hold."""
     from .generation.generate import SamplingConfig, generate_samples
@@ -542,7 +544,7 @@ def _sample(model, prompts_file, samples_dir, task, settings, backend, make_back
                 make_backend=lambda: shared,
                 default_task=task,
                 overwrite=overwrite,
-                progress=progress,
+                progress=f"{shown}: {folder} samples" if shown else False,
             )
             tokens += summary["tokens"]
     finally:
@@ -559,6 +561,7 @@ def _samples_folder(args, rest) -> str | None:
 
 PATHS = (
     Input("prompts", "file", "prompt records with gold (JSON Lines) to evaluate on"),
+    Input("model", "model", "model folder (hf, vllm) or served model name (openai)", required=True),
     Input("source", "either", flagless=True),
     Output("out", "file", "result JSON; samples go to RESULT_samples/ beside it", required=True),
     Output("samples", "folder", derived=_samples_folder, resumable=("prompts.jsonl", "greedy", "sampled", "*.tmp-*")),
@@ -570,7 +573,6 @@ def add_arguments(p) -> None:
     from .generation.options import add_backend_arguments
     from .prepare_data import PrepareDataSettings
 
-    p.add_argument("--model", required=True, help="model folder (hf, vllm) or served model name (openai)")
     p.add_argument("--task", required=True, help="gsm8k, mmlu_pro, math, arithmetic, ...")
     # the benchmark's split as `prepare-data` loads it (its settings, but the seed: eval's --seed samples)
     add_flags(p, PrepareDataSettings, exclude=_NOT_EVALS + ("source",), defaults={"split": "test"})

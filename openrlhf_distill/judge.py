@@ -459,6 +459,7 @@ class _Judging:
 
 
 PATHS = (
+    Input("model", "model", "the judge (normally the teacher): model folder or served name", required=True),
     Input("prompts", "file", "prompt records (JSON Lines)", required=True),
     Input("teacher_samples", "either", "teacher sample records: a .jsonl file or a folder"),
     Input("student_samples", "either", "student sample records: a .jsonl file or a folder"),
@@ -470,7 +471,6 @@ PATHS = (
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_paths(p, PATHS)
     p.add_argument("--task", default=None, help="task of prompts that have no `task` field")
-    p.add_argument("--model", required=True, help="the judge (normally the teacher): model folder or served name")
     add_flags(p, JudgeSettings, "judge")
     add_backend_arguments(p)  # --backend, --hf.*, --vllm.*, --openai.*: the same as `generate`
 

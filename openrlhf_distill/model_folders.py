@@ -19,12 +19,20 @@ def looks_local(name: str) -> bool:
     return os.path.isabs(name) or name.startswith((".", "~")) or name.count("/") > 1 or os.path.exists(name)
 
 
-def check_model_folder(path: str, setting: str) -> None:
-    """Refuses a local path that is not a model folder (no config.json); a Hub id passes."""
+def check_model_folder(path: str, setting: str, *, weights: bool = True) -> None:
+    """Refuses a local path that is not a model folder (no config.json, or no weights unless ``weights`` is
+    False: a plan checked for a model's shape alone); a Hub id passes."""
     folder = os.path.expanduser(path)
-    if looks_local(path) and not os.path.isfile(os.path.join(folder, "config.json")):
+    if not looks_local(path):
+        return
+    if not os.path.isfile(os.path.join(folder, "config.json")):
         found = "no such folder" if not os.path.exists(folder) else "no config.json in it"
         raise ValueError(f"{setting} {path}: not a model folder ({found})")
+    names = os.listdir(folder)
+    if weights and not any(
+        n.endswith((".safetensors", ".bin", ".pt", ".gguf")) or n.endswith(".index.json") for n in names
+    ):
+        raise ValueError(f"{setting} {path}: a model folder without weights (no *.safetensors or *.bin in it)")
 
 
 def check_reward_model(model_dir: str) -> None:

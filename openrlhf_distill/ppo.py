@@ -38,6 +38,7 @@ from .compat import launch, ray_driver
 from .compat.flags import TRAIN_PPO_RAY, flag_value, has_flag, parsed_value, with_flag_value
 from .compat.gpu_plan import ClusterSettings
 from .contract import Input, Output
+from .processes import ends_with_this_process
 from .records import REWARD_LABEL_FIELD, write_json_atomic
 from .rewards.schemes import LABEL_SCHEMES, RM_SCHEMES, SCHEMES, RewardConfig
 from .rewards.server import ServerSettings, advertised_address
@@ -466,6 +467,7 @@ def _stream(ppo_plan: PPOPlan, log_path: str | None) -> tuple[int, list[dict], l
             text=True,
             bufsize=1,
             errors="replace",
+            preexec_fn=ends_with_this_process(),
         )
         for line in proc.stdout:
             sys.stdout.write(line)
@@ -585,10 +587,8 @@ def sync_check(probe_path: str, actor_dir: str) -> dict:
 
 
 PATHS = (
-    *(
-        Input(TRAIN_PPO_RAY[name][2:], "either", openrlhf=True)
-        for name in ("actor_model", "reward_model", "prompt_dataset")
-    ),
+    *(Input(TRAIN_PPO_RAY[name][2:], "model", openrlhf=True) for name in ("actor_model", "reward_model")),
+    Input(TRAIN_PPO_RAY["prompt_dataset"][2:], "either", openrlhf=True),
     Input("distill.select.dev", "file", flagless=True),
     # OpenRLHF fills it as it trains (checkpoints under it by default), and the run's own files in distill_ppo/
     Output(TRAIN_PPO_RAY["output_dir"][2:], "folder", openrlhf=True, openrlhf_default="./ckpt", resumable=("*",)),

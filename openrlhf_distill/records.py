@@ -50,11 +50,14 @@ class RecordError(ValueError):
         super().__init__(f"{where}: {problem}")
 
 
+CHAT_ROLES = ("system", "user", "assistant", "tool")  # what chat templates know; another role is a typo
+
+
 def _is_messages(value) -> bool:
     return (
         isinstance(value, list)
         and len(value) > 0
-        and all(isinstance(m, dict) and isinstance(m.get("role"), str) and "content" in m for m in value)
+        and all(isinstance(m, dict) and m.get("role") in CHAT_ROLES and "content" in m for m in value)
     )
 
 
@@ -62,7 +65,10 @@ def text_or_messages(value) -> str | None:
     """What is wrong with a prompt or response field (None: nothing): a string or a list of chat messages."""
     if isinstance(value, str) or _is_messages(value):
         return None
-    return "must be a string or a non-empty list of chat messages ({'role': ..., 'content': ...})"
+    return (
+        "must be a string or a non-empty list of chat messages ({'role': ..., 'content': ...}; roles: "
+        f"{', '.join(CHAT_ROLES)})"
+    )
 
 
 def _string(value) -> str | None:
@@ -170,7 +176,8 @@ VOTE = Schema(
 def read_records(path: str, schema: Schema) -> Iterator[tuple[int, dict]]:
     """Yields (line number, record) for each non-blank line of a JSON Lines file, checked against ``schema``."""
     if not os.path.isfile(path):
-        raise RecordError(path, None, None, f"no such file (expected {schema.name} records, JSON Lines)")
+        found = "a folder, not a file" if os.path.isdir(path) else "no such file"
+        raise RecordError(path, None, None, f"{found} (expected {schema.name} records, JSON Lines)")
     with open(path, "rb") as f:  # bytes, decoded line by line, so that bad UTF-8 is reported with its line
         for number, raw in enumerate(f, start=1):
             try:

@@ -211,7 +211,7 @@ def select_model(candidates: list[str], out: str, settings: SelectSettings, name
 
 
 PATHS = (
-    Input("candidates", "folder", "model folders to choose from, comma-separated", required=True),
+    Input("candidates", "model", "model folders to choose from, comma-separated", required=True),
     Input("dev", "file", flagless=True),
     Input("measure", "file", flagless=True),
     Output("out", "folder", "folder the chosen model is copied to, with selection.json", required=True),

@@ -14,6 +14,7 @@ import sys
 import time
 from dataclasses import dataclass
 
+from ..processes import ends_with_this_process
 from . import patches
 from .flags import TRAIN_PPO_RAY, OpenRLHFCli, flag_value, has_flag
 from .version import check_openrlhf
@@ -157,7 +158,13 @@ def run(
     log = open(log_path, "w") if log_path else None
     try:
         proc = subprocess.Popen(
-            launch.command, env=launch.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+            launch.command,
+            env=launch.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+            preexec_fn=ends_with_this_process(),
         )
         input_error = None
         for line in proc.stdout:

@@ -219,7 +219,7 @@ def generate_samples(
     make_backend: Callable[[], Backend],
     default_task: str | None = None,
     overwrite: bool = False,
-    progress: bool = True,
+    progress: bool | str = True,
 ) -> dict:
     """Samples every prompt into ``out`` (resuming what a previous identical run left); returns the summary.
 
@@ -239,7 +239,8 @@ def generate_samples(
     done = (len(questions) - sum(len(shards[i]) for i in pending)) * per_question
     started = time.perf_counter()
     engine = None
-    bar = _Progress(len(questions) * per_question, done, f"{config.role} samples") if progress and pending else None
+    label = progress if isinstance(progress, str) else f"{config.role} samples"  # a caller may name what it samples
+    bar = _Progress(len(questions) * per_question, done, label) if progress and pending else None
 
     def to_records(completions, meta):
         return _shard_samples(completions, meta, model, config.role, config.n_per_temperature)
@@ -329,6 +330,7 @@ def summarise(out: str, expected: int, *, adaptive: bool = False) -> dict:
 # what a run killed half-way leaves in --out, and a rerun with the same arguments continues
 SAMPLES_FOLDER = ("shard-*.jsonl", "stops-*.json", "manifest.json", "summary.json", "*.tmp-*")
 PATHS = (
+    Input("model", "model", "model folder (hf, vllm) or served model name (openai)", required=True),
     Input("prompts", "file", "prompt records (JSON Lines)", required=True),
     Output(
         "out",
@@ -341,7 +343,6 @@ PATHS = (
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--model", required=True, help="model folder (hf, vllm) or served model name (openai)")
     add_paths(p, PATHS)
     p.add_argument("--task", default=None, help="task of prompts that have no `task` field")
     add_flags(p, SamplingConfig)

@@ -127,11 +127,18 @@ def _merge(base: dict, update: dict, where: str) -> dict:
     return out
 
 
-def _parse_value(text: str, current):
+def _parse_value(text: str, current, where: str = ""):
     """A command-line value in the type of the setting it replaces (lists from commas, YAML scalars)."""
-    if isinstance(current, list):
-        return [yaml.safe_load(part) for part in text.split(",") if part.strip()]
-    return yaml.safe_load(text)
+    try:
+        if isinstance(current, list):  # "a,b" or YAML's own "[a, b]"
+            if text.strip().startswith("["):
+                return yaml.safe_load(text)
+            return [yaml.safe_load(part) for part in text.split(",") if part.strip()]
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise ConfigError(
+            f"--{where}: {text!r} is not a value (a number, a word, or a comma-separated list)"
+        ) from None
 
 
 def apply_overrides(config: dict, overrides: list[str]) -> dict:
@@ -169,9 +176,9 @@ def apply_overrides(config: dict, overrides: list[str]) -> dict:
                 known = ", ".join(sorted(node)) if isinstance(node, dict) else "(none)"
                 raise ConfigError(f"unknown setting {where!r}; known here: {known}")
             if depth == len(parts) - 1:
-                node[part] = _parse_value(value, node[part])
+                node[part] = _parse_value(value, node[part], where)
             elif part in FLAG_MAPPINGS:  # --sft.sweep.adam.lr 3e-5,1e-4: the rest of the name is one flag's
-                node[part][".".join(parts[depth + 1 :])] = _parse_value(value, [] if part == "sweep" else None)
+                node[part][".".join(parts[depth + 1 :])] = _parse_value(value, [] if part == "sweep" else None, key)
                 break
             else:
                 node = node[part]
@@ -182,12 +189,16 @@ def load_config(path: str | None, overrides: list[str] | None = None) -> dict:
     config = copy.deepcopy(DEFAULTS)
     if path:
         try:
-            with open(path) as f:
+            with open(path, encoding="utf-8") as f:
                 loaded = yaml.safe_load(f) or {}
         except FileNotFoundError:
             raise ConfigError(f"config file {path} does not exist") from None
         except yaml.YAMLError as error:
-            raise ConfigError(f"{path}: not valid YAML: {error}") from None
+            raise ConfigError(f"{path}: not valid YAML: {' '.join(str(error).split())}") from None
+        except UnicodeDecodeError as error:
+            raise ConfigError(f"{path}: not UTF-8 text (byte {error.start + 1} of the file)") from None
+        except IsADirectoryError:
+            raise ConfigError(f"config file {path} is a folder, not a YAML file") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of settings")
         try:
@@ -263,7 +274,7 @@ SETTINGS = {
     "keep_checkpoints": _bool,
     "eval.enabled": _bool,
     **section_checks(EvalSettings, "eval", EVAL_SECTION),
-    "eval.models": _list_of(_string, non_empty=False),
+    "eval.models": _list_of(_one_of("teacher", "student_base"), non_empty=False),  # the models before training
 }
 
 
@@ -345,7 +356,7 @@ def check_inputs(config: dict) -> None:
     for role in ("teacher", "student", "judge"):
         model = config[role]["model"]
         if model and looks_local(model):
-            check_model_folder(model, f"{role}.model")
+            check_model_folder(model, f"{role}.model", weights=False)  # its stages check the weights
 
 
 def with_absolute_paths(config: dict) -> tuple[dict, dict[str, str]]:

@@ -20,11 +20,13 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
 
+from ..processes import ends_with_this_process
 from ..records import PARTIAL_SUFFIX, write_json_atomic
 from .stages import STAGE_NAMES, Stage, checkpoint_dir, output_flags, resume_flags
 
@@ -144,6 +146,18 @@ def log_path(run_dir: str, key: str) -> str:
     return os.path.join(run_dir, "stages", key.replace("@", "_") + ".log")
 
 
+# Terminal control in a stage's output (colours, cursor moves of progress bars): shown on the console as it comes,
+# kept out of the log file, which is read in editors and by `grep`.
+_TERMINAL_CONTROL = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]|[\x00-\x08\x0b-\x1f\x7f]"
+)
+
+
+def as_log_text(line: str) -> str:
+    """``line`` without terminal control sequences (a progress bar's redraws come as lines of their own)."""
+    return _TERMINAL_CONTROL.sub("", line)
+
+
 def _run_logged(command: list[str], log_file: str, header: str) -> int:
     """Runs ``command``, its output shown as it comes and appended to ``log_file``; returns the exit code."""
     os.makedirs(os.path.dirname(log_file), exist_ok=True)
@@ -151,13 +165,19 @@ def _run_logged(command: list[str], log_file: str, header: str) -> int:
         log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} {header}\n$ {' '.join(command)}\n")
         log.flush()
         proc = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            bufsize=1,
+            preexec_fn=ends_with_this_process(),
         )
         try:
             for line in proc.stdout:  # both flushed per line: `tail -f` works, and a kill loses nothing
                 sys.stdout.write(line)
                 sys.stdout.flush()
-                log.write(line)
+                log.write(as_log_text(line))
                 log.flush()
         finally:
             code = proc.wait()  # on an interrupt, the stage sees it too (same process group) and ends

@@ -249,7 +249,7 @@ def print_report(report: dict) -> None:
 
 
 PATHS = (
-    Input("model", "folder", "the reward model folder", required=True),
+    Input("model", "model", "the reward model folder", required=True),
     Input("pairs", "file", "held-out pseudo-labelled pairs (rm_pairs.jsonl layout)"),
     Input("points", "file", "held-out labelled points (rm_points.jsonl layout)"),
     Input("prompts", "file", "prompts with gold, for gold pairs and best-of-N"),

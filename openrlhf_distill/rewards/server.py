@@ -520,7 +520,7 @@ def score(url: str, prompts: list[str], responses: list[str], timeout: float = 1
 
 
 # --- CLI: openrlhf-distill serve-rm -------------------------------------------------------------------------------
-PATHS = (Input("model", "folder", "the reward model folder (an OpenRLHF RM checkpoint)", required=True),)
+PATHS = (Input("model", "model", "the reward model folder (an OpenRLHF RM checkpoint)", required=True),)
 
 
 def run(args) -> int:

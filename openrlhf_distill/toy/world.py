@@ -44,6 +44,7 @@ from dataclasses import dataclass
 
 from ..argtypes import int_at_least, number_in
 from ..contract import Output, add_paths
+from ..processes import ends_with_this_process
 from ..records import PROMPT, read_records, write_json_atomic, write_jsonl_atomic
 from ..settings import add_flags, flag_values, setting
 from ..tasks.arithmetic import STEP
@@ -572,7 +573,8 @@ def _train_in_subprocesses(out_dir: str, models: dict[str, str], settings: World
             result = os.path.join(out_dir, f".{role}-result-{os.getpid()}.json")
             log = open(os.path.join(out_dir, f"{role}_pretrain.log"), "w", encoding="utf-8")  # noqa: SIM115
             argv = [sys.executable, "-c", code, role, path, out_dir, settings_path, str(threads), result]
-            running[role] = (subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT), log, result)
+            child = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, preexec_fn=ends_with_this_process())
+            running[role] = (child, log, result)
         logs, offsets = {role: entry[1].name for role, entry in running.items()}, dict.fromkeys(running, 0)
         while any(process.poll() is None for process, _, _ in running.values()):
             _relay_progress(logs, offsets)
@@ -761,18 +763,20 @@ _SHAPE_KEYS = {
 }
 
 
-def parse_shape(text: str, base: ToyModelSpec) -> ToyModelSpec:
+def parse_shape(text: str, base: ToyModelSpec, flag: str = "--teacher_shape") -> ToyModelSpec:
     """``hidden=128,layers=2,...`` (keys: hidden, intermediate, layers, heads, kv_heads, arch) over ``base``."""
     fields = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         key, _, value = item.partition("=")
-        if key not in _SHAPE_KEYS or not value:
-            raise argparse.ArgumentTypeError(f"bad model shape item {item!r}; keys: {', '.join(_SHAPE_KEYS)}")
+        if key not in _SHAPE_KEYS or not value or (key != "arch" and not value.isdigit()):
+            raise ValueError(
+                f"{flag}: bad model shape item {item!r}; KEY=N with keys {', '.join(_SHAPE_KEYS)} (arch=qwen2|llama)"
+            )
         fields[_SHAPE_KEYS[key]] = value if key == "arch" else int(value)
     try:
         return dataclasses.replace(base, **fields)
     except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+        raise ValueError(f"{flag} {text}: {error}") from None
 
 
 def _preset_defaults(cls) -> dict:
@@ -841,8 +845,8 @@ def settings_from_args(args) -> WorldSettings:
         base,
         **given,
         arithmetic=dataclasses.replace(base.arithmetic, **arithmetic),
-        teacher_spec=parse_shape(args.teacher_shape, base.teacher_spec),
-        student_spec=parse_shape(args.student_shape, base.student_spec),
+        teacher_spec=parse_shape(args.teacher_shape, base.teacher_spec, "--teacher_shape"),
+        student_spec=parse_shape(args.student_shape, base.student_spec, "--student_shape"),
     )
 
 
@@ -866,15 +870,15 @@ def summary_lines(world: dict) -> list[str]:
     return lines
 
 
-def run(args) -> int:
-    try:
-        settings = settings_from_args(args)
-    except (ValueError, argparse.ArgumentTypeError) as error:
-        print(f"openrlhf-distill toy-world: {error}", file=sys.stderr)
-        return 2
+def check(args) -> WorldSettings:
+    """The world's settings from the flags, refused (ValueError) before anything is built."""
     if args.export_prebuilt and not args.pretrain:
-        print("openrlhf-distill toy-world: --export-prebuilt ships pretrained models: add --pretrain", file=sys.stderr)
-        return 2
+        raise ValueError("--export_prebuilt ships pretrained models: add --pretrain")
+    return settings_from_args(args)
+
+
+def run(args) -> int:
+    settings = check(args)
     world = build_toy_world(args.out_dir, settings, force=args.force, pretrain_models=args.pretrain)
     if world.get("skipped"):
         print(f"toy world in {args.out_dir} is up to date (world.json has these settings); --force rebuilds")
