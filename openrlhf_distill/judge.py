@@ -45,7 +45,15 @@ from .contract import Input, Output, add_paths
 from .generation.backend import Backend, BackendError, Request
 from .generation.options import add_backend_arguments, backend_from_args
 from .questions import SeenSamples, load_questions, question_key, read_samples
-from .records import SOURCES, RecordError, atomic_output_dir, check_output_dir, write_json_atomic, write_jsonl_atomic
+from .records import (
+    SOURCES,
+    RecordError,
+    atomic_output_dir,
+    check_output_dir,
+    read_text_file,
+    write_json_atomic,
+    write_jsonl_atomic,
+)
 from .settings import add_flags, from_args, refuse_bad_fields, setting
 from .voting import Vote
 
@@ -478,10 +486,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     settings = from_args(args, JudgeSettings, "judge")
     if rubric_file := settings.rubric_file:
-        if not os.path.isfile(rubric_file):
-            raise ValueError(f"--judge.rubric_file {rubric_file!r}: no such file")
-        with open(rubric_file, encoding="utf-8") as f:
-            settings = dataclasses.replace(settings, rubric=f.read())
+        settings = dataclasses.replace(settings, rubric=read_text_file(rubric_file, "--judge.rubric_file, a rubric"))
         if not settings.rubric.strip():
             raise ValueError(f"--judge.rubric_file {rubric_file!r} is empty")
     samples = {s: p for s, p in (("teacher", args.teacher_samples), ("student", args.student_samples)) if p}

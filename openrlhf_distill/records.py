@@ -193,6 +193,20 @@ def read_records(path: str, schema: Schema) -> Iterator[tuple[int, dict]]:
             yield number, schema.check(record, path, number)
 
 
+def read_text_file(path: str, what: str) -> str:
+    """A text file a user wrote (a rubric, a template) whole; errors name the file: missing, a folder, not UTF-8."""
+    if not os.path.isfile(path):
+        found = "a folder, not a file" if os.path.isdir(path) else "no such file"
+        raise RecordError(path, None, None, f"{found} (expected {what})")
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise RecordError(path, line, None, f"not UTF-8 text ({what})") from None
+
+
 def read_all_records(path: str, schema: Schema) -> list[dict]:
     """Every record of a JSON Lines file (``read_records``); a file with none is an error, not an empty set."""
     rows = [row for _, row in read_records(path, schema)]

@@ -18,7 +18,7 @@ POINT = {"prompt": "p", "response": "right", "label": 1}
 
 CASES = {  # name: (command line, split on spaces, then each word filled in; what the error line must contain)
     # eval-rm: every input is checked before the model loads
-    "eval-rm, no model folder": ("eval-rm --model {tmp}/nowhere --pairs {pairs}", ["nowhere", "no model folder"]),
+    "eval-rm, no model folder": ("eval-rm --model {tmp}/nowhere --pairs {pairs}", ["nowhere", "not a model folder"]),
     "eval-rm, a causal LM, not an RM": ("eval-rm --model {lm} --pairs {pairs}", ["not a reward model", "`score`"]),
     "eval-rm, empty pairs": ("eval-rm --model {rm} --pairs {empty}", ["empty.jsonl", "no RM pair records"]),
     "eval-rm, a pair without rejected": (
@@ -98,7 +98,7 @@ CASES = {  # name: (command line, split on spaces, then each word filled in; wha
     "generate, no model folder": (
         "generate --model {tmp}/nowhere --role teacher --prompts {prompts} --out {tmp}/s "
         "--task arithmetic --backend hf",
-        ["nowhere", "is not a model folder"],
+        ["nowhere", "not a model folder"],
     ),
     "judge, no teacher samples": (
         "judge --task arithmetic --prompts {prompts} --teacher-samples {empty} --out "
@@ -115,7 +115,7 @@ CASES = {  # name: (command line, split on spaces, then each word filled in; wha
     ),
     # serve-rm: settings and the model before anything listens
     "serve-rm, a port out of range": ("serve-rm --model {rm} --port 99999", ["--port", "[0, 65535]", "99999"]),
-    "serve-rm, no model folder": ("serve-rm --model {tmp}/nowhere --port 0", ["no model folder"]),
+    "serve-rm, no model folder": ("serve-rm --model {tmp}/nowhere --port 0", ["nowhere", "not a model folder"]),
     "serve-rm, a causal LM": ("serve-rm --model {lm} --port 0", ["not a reward model"]),
     # run: every setting of the pipeline is checked when the run starts, dry run included
     "run, a ratio that is not a number": (
@@ -138,7 +138,7 @@ CASES = {  # name: (command line, split on spaces, then each word filled in; wha
     "run, an empty prompt file": (
         "run --config {config} --dry_run --data.source files --data.train {empty} "
         "--data.test {prompts} --teacher.model {lm} --student.model {lm}",
-        ["empty.jsonl", "data.train: no prompt records"],
+        ["empty.jsonl", "no prompts"],
     ),
     "run, a teacher that is no model folder": (
         "run --config {config} --dry_run --data.source files --data.train "
@@ -159,7 +159,7 @@ CASES = {  # name: (command line, split on spaces, then each word filled in; wha
     ),
     "train-rm, empty pairs": (
         "train-rm --engine cpu --model.model_name_or_path {lm} --data.dataset {empty} --ckpt.output_dir {tmp}/rm_out",
-        ["empty.jsonl", "no usable rows"],
+        ["empty.jsonl", "holds no records"],
     ),
     "train-rm, no model folder": (
         "train-rm --engine cpu --model.model_name_or_path {tmp}/nowhere "
@@ -201,6 +201,86 @@ CASES = {  # name: (command line, split on spaces, then each word filled in; wha
     ),
     # commands that replace their output folder whole refuse one holding a user's files
     "tiny-model into a user's folder": ("tiny-model {user_dir}", ["user_dir", "notes.txt"]),
+    # issue 34's list: what still got through, late, or as a traceback
+    "label, an unknown task": (
+        "label --task bogus --prompts {prompts} --teacher_samples {samples} --out {tmp}/l",
+        ["unknown task 'bogus'", "gsm8k"],
+    ),
+    "label, a chat role no template knows": (
+        "label --prompts {wizard} --teacher_samples {samples} --out {tmp}/l",
+        ["wizard.jsonl:1 field 'prompt'", "system, user, assistant, tool"],
+    ),
+    "label, prompts that are a folder": (
+        "label --prompts {user_dir} --teacher_samples {samples} --out {tmp}/l",
+        ["user_dir", "a folder, not a file"],
+    ),
+    "run, an evaluation of a model the run has not": (
+        "run --data.source toy --eval.models teacher,bogus --dry_run",
+        ["eval.models", "teacher, student_base"],
+    ),
+    "run, a run folder that is a file": ("run --data.source toy --run_dir {pairs}", ["pairs.jsonl", "this is a file"]),
+    "generate, an output that is a file": (
+        "generate --model {lm} --prompts {prompts} --role teacher --out {pairs}",
+        ["pairs.jsonl", "this is a file"],
+    ),
+    "toy-world, an output that is a file": ("toy-world {pairs}", ["pairs.jsonl", "this is a file"]),
+    "generate, a model folder without weights": (
+        "generate --model {no_weights} --prompts {prompts} --role teacher --out {tmp}/s",
+        ["--model", "no_weights", "without weights"],
+    ),
+    "eval, --out a folder": (
+        "eval --model {lm} --task arithmetic --prompts {prompts} --out {user_dir}",
+        ["user_dir", "this is a folder"],
+    ),
+    "prepare-data, --out a folder": (
+        "prepare-data --task gsm8k --split test --source {gsm8k} --out {user_dir}",
+        ["user_dir", "this is a folder"],
+    ),
+    "sft, a data set that does not exist": (
+        "sft --engine cpu --model.model_name_or_path {lm} --data.dataset {tmp}/none.jsonl --ckpt.output_dir {tmp}/o",
+        ["none.jsonl", "no such file"],
+    ),
+    "sft, an empty data set": (
+        "sft --engine cpu --model.model_name_or_path {lm} --data.dataset {empty} --ckpt.output_dir {tmp}/o",
+        ["empty.jsonl", "holds no records"],
+    ),
+    "sft, a data set without the input key": (
+        "sft --engine cpu --model.model_name_or_path {lm} --data.dataset {pairs} --ckpt.output_dir {tmp}/o",
+        ["pairs.jsonl:1 field 'input'", "missing"],
+    ),
+    "train-rm, pairs without the chosen key": (
+        "train-rm --engine cpu --model.model_name_or_path {lm} --data.dataset {sft} --ckpt.output_dir {tmp}/o",
+        ["sft.jsonl:1 field 'chosen'", "missing"],
+    ),
+    "sft, one flag OpenRLHF does not know": (
+        "sft --engine cpu --model.model_name_or_path {lm} --data.dataset {sft} --ckpt.output_dir {tmp}/o "
+        "--bogus.flag 3",
+        ["unrecognized arguments: --bogus.flag 3"],
+    ),
+    "run, a list that is not YAML": ("run --data.source toy --sft.launcher [a,b --dry_run", ["--sft.launcher"]),
+    "run, a config that is not UTF-8": ("run --config {latin1_yaml} --dry_run", ["latin1.yaml", "not UTF-8"]),
+    "judge, a rubric that is not UTF-8": (
+        "judge --model {lm} --prompts {prompts} --teacher_samples {samples} --out {tmp}/j "
+        "--judge.rubric_file {latin1}",
+        ["latin1.jsonl:2", "not UTF-8"],
+    ),
+    "toy-world, a shape that is not a number": (
+        "toy-world {tmp}/w --teacher_shape hidden=abc",
+        ["--teacher_shape", "hidden=abc"],
+    ),
+    "run, a bad record on line 301 of the training prompts": (
+        "run --task arithmetic --data.source files --data.train {prompts_301} --data.test {prompts} "
+        "--teacher.model {lm} --student.model {lm} --run_dir {tmp}/r --dry_run",
+        ["prompts_301.jsonl:301 field 'id'", "appears twice"],
+    ),
+    "run, a backend flag the backend refuses": (
+        "run --data.source toy --teacher.backend_flags.hf.dtype float77 --dry_run --run_dir {tmp}/r",
+        ["stage teacher_samples would fail", "--hf.dtype", "float77"],
+    ),
+    "run, a judge flag that is not a number": (
+        "run --data.source toy --labeller judge --judge.flags.judge.temperature hot --dry_run --run_dir {tmp}/r",
+        ["stage teacher_labels would fail", "--judge.temperature", "hot"],
+    ),
 }
 
 
@@ -220,6 +300,26 @@ def files(tmp_path_factory, tiny_model):
         "rl_prompts": [json.dumps({"input": "What is 1 + 1?", "distill_label": "2"})],
         "prompts": [json.dumps({"id": "q1", "prompt": "What is 1 + 1?", "gold": "2"})],
         "dev": [json.dumps({"id": "q1", "prompt": "What is 1 + 1?", "pseudo_label": "2"})],
+        "samples": [
+            json.dumps(
+                {
+                    "id": "q1",
+                    "source": "teacher",
+                    "model": "m",
+                    "temperature": 1.0,
+                    "sample_index": 0,
+                    "response": "#### 2",
+                    "finish_reason": "stop",
+                    "answer": "2",
+                    "extraction": "marker",
+                }
+            )
+        ],
+        "wizard": [json.dumps({"id": "q1", "prompt": [{"role": "wizard", "content": "hi"}], "task": "arithmetic"})],
+        "gsm8k": [json.dumps({"question": "What is 1 + 1?", "answer": "1 + 1 = 2\n#### 2"})],
+        "sft": [json.dumps({"input": "What is 1 + 1?", "output": "#### 2"})],
+        "prompts_301": [json.dumps({"id": f"q{i}", "prompt": "What is 1 + 1?", "gold": "2"}) for i in range(300)]
+        + [json.dumps({"id": "q7", "prompt": "again", "gold": "2"})],
     }
     paths = {"tmp": str(tmp), "rm": rm, "lm": tiny_model, "latin1": str(tmp / "latin1.jsonl")}
     with open(paths["latin1"], "wb") as f:
@@ -236,6 +336,13 @@ def files(tmp_path_factory, tiny_model):
     paths["scalar_yaml"] = str(tmp / "scalar.yaml")
     with open(paths["scalar_yaml"], "w", encoding="utf-8") as f:
         f.write("data: {source: toy}\nteacher: {temperatures: 0.7}\n")
+    paths["latin1_yaml"] = str(tmp / "latin1.yaml")
+    with open(paths["latin1_yaml"], "wb") as f:
+        f.write(b"data: {source: toy}\n# caf\xe9\n")
+    no_weights = tmp / "no_weights"
+    no_weights.mkdir()
+    (no_weights / "config.json").write_text("{}")
+    paths["no_weights"] = str(no_weights)
     user_dir = tmp / "user_dir"
     user_dir.mkdir()
     (user_dir / "notes.txt").write_text("a user's notes")

@@ -9,6 +9,7 @@ one of the section's own keys goes there, so any OpenRLHF flag can be set per st
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 
 import yaml
@@ -341,16 +342,24 @@ def check_inputs(config: dict) -> None:
     """The files and model folders the run will read that exist before it starts (the user's prompt files and
     models; not what earlier stages will write), checked when the run starts, dry run included: a missing or
     empty prompt file, or a model path that is no model folder, fails now, not at the stage that reads it."""
+    from ..evaluation import read_eval_records
     from ..model_folders import check_model_folder, looks_local
-    from ..records import PROMPT, RecordError, read_records
+    from ..questions import load_questions
+    from ..tasks import get_task
 
     data = config["data"]
     for split in ("train", "test"):
         path = data[split]
         if path is None or (data["source"] == "hf" and not os.path.exists(path)):
             continue  # the hf source downloads what has no local copy
-        if not any(True for _ in read_records(path, PROMPT)):  # every record read and checked: FILE:LINE errors
-            raise RecordError(path, None, None, f"data.{split}: no prompt records in it")
+        # every record read as the stages that take it will read it (FILE:LINE field): the training questions as
+        # sampling does, each formatted into its prompt; the test questions as evaluation does, gold and all
+        if split == "train":
+            style = {f.name: f.default for f in dataclasses.fields(SamplingConfig)}["prompt_style"]  # the stages'
+            for question in load_questions(path, config["task"]).values():
+                question.task.format_prompt(question.record, style=style)
+        elif config["eval"]["enabled"]:
+            read_eval_records(path, get_task(config["task"]))
     if config["backend"] == "openai":
         return  # models are names served by the endpoint, not folders
     for role in ("teacher", "student", "judge"):

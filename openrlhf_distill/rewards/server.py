@@ -523,6 +523,22 @@ def score(url: str, prompts: list[str], responses: list[str], timeout: float = 1
 PATHS = (Input("model", "model", "the reward model folder (an OpenRLHF RM checkpoint)", required=True),)
 
 
+def check(args) -> None:
+    """The address is free: a busy port is refused before the model loads (which takes seconds to minutes)."""
+    settings = from_args(args, ServerSettings)
+    if settings.port == 0:
+        return
+    with socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the HTTP server binds
+        try:
+            probe.bind((settings.host, settings.port))
+        except OSError as error:
+            raise ValueError(
+                f"--host {settings.host} --port {settings.port}: cannot listen there ({error.strerror}); choose "
+                "another --port (0: any free one)"
+            ) from None
+
+
 def run(args) -> int:
     """Serves until Ctrl-C (or SIGTERM), then prints the server's counts."""
     import faulthandler
