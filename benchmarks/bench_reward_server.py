@@ -18,7 +18,10 @@ server, and against the large request's own time (what a one-sample request woul
 in arrival order).
 
     python benchmarks/bench_reward_server.py [--requests 2000] [--threads 48] [--repeats 3] [--big 4000]
-                                             [--model RM_DIR]
+                                             [--huge-mb 15] [--only-huge] [--model RM_DIR]
+
+Huge text (``--huge-mb``): one request holding one text of that many MB, and one-sample requests sent while it
+is scored, on a server that cuts texts to a prefix before tokenising and on one that tokenises them whole.
 """
 
 from __future__ import annotations
@@ -36,11 +39,13 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 SERVE = """
-import argparse, sys
-from openrlhf_distill.rewards.server import add_arguments, run
-parser = argparse.ArgumentParser()
-add_arguments(parser)
-sys.exit(run(parser.parse_args()))
+import sys
+from openrlhf_distill.reward_model import scorer
+if sys.argv[1] == "--tokenise-whole":  # as before the prefix cut: every text tokenised whole, then cut
+    scorer.CHARS_PER_TOKEN = 10 ** 12
+    del sys.argv[1]
+from openrlhf_distill.cli import main
+sys.exit(main(["serve-rm", *sys.argv[1:]]))
 """
 
 
@@ -69,11 +74,14 @@ def requests_of(n: int, seed: int) -> list[tuple[str, str]]:
 
 
 class ServerProcess:
-    def __init__(self, model: str, max_batch_size: int, max_wait_ms: float, torch_threads: int | None):
+    def __init__(
+        self, model: str, max_batch_size: int, max_wait_ms: float, torch_threads: int | None, whole: bool = False
+    ):
         command = [
             sys.executable,
             "-c",
             SERVE,
+            *(["--tokenise-whole"] if whole else []),
             "--model",
             model,
             "--port",
@@ -172,6 +180,40 @@ def fairness(model: str, args) -> dict:
     }
 
 
+def huge_text(model: str, args, whole: bool) -> dict:
+    """Latency of one-sample requests while one request holding one text of ``args.huge_mb`` MB is scored; with
+    ``whole`` the server tokenises every text whole before cutting it (as before the prefix cut)."""
+    from openrlhf_distill.rewards.server import score
+
+    def timed(prompts, responses):
+        start = time.perf_counter()
+        score(server.url, prompts, responses, timeout=600)
+        return time.perf_counter() - start
+
+    words = "the quick brown fox jumps over the lazy dog and counts 1 2 3 ".split()
+    rng = random.Random(3)
+    text = " ".join(rng.choice(words) for _ in range(int(args.huge_mb * 1e6 / 5)))
+    server = ServerProcess(model, 64, args.max_wait_ms, args.server_torch_threads, whole=whole)
+    try:
+        small = requests_of(20, seed=7)
+        idle = [timed([p], [r]) for p, r in small[:10]]
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            large = pool.submit(timed, ["Question: "], [text])
+            time.sleep(1.0)  # its body is read and its text being tokenised
+            loaded = [timed([p], [r]) for p, r in small[10:]]
+            large_seconds = large.result()
+    finally:
+        server.stop()
+    return {
+        "mode": "tokenised whole" if whole else "prefix cut",
+        "mb": args.huge_mb,
+        "idle_p50_ms": 1000 * statistics.median(idle),
+        "loaded_p50_ms": 1000 * statistics.median(loaded),
+        "loaded_max_ms": 1000 * max(loaded),
+        "huge_request_s": large_seconds,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
@@ -190,11 +232,25 @@ def main() -> None:
         "get both cores",
     )
     parser.add_argument("--big", type=int, default=4000, help="samples of the large request (fairness; 0: skip)")
+    parser.add_argument("--huge-mb", type=float, default=15.0, help="MB of the one huge text (its fairness; 0: skip)")
+    parser.add_argument("--only-huge", action="store_true", help="measure only the huge text, both ways")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as folder:
         model = args.model or build_rm(folder, args.hidden_size, args.layers)
+        huge = [huge_text(model, args, whole) for whole in (False, True)] if args.huge_mb else []
+        for row in huge:
+            print(
+                f"one-sample requests while one {row['mb']:g} MB text is scored ({row['mode']}): p50 "
+                f"{row['loaded_p50_ms']:.0f} ms (max {row['loaded_max_ms']:.0f}), idle p50 {row['idle_p50_ms']:.0f} "
+                f"ms; the huge request took {row['huge_request_s']:.1f} s"
+            )
+        if len(huge) == 2:
+            ratio = huge[1]["loaded_max_ms"] / huge[0]["loaded_max_ms"]
+            print(f"longest small-request wait, tokenised whole / prefix cut: x{ratio:.1f}")
+        if args.only_huge:
+            return
         results = [measure(model, size, args) for size in (64, 1)]
         fair = fairness(model, args) if args.big else None
     for row in results:
@@ -220,7 +276,11 @@ def main() -> None:
         )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"results": results, "ratio": ratio, "fairness": fair, "settings": vars(args)}, f, indent=2)
+            json.dump(
+                {"results": results, "ratio": ratio, "fairness": fair, "huge_text": huge, "settings": vars(args)},
+                f,
+                indent=2,
+            )
 
 
 if __name__ == "__main__":

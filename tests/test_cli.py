@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 BIN = os.path.join(os.path.dirname(sys.executable), "openrlhf-distill")
 
 
@@ -112,3 +114,26 @@ def test_label_command_reports_a_bad_record_in_one_line(tmp_path):
     result = run("label", "--prompts", str(prompts), "--teacher-samples", str(samples), "--out", str(tmp_path / "o"))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"{samples}:1 field 'model': missing" in result.stderr
+
+
+def test_an_unexpected_error_is_one_line_saying_it_is_a_bug_with_its_traceback_kept(monkeypatch, capsys, tmp_path):
+    from openrlhf_distill import cli, split
+
+    def broken(args):
+        raise TypeError("a bug of ours")
+
+    monkeypatch.setattr(split, "run", broken)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    monkeypatch.delenv(cli.DEBUG_ENV, raising=False)
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"id": "q1", "prompt": "p"}\n')
+    argv = ["split", "--prompts", str(prompts), "--labelled", "1", "--out", str(tmp_path / "out")]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "internal error (a bug, not your input): TypeError: a bug of ours" in err
+    (log,) = tmp_path.glob("openrlhf-distill-split-*.log")
+    assert "Traceback" in log.read_text() and str(log) in err and cli.DEBUG_ENV in err
+    assert not (tmp_path / "out").exists()  # the output it claimed and never wrote is gone again
+    monkeypatch.setenv(cli.DEBUG_ENV, "1")
+    with pytest.raises(TypeError, match="a bug of ours"):
+        cli.main(argv)

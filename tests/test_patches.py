@@ -246,3 +246,21 @@ def test_the_rm_normalisation_fix_reaches_code_that_imported_openrlhf_models_bef
     result = run_python(code, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "PACKAGE FIXED True" in result.stdout and "WRAPS THE ORIGINAL True" in result.stdout
+
+
+def test_harmless_log_lines_are_dropped_with_a_reason_each_and_the_docs_list_them_all(caplog):
+    import logging
+
+    from openrlhf_distill.compat import quiet
+
+    quiet.quiet_harmless_warnings()
+    quiet.quiet_harmless_warnings()  # twice, as a process that imports twice: one filter per line kind
+    logger = logging.getLogger("bitsandbytes.backends.cpu.ops")
+    assert sum(isinstance(f, quiet._DropLines) for f in logger.filters) == 1
+    with caplog.at_level(logging.WARNING, logger=logger.name):
+        logger.warning("Failed to load CPU gemm_4bit_forward from kernels-community: %s", "No module")
+        logger.warning("Failed to load something else")
+    assert [r.getMessage() for r in caplog.records] == ["Failed to load something else"]
+    docs = open(os.path.join(os.path.dirname(__file__), "..", "docs", "commands.md")).read()
+    for _, start, why in (*quiet.HARMLESS, *quiet.HARMLESS_LOGS):
+        assert why and start in docs, start

@@ -401,6 +401,42 @@ def test_a_killed_run_continues_and_ends_with_the_outputs_of_an_uninterrupted_ru
     assert not leftovers
 
 
+def _processes_naming(text: str) -> list[int]:
+    """Pids of the processes whose command line names ``text``."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if text.encode() in f.read():
+                    found.append(int(pid))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.slow
+def test_a_killed_driver_takes_its_stage_with_it_and_leaves_the_run_free(tmp_path, prompts, tiny_model):
+    run_dir = tmp_path / "orphan"
+    config = _config(tmp_path, prompts, tiny_model, run_dir)
+    shards = run_dir / "teacher_samples"
+    command = [sys.executable, "-m", "openrlhf_distill.cli", "run", "--config", config, "--until_stage", "sft_data"]
+    driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(shards.glob("shard-*.jsonl")):
+        time.sleep(0.05)
+    stage = [pid for pid in _processes_naming(str(shards)) if pid != driver.pid]
+    assert stage, "the sampling stage was not running"
+    driver.kill()  # SIGKILL to the driver alone: nothing of ours runs in it to stop the stage
+    driver.wait()
+    deadline = time.time() + 30
+    while time.time() < deadline and _processes_naming(str(shards)):
+        time.sleep(0.1)
+    assert not _processes_naming(str(shards)), "the stage outlived its driver"
+    result = _run(config, "--until_stage", "sft_data")  # neither the run folder nor the stage's output is held
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "[resume] teacher_samples" in result.stdout
+
+
 @pytest.mark.slow
 def test_a_rerun_skips_what_is_done_and_a_changed_setting_reruns_from_there(tmp_path, prompts, tiny_model):
     path = _config(
@@ -576,3 +612,17 @@ def test_plans_spell_flags_as_users_type_them_and_run_folders_made_before_stay_d
         ["--run_dir", str(tmp_path), "--student.max_new_tokens", "77"],
     )
     assert runner.fingerprints(stages.plan(changed)) != runner.fingerprints(planned)  # values still count
+
+
+def test_a_stage_log_keeps_the_text_of_its_output_without_terminal_control(tmp_path, capsys):
+    # a progress bar's redraws and colours, as tqdm and rich write them on a terminal
+    code = (
+        "import sys; sys.stdout.write('\\x1b[32mstep\\x1b[0m 1\\n'); "
+        "sys.stdout.write(' 50%|#####     | 5/10\\r100%|##########| 10/10\\x1b[A\\n'); sys.stdout.write('done\\n')"
+    )
+    log = tmp_path / "stage.log"
+    assert runner._run_logged([sys.executable, "-c", code], str(log), "run") == 0
+    text = log.read_text()
+    assert "step 1\n" in text and "100%|##########| 10/10\n" in text and "done\n" in text
+    assert not any(ch in text for ch in "\x1b\r")
+    assert "\x1b[32m" in capsys.readouterr().out  # the console still gets the colours

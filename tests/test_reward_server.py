@@ -449,3 +449,29 @@ def test_serve_rm_prints_its_url_serves_and_stops_on_ctrl_c(tiny_rm):
             process.kill()
     assert process.returncode == 0
     assert '"requests": 1' in out and '"samples": 1' in out
+
+
+def test_a_text_longer_than_the_rm_reads_is_cut_before_tokenising_to_the_same_ids(tiny_rm):
+    """A huge text is not tokenised whole (it held the server for 49 s): its prefix gives the same ids as the
+    whole text cut to the RM's positions; a prefix of unusually long tokens falls back to the whole text."""
+    import random
+
+    from openrlhf_distill.reward_model import scorer
+
+    rm = scorer.RewardScorer(tiny_rm)
+    words = "the quick brown fox jumps over the lazy dog 12 345".split()
+    prose = " ".join(random.Random(0).choice(words) for _ in range(200_000))  # about 1 MB
+    dense = "x" * (rm.max_len * scorer.CHARS_PER_TOKEN * 3)  # runs of x: a few long tokens
+    for text in (prose, dense, "short text"):
+        whole = rm.tokenizer([text], add_special_tokens=False)["input_ids"][0]
+        assert rm._cut(rm._token_ids([text])[0]) == rm._cut(whole)
+    seen, tokenize = [], rm.tokenizer.__call__
+
+    class Recording:  # the tokenizer, recording the length of every text it is given
+        def __call__(self, texts, **options):
+            seen.extend(len(t) for t in ([texts] if isinstance(texts, str) else texts))
+            return tokenize(texts, **options)
+
+    rm.tokenizer = type("Tokenizer", (Recording,), {"__getattr__": lambda self, n: getattr(tokenize.__self__, n)})()
+    rm._token_ids([prose * 15])  # 15 MB: only its prefix is tokenised
+    assert seen == [rm.max_len * scorer.CHARS_PER_TOKEN]
