@@ -166,9 +166,10 @@ def test_an_output_the_contract_forbids_is_refused_before_any_work(name, output,
         given = [v for p, v in contract.resolve(cli.declared_paths(name), args, rest) if p.role == "input"]
         if output.derived or not given:
             pytest.skip("this output has no flag to point at an input, or the command reads none")
-        argv = _argv(name, inputs, outputs_at, **{output.name: given[0]})
-        err = _refused(name, argv, capsys, os.path.dirname(given[0]), outputs_at)
-        assert "an input of" in err and given[0] in err
+        for one in given:  # each input it reads: a model folder, a prompts file, a samples folder...
+            argv = _argv(name, inputs, outputs_at, **{output.name: one})
+            err = _refused(name, argv, capsys, os.path.dirname(one), outputs_at)
+            assert "an input of" in err and one in err
         return
     if case == "holds the user's files":
         _fill_as_user(where, output.kind)

@@ -402,10 +402,9 @@ def test_server_settings_are_checked():
 
 # --- the command ------------------------------------------------------------------------------------------------
 SERVE = """
-import argparse, sys
-from openrlhf_distill.rewards.server import add_arguments, run
-parser = cli.command_parser("serve-rm")
-sys.exit(run(parser.parse_args()))
+import sys
+from openrlhf_distill.cli import main
+sys.exit(main(["serve-rm", *sys.argv[1:]]))
 """
 
 
@@ -475,3 +474,20 @@ def test_a_text_longer_than_the_rm_reads_is_cut_before_tokenising_to_the_same_id
     rm.tokenizer = type("Tokenizer", (Recording,), {"__getattr__": lambda self, n: getattr(tokenize.__self__, n)})()
     rm._token_ids([prose * 15])  # 15 MB: only its prefix is tokenised
     assert seen == [rm.max_len * scorer.CHARS_PER_TOKEN]
+
+
+def test_serve_rm_on_a_busy_port_is_refused_before_the_model_loads(tiny_rm, monkeypatch, capsys):
+    from openrlhf_distill import cli
+    from openrlhf_distill.reward_model import scorer
+
+    def never(*args, **kwargs):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(scorer.RewardScorer, "__init__", never)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert cli.main(["serve-rm", "--model", tiny_rm, "--port", str(port)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"--port {port}: cannot listen there" in err
