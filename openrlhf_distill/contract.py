@@ -26,6 +26,7 @@ import fcntl
 import fnmatch
 import json
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -130,7 +131,7 @@ def is_bookkeeping(name: str) -> bool:
     return (
         name == OUTPUT_MARKER
         or (name.startswith(".") and name.endswith(".openrlhf-distill"))
-        or PARTIAL_SUFFIX in name
+        or re.search(rf"{re.escape(PARTIAL_SUFFIX)}(-\d+)?$", name) is not None  # X.partial, X.partial-PID
         or name == ".lock"
     )
 
