@@ -220,7 +220,10 @@ def test_a_run_killed_mid_way_resumes_to_exactly_the_samples_of_an_uninterrupted
 @pytest.mark.parametrize(
     "change, message",
     [
-        (lambda a, t: a.__setitem__(a.index("--model") + 1, str(t / "nowhere")), "not a model folder (no such folder)"),
+        (
+            lambda a, t: a.__setitem__(a.index("--model") + 1, str(t / "nowhere")),
+            "not a model folder (no such folder)",
+        ),
         (
             lambda a, t: a.__setitem__(a.index("--temperatures") + 1, "0.5,2.5"),
             "--temperatures: 2.5: must be a number in [0, 2]",
