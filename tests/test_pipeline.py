@@ -626,3 +626,21 @@ def test_a_stage_log_keeps_the_text_of_its_output_without_terminal_control(tmp_p
     assert "step 1\n" in text and "100%|##########| 10/10\n" in text and "done\n" in text
     assert not any(ch in text for ch in "\x1b\r")
     assert "\x1b[32m" in capsys.readouterr().out  # the console still gets the colours
+
+
+def test_a_stale_report_goes_whole_so_the_new_one_never_meets_an_old_report_it_would_refuse(tmp_path, monkeypatch):
+    # report.md and plots/ written by an earlier version carry no record of being ours: the runner removes them
+    # with results.json when the report is stale, before the new report command (and its output contract) runs
+    config = cfg.load_config(None, ["--data.source", "toy", "--run_dir", str(tmp_path)])
+    (report,) = [s for s in stages.plan(config) if s.name == "report"]
+    assert {os.path.basename(p) for p in report.work} == {"report.md", "plots"}
+    for path in (report.output, *report.work[:1]):
+        with open(path, "w") as f:
+            f.write("an earlier version's\n")
+    os.makedirs(report.work[1])
+    seen = []
+    monkeypatch.setattr(runner, "_run_logged", lambda *_: seen.append(sorted(os.listdir(tmp_path))) or 0)
+    old = stages.Stage("report", "report", None, ["report", "x"], report.output, work=report.work)
+    monkeypatch.setattr(runner, "_counts", lambda stage: {})
+    runner.run_stages([old], str(tmp_path), forced={"report"}, log=lambda _: None)
+    assert seen and not {"report.md", "plots", "results.json"} & set(seen[0])

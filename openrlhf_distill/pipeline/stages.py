@@ -181,8 +181,18 @@ class _Planner:
         for seed in self.seeds:
             self._seed(seed)
         measured = [s.output for s in self.stages if s.name in ("eval", "rm_eval", "rl", "labels", "teacher_labels")]
+        # its other outputs are work: a stale report goes whole, never left for the new one to refuse as not ours
+        written = [os.path.join(self.run, name) for name in ("report.md", "plots")]
         self._add(
-            Stage("report", "report", None, ["report", self.run], os.path.join(self.run, "results.json"), measured)
+            Stage(
+                "report",
+                "report",
+                None,
+                ["report", self.run],
+                os.path.join(self.run, "results.json"),
+                measured,
+                work=written,
+            )
         )
 
     def _add(self, stage: Stage) -> Stage:
