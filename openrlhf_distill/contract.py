@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from .compat.flags import flag_value
 from .model_folders import check_model_folder
-from .records import OUTPUT_MARKER, PARTIAL_SUFFIX, file_sha256, write_json_atomic
+from .records import OUTPUT_MARKER, PARTIAL_SUFFIX, file_sha256, is_inside, read_output_marker, write_json_atomic
 
 SIDECAR = ".{name}.openrlhf-distill"  # beside each output: its lock, and for a file what we wrote
 LEGACY_OWNERS = {"run.json": "run"}  # folders written before the marker: the file that shows whose they are
@@ -166,7 +166,7 @@ def _check_file(command: str, path: str) -> None:
 
 
 def _folder_owner(path: str) -> dict | None:
-    marker = _read_json(os.path.join(path, OUTPUT_MARKER))
+    marker = read_output_marker(path)
     if marker is not None:
         return marker
     for name, command in LEGACY_OWNERS.items():
@@ -210,22 +210,22 @@ def _check_folder(command: str, path: str, declared: Path, args, rest) -> None:
         )
 
 
-def _inside(inner: str, outer: str) -> bool:
-    inner, outer = os.path.realpath(inner), os.path.realpath(outer)
-    return inner == outer or inner.startswith(outer.rstrip(os.sep) + os.sep)
-
-
 def check(command: str, resolved: list[tuple[Path, str]], args=None, rest=()) -> None:
-    """Refuses, with :class:`OutputRefused`, an output the contract does not allow (the module docstring)."""
-    inputs = [value for path, value in resolved if path.role == "input"]
+    """Refuses, with :class:`OutputRefused`, an output the contract does not allow (the module docstring), and a
+    model folder without its config or weights, before anything loads it."""
     for path, value in resolved:
-        if path.kind == "model":  # a local model folder without its config or weights: refused before loading
+        if path.kind == "model":
             check_model_folder(value, path.flag)
+    _check_outputs(command, resolved, args, rest)
+
+
+def _check_outputs(command: str, resolved: list[tuple[Path, str]], args, rest) -> None:
+    inputs = [value for path, value in resolved if path.role == "input"]
     for path, value in resolved:
         if path.role != "output":
             continue
         for given in inputs:
-            if _inside(given, value):
+            if is_inside(given, value):
                 what = "is" if os.path.realpath(given) == os.path.realpath(value) else "holds"
                 _refuse(value, f"this output {what} an input of `{command}` ({given}); choose another output")
         if path.kind == "file":
@@ -284,7 +284,7 @@ def claim(command: str, paths: tuple[Path, ...], args: argparse.Namespace, rest:
         with contextlib.ExitStack() as stack:
             for _, value in outputs:
                 stack.enter_context(_lock(command, value))
-            check(command, resolved, args, rest)  # again under the locks: another command may have just finished
+            _check_outputs(command, resolved, args, rest)  # again under the locks: another may have just finished
             marked = [value for path, value in outputs if path.kind == "folder" and not _folder_owner(value)]
             for value in marked:
                 _mark_folder(command, value, complete=False)

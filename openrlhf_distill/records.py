@@ -273,19 +273,30 @@ def write_json_atomic(path: str, value) -> None:
 OUTPUT_MARKER = ".openrlhf-distill-output"
 
 
-def _output_owner(path: str) -> str | None:
+def read_output_marker(path: str) -> dict | None:
+    """The marker of folder ``path`` (the command that wrote it, and what the output contract records), or None."""
     try:
         with open(os.path.join(path, OUTPUT_MARKER), encoding="utf-8") as f:
-            return json.load(f).get("command")
-    except (OSError, ValueError, AttributeError):
+            marker = json.load(f)
+    except (OSError, ValueError):
         return None
+    return marker if isinstance(marker, dict) else None
+
+
+def _output_owner(path: str) -> str | None:
+    return (read_output_marker(path) or {}).get("command")
+
+
+def is_inside(inner: str, outer: str) -> bool:
+    """Whether path ``inner`` is ``outer`` or lies in it (links resolved)."""
+    inner, outer = os.path.realpath(inner), os.path.realpath(outer)
+    return inner == outer or inner.startswith(outer.rstrip(os.sep) + os.sep)
 
 
 def refuse_inputs_inside(path: str, command: str, inputs: Iterable[str | None]) -> None:
     """Refuses an output folder that is, or holds, one of ``command``'s inputs."""
-    out = os.path.realpath(path)
     for given in inputs:
-        if given and (os.path.realpath(given) + os.sep).startswith(out + os.sep):
+        if given and is_inside(given, path):
             raise RecordError(
                 path,
                 None,

@@ -83,6 +83,22 @@ def tiny_model(tmp_path_factory) -> str:
     return build_tiny_causal_lm(str(tmp_path_factory.mktemp("tiny_qwen2")))
 
 
+@pytest.fixture(scope="session")
+def teacher_sample() -> dict:
+    """One teacher sample record of question q1 ("What is 1 + 1?"), answered 2."""
+    return {
+        "id": "q1",
+        "source": "teacher",
+        "model": "m",
+        "temperature": 1.0,
+        "sample_index": 0,
+        "response": "#### 2",
+        "finish_reason": "stop",
+        "answer": "2",
+        "extraction": "marker",
+    }
+
+
 @pytest.fixture
 def run_python(tmp_path):
     """Runs code as a script in a fresh interpreter of this venv, so start-up hooks and imports are real.

@@ -285,7 +285,7 @@ CASES = {  # name: (command line, split on spaces, then each word filled in; wha
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory, tiny_model):
+def files(tmp_path_factory, tiny_model, teacher_sample):
     from openrlhf_distill.toy.tiny_model import build_tiny_reward_model
 
     tmp = tmp_path_factory.mktemp("bad_inputs")
@@ -300,21 +300,7 @@ def files(tmp_path_factory, tiny_model):
         "rl_prompts": [json.dumps({"input": "What is 1 + 1?", "distill_label": "2"})],
         "prompts": [json.dumps({"id": "q1", "prompt": "What is 1 + 1?", "gold": "2"})],
         "dev": [json.dumps({"id": "q1", "prompt": "What is 1 + 1?", "pseudo_label": "2"})],
-        "samples": [
-            json.dumps(
-                {
-                    "id": "q1",
-                    "source": "teacher",
-                    "model": "m",
-                    "temperature": 1.0,
-                    "sample_index": 0,
-                    "response": "#### 2",
-                    "finish_reason": "stop",
-                    "answer": "2",
-                    "extraction": "marker",
-                }
-            )
-        ],
+        "samples": [json.dumps(teacher_sample)],
         "wizard": [json.dumps({"id": "q1", "prompt": [{"role": "wizard", "content": "hi"}], "task": "arithmetic"})],
         "gsm8k": [json.dumps({"question": "What is 1 + 1?", "answer": "1 + 1 = 2\n#### 2"})],
         "sft": [json.dumps({"input": "What is 1 + 1?", "output": "#### 2"})],

@@ -60,23 +60,13 @@ def test_every_command_has_a_command_line_and_every_output_a_case():
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory, tiny_model):
+def inputs(tmp_path_factory, tiny_model, teacher_sample):
     from openrlhf_distill.toy.tiny_model import build_tiny_reward_model
 
     tmp = tmp_path_factory.mktemp("contract_inputs")
     rows = {
         "prompts": {"id": "q1", "prompt": "What is 1 + 1?", "gold": "2", "task": "arithmetic"},
-        "samples": {
-            "id": "q1",
-            "source": "teacher",
-            "model": "m",
-            "temperature": 1.0,
-            "sample_index": 0,
-            "response": "#### 2",
-            "finish_reason": "stop",
-            "answer": "2",
-            "extraction": "marker",
-        },
+        "samples": teacher_sample,
         "gsm8k": {"question": "What is 1 + 1?", "answer": "1 + 1 = 2\n#### 2"},
         "sft": {"input": "What is 1 + 1?", "output": "#### 2"},
         "pairs": {"prompt": "p", "chosen": "right", "rejected": "wrong"},

@@ -31,13 +31,17 @@ class RunSettings:
     dry_run: bool = setting(False, "print the plan: each stage, its state and its command", aliases=("--dry-run",))
 
 
+def _absolute_config(args, overrides: list[str]) -> dict:
+    return with_absolute_paths(load_config(args.config, overrides))[0]
+
+
 def _run_dir(args, overrides: list[str]) -> str:
-    return with_absolute_paths(load_config(args.config, overrides))[0]["run_dir"]
+    return _absolute_config(args, overrides)["run_dir"]
 
 
 def _run_entries(args, overrides: list[str]) -> set[str]:
     """The top-level names a run folder of this config holds: each stage's output, and the run's own files."""
-    config = with_absolute_paths(load_config(args.config, overrides))[0]
+    config = _absolute_config(args, overrides)
     names = {"run.json", "stages", "results.json", "report.md", "plots"}
     for stage in plan(config):
         for path in (stage.output, *stage.work):
